@@ -1,0 +1,165 @@
+"""Cassandra access: sessions, the project's schema, and the stores that read and write tables.
+
+CQL lives in ``infra/cql/*.cql`` (schema, applied in file-name order) and as
+constants beside the store that runs it; statements are prepared once per
+session. Everything here runs on Cassandra 2.1 (protocol v3) and on 4.x/5.x:
+no ``date``/``smallint``/``duration`` types, no ``SELECT JSON``, no
+``PER PARTITION LIMIT`` or ``GROUP BY``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from abc import ABC
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from cassandra import OperationTimedOut
+from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.query import PreparedStatement
+
+from connectors.config import REPO_ROOT, CassandraConfig
+from connectors.errors import ConfigError, NextwatchError
+
+CQL_DIR = REPO_ROOT / "infra" / "cql"
+_STATEMENT_END = re.compile(r";\s*(?:--[^\n]*)?$", re.MULTILINE)
+
+
+class CassandraUnavailableError(NextwatchError, ConnectionError):
+    """No Cassandra node answered within the configured timeout."""
+
+
+def _option_value(raw: str) -> Any:
+    """Cluster keyword options arrive as strings from env/TOML; give them their natural type."""
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def cluster_for(config: CassandraConfig) -> Cluster:
+    options = {k: _option_value(v) for k, v in config.options.items()}
+    try:
+        return Cluster(
+            contact_points=config.contact_points,
+            port=config.port,
+            protocol_version=config.protocol_version,
+            connect_timeout=config.connect_timeout_s,
+            **options,
+        )
+    except TypeError as exc:
+        raise ConfigError(f"[cassandra.options]: {exc}") from exc
+
+
+def connect(config: CassandraConfig, keyspace: str | None = None, timeout_s: float | None = None) -> Session:
+    """A session (optionally bound to ``keyspace``), retrying until ``timeout_s`` (default: connect timeout)."""
+    timeout = config.connect_timeout_s if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        cluster = cluster_for(config)
+        try:
+            session = cluster.connect(keyspace)
+            session.default_timeout = config.request_timeout_s
+            return session
+        except (NoHostAvailable, OperationTimedOut, OSError) as exc:
+            last = exc
+            cluster.shutdown()
+        if time.monotonic() >= deadline:
+            where = ", ".join(f"{host}:{config.port}" for host in config.contact_points)
+            raise CassandraUnavailableError(
+                f"no Cassandra node answered at {where} within {timeout:.0f}s ({last}); "
+                "is the stack up? (nextwatch stack status)"
+            )
+        time.sleep(0.5)
+
+
+def wait_for_cassandra(config: CassandraConfig, timeout_s: float) -> str:
+    """Block until a node serves CQL; returns its release version."""
+    session = connect(config, timeout_s=timeout_s)
+    try:
+        row = session.execute("SELECT release_version FROM system.local").one()
+        return str(row.release_version)
+    finally:
+        session.cluster.shutdown()
+
+
+def split_statements(cql: str) -> list[str]:
+    """Statements of a .cql file: comment lines dropped, split at a ';' that ends a line."""
+    body = "\n".join(line for line in cql.splitlines() if not line.strip().startswith("--"))
+    parts = _STATEMENT_END.split(body)
+    return [p.strip() for p in parts if p.strip()]
+
+
+KEYSPACE_CQL = (
+    "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+    "{{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"
+)
+MIGRATIONS_TABLE_CQL = (
+    "CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations ("
+    "file text PRIMARY KEY, sha256 text, applied_at timestamp)"
+)
+
+
+def apply_schema(config: CassandraConfig, cql_dir: Path = CQL_DIR) -> list[str]:
+    """Create the keyspace and apply each ``*.cql`` once, in name order; returns the files applied now.
+
+    A file already applied with different contents is an error: published CQL is
+    never edited, a change is a new file (as with schemas).
+    """
+    session = connect(config)
+    try:
+        ks = config.keyspace
+        session.execute(KEYSPACE_CQL.format(keyspace=ks, rf=config.replication_factor), timeout=60)
+        session.execute(MIGRATIONS_TABLE_CQL.format(keyspace=ks), timeout=60)
+        applied = {row.file: row.sha256 for row in session.execute(f"SELECT file, sha256 FROM {ks}.schema_migrations")}
+        newly: list[str] = []
+        for path in sorted(cql_dir.glob("*.cql")):
+            text = path.read_text()
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            if path.name in applied:
+                if applied[path.name] != digest:
+                    raise ConfigError(f"{path.name} changed after it was applied; add a new .cql file instead")
+                continue
+            for statement in split_statements(text):
+                session.execute(statement.replace("{keyspace}", ks), timeout=60)
+            session.execute(
+                f"INSERT INTO {ks}.schema_migrations (file, sha256, applied_at) VALUES (%s, %s, %s)",
+                (path.name, digest, int(time.time() * 1000)),
+            )
+            newly.append(path.name)
+        return newly
+    finally:
+        session.cluster.shutdown()
+
+
+class CassandraStore(ABC):  # noqa: B024 - a base with shared plumbing, no abstract methods yet
+    """Base of every table store: one session, statements prepared once by name."""
+
+    STATEMENTS: dict[str, str] = {}
+
+    def __init__(self, session: Session, keyspace: str) -> None:
+        self.session = session
+        self.keyspace = keyspace
+        self._prepared: dict[str, PreparedStatement] = {
+            name: session.prepare(cql.replace("{keyspace}", keyspace)) for name, cql in self.STATEMENTS.items()
+        }
+
+    def statement(self, name: str) -> PreparedStatement:
+        return self._prepared[name]
+
+    def execute_many(self, name: str, rows: Iterable[tuple[Any, ...]], concurrency: int = 64) -> int:
+        """Run one prepared statement over many parameter tuples concurrently; raises on the first failure."""
+        from cassandra.concurrent import execute_concurrent_with_args
+
+        results = execute_concurrent_with_args(self.session, self._prepared[name], list(rows),
+                                               concurrency=concurrency, raise_on_first_error=True)
+        return len(results)

@@ -1,0 +1,88 @@
+"""Kafka sources and sinks for PyFlink jobs, over the extracted connector jars.
+
+The connector jar here (flink-connector-kafka 4.0.1-2.0 beside a plain
+kafka-clients 3.9.1) is not the shaded fat jar PyFlink's wrapper assumes: two
+wrapper methods name ``org.apache.flink.kafka.shaded.org.apache.kafka...``
+classes that do not exist in it. :func:`patch_pyflink_kafka` points them at the
+unshaded classes; without it ``set_partitions``, ``committed_offsets`` and
+``offsets`` fail. Every builder below applies it first.
+
+Message values travel into Python as raw bytes (``ByteArraySchema``): there is no
+Flink Avro format jar here, and decoding in Python lets a job dead-letter what it
+cannot read instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from connectors.config import KafkaConfig, state_dir
+
+FLINK_JARS_ENV = "NEXTWATCH_FLINK_JARS"
+CONNECTOR_JARS = ("flink-connector-kafka.jar", "kafka-clients.jar")
+_patched = False
+
+
+def connector_jar_dir() -> Path:
+    """Where ``nextwatch stack up`` extracted the connector jars (``$NEXTWATCH_FLINK_JARS`` overrides)."""
+    configured = os.environ.get(FLINK_JARS_ENV)
+    return Path(configured) if configured else state_dir() / "engines" / "flink-jars"
+
+
+def connector_jar_urls(directory: Path | None = None) -> list[str]:
+    directory = directory or connector_jar_dir()
+    missing = [name for name in CONNECTOR_JARS if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"Kafka connector jars {missing} not in {directory}; run `nextwatch stack up` first")
+    return [(directory / name).resolve().as_uri() for name in CONNECTOR_JARS]
+
+
+def patch_pyflink_kafka() -> None:
+    """Make PyFlink's Kafka wrapper use the unshaded kafka-clients classes. Idempotent."""
+    global _patched
+    if _patched:
+        return
+    from pyflink.datastream.connectors import kafka as pyflink_kafka
+    from pyflink.java_gateway import get_gateway
+
+    def to_j_topic_partition(self: Any) -> Any:
+        return get_gateway().jvm.org.apache.kafka.common.TopicPartition(self._topic, self._partition)
+
+    def to_j_offset_reset_strategy(self: Any) -> Any:
+        strategy = get_gateway().jvm.org.apache.kafka.clients.consumer.OffsetResetStrategy
+        return getattr(strategy, self.name)
+
+    pyflink_kafka.KafkaTopicPartition._to_j_topic_partition = to_j_topic_partition
+    pyflink_kafka.KafkaOffsetResetStrategy._to_j_offset_reset_strategy = to_j_offset_reset_strategy
+    _patched = True
+
+
+def kafka_source(kafka: KafkaConfig, topics: list[str], group_id: str, from_earliest: bool = True,
+                 properties: dict[str, str] | None = None) -> Any:
+    """A KafkaSource of raw message values (bytes) over ``topics`` (full names)."""
+    patch_pyflink_kafka()
+    from pyflink.common.serialization import ByteArraySchema
+    from pyflink.datastream.connectors.kafka import (
+        KafkaOffsetResetStrategy,
+        KafkaOffsetsInitializer,
+        KafkaSource,
+    )
+
+    start = (
+        KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST) if from_earliest
+        else KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.LATEST)
+    )
+    builder = (
+        KafkaSource.builder()
+        .set_bootstrap_servers(kafka.bootstrap_servers)
+        .set_topics(*topics)
+        .set_group_id(group_id)
+        .set_starting_offsets(start)
+        .set_value_only_deserializer(ByteArraySchema())
+    )
+    # librdkafka options do not apply to the Java client; only java-style ones pass through
+    for key, value in {"partition.discovery.interval.ms": "10000", **(properties or {})}.items():
+        builder = builder.set_property(key, value)
+    return builder.build()

@@ -1,0 +1,58 @@
+"""Every Kafka topic, declared once. Admin creates them from here; producers route by it.
+
+The broker cannot add partitions later (CreatePartitions is unsupported on Tansu,
+and adding them would re-shuffle keys anyway), so partition counts are chosen up
+front. ``infra/topology.md`` documents each topic's writer and readers; a unit
+test keeps it in step with this list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from connectors.config import KafkaConfig
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: values are single-object Avro of ``subject`` (None for raw bytes)."""
+
+    name: str  # without the configured prefix
+    subject: str | None
+    key_field: str
+    partitions: int | None = None  # None: KafkaConfig.partitions
+    config: dict[str, str] = field(default_factory=dict)
+    doc: str = ""
+
+    def full_name(self, kafka: KafkaConfig) -> str:
+        return kafka.topic_prefix + self.name
+
+    def partition_count(self, kafka: KafkaConfig) -> int:
+        return self.partitions or kafka.partitions
+
+
+_WEEK_MS = str(7 * 24 * 3600 * 1000)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("play", "play_event", "user_id", config={"retention.ms": _WEEK_MS},
+              doc="PlayEvent, keyed by user_id for per-user order"),
+    TopicSpec("search", "search_event", "user_id", config={"retention.ms": _WEEK_MS},
+              doc="SearchEvent, keyed by user_id"),
+    TopicSpec("browse", "browse_event", "user_id", config={"retention.ms": _WEEK_MS},
+              doc="BrowseEvent (impressions, clicks, scrolls), keyed by user_id"),
+    TopicSpec("rating", "rating_event", "user_id", config={"retention.ms": _WEEK_MS},
+              doc="RatingEvent, keyed by user_id"),
+    TopicSpec("catalog", "catalog_item", "title_id", config={"cleanup.policy": "compact"},
+              doc="CatalogItem snapshots, keyed by title_id; compacted, the newest wins"),
+    TopicSpec("dead-letter", None, "user_id", config={"retention.ms": _WEEK_MS},
+              doc="Messages no job could read: original bytes, reason in headers"),
+)
+
+TOPICS_BY_SUBJECT: dict[str, TopicSpec] = {t.subject: t for t in TOPICS if t.subject}
+TOPICS_BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}
+
+
+def topic_for_subject(subject: str) -> TopicSpec:
+    if subject not in TOPICS_BY_SUBJECT:
+        raise KeyError(f"no topic carries subject {subject!r}")
+    return TOPICS_BY_SUBJECT[subject]

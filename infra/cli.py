@@ -1,0 +1,88 @@
+"""The ``nextwatch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from connectors.errors import NextwatchError
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from infra import stack
+
+    if args.action == "up":
+        result = stack.up(progress=stack.main_progress)
+        print(json.dumps(result, indent=2))
+        return 0
+    if args.action == "down":
+        stack.down(progress=stack.main_progress)
+        return 0
+    statuses = stack.status()
+    width = max(len(s.name) for s in statuses)
+    for s in statuses:
+        print(f"{s.name:<{width}}  {s.state:<9}  {s.detail}")
+    return 0 if all(s.state in ("running", "ready") for s in statuses) else 1
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from infra.replay.runner import replay_command
+
+    return replay_command(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from infra.demo import run_demo
+
+    return run_demo(limit=args.limit, rate=args.rate)
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    from infra.demo import sync_catalog
+
+    written = sync_catalog(timeout_s=args.timeout)
+    print(f"titles written to Cassandra: {written}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nextwatch", description="Streaming recommendations: Kafka -> Flink -> Cassandra")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_stack = sub.add_parser("stack", help="start, stop or check the local broker, Cassandra and Flink")
+    p_stack.add_argument("action", choices=["up", "down", "status"])
+    p_stack.set_defaults(func=_stack)
+
+    p_replay = sub.add_parser("replay", help="produce a MovieLens replay or a synthetic load into Kafka")
+    from infra.replay.runner import add_replay_arguments
+
+    add_replay_arguments(p_replay)
+    p_replay.set_defaults(func=_replay)
+
+    p_demo = sub.add_parser("demo", help="stack up, replay MovieLens into Kafka, read a summary back")
+    p_demo.add_argument("--limit", type=int, default=None, help="ratings to replay (default: all 100,000)")
+    p_demo.add_argument("--rate", type=float, default=0.0, help="events/s (0: as fast as possible)")
+    p_demo.set_defaults(func=_demo)
+
+    p_catalog = sub.add_parser("catalog", help="copy the catalog topic into Cassandra's titles table")
+    p_catalog.add_argument("action", choices=["sync"])
+    p_catalog.add_argument("--timeout", type=float, default=10.0, help="stop after this many idle seconds")
+    p_catalog.set_defaults(func=_catalog)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except NextwatchError as exc:
+        print(f"nextwatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Background processes of the local stack: start detached, remember, check, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from connectors.config import state_dir
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class RunRecord:
+    """What `up` left running, so `status` and `down` find it again."""
+
+    name: str
+    pid: int
+    ports: dict[str, int] = field(default_factory=dict)
+    log: str = ""
+    started_at: float = 0.0
+
+    @staticmethod
+    def path(name: str) -> Path:
+        return state_dir() / "run" / f"{name}.json"
+
+    @classmethod
+    def load(cls, name: str) -> RunRecord | None:
+        path = cls.path(name)
+        if not path.exists():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+    def save(self) -> None:
+        path = self.path(self.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+    def forget(self) -> None:
+        self.path(self.name).unlink(missing_ok=True)
+
+    @property
+    def alive(self) -> bool:
+        return pid_alive(self.pid)
+
+
+def start_detached(command: list[str], log_path: Path, env: Mapping[str, str] | None = None,
+                   cwd: Path | None = None) -> int:
+    """Start ``command`` in its own session (it outlives this process); output goes to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(  # noqa: S603 - the command is built by the stack, not user input
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None, cwd=cwd, start_new_session=True,
+        )
+    return proc.pid
+
+
+def stop_process(pid: int, timeout_s: float = 20.0) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after ``timeout_s``."""
+    if not pid_alive(pid):
+        return
+    for sig, wait in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:  # reap it if it is our child
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if not pid_alive(pid):
+                return
+            time.sleep(0.1)
+    raise RuntimeError(f"process {pid} did not stop")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
