@@ -97,8 +97,9 @@ class EventCodec:
                 raise InvalidEventError("event", f"{type(event).__name__} is not a nextwatch event type")
             encoder = self._object_encoders[type(event)] = self._compile(subject, dict_input=False)
         now = int(time.time() * 1000) if ingest_ms is None else ingest_ms
+        data = encoder(event, now)  # type errors first: the rules below assume well-typed fields
         check_semantics(event, now)
-        return encoder(event, now)
+        return data
 
     def encode_record(self, subject: str, record: dict[str, Any], ingest_ms: int | None = None) -> bytes:
         """Encode a plain dict for ``subject``; missing fields take their schema defaults."""
