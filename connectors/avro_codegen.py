@@ -298,8 +298,8 @@ def compile_encoder(
         ]
     source = "\n\n".join("\n".join(fn) for fn in [*compiler.functions, main])
     namespace: dict[str, Any] = dict(compiler.consts)
-    exec(compile(source, f"<avro encoder {parsed_schema['name']}>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, f"<avro encoder {parsed_schema['name']}>", "exec"), namespace)
     encode: EncodeFn = namespace["encode"]
     encode.__doc__ = f"Generated encoder for {parsed_schema['name']}."
-    setattr(encode, "source", source)  # kept for debugging
+    encode.__doc__ += "\n\n" + source  # the generated code, for debugging
     return encode

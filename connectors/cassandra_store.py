@@ -19,6 +19,7 @@ from typing import Any
 
 from cassandra import OperationTimedOut
 from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement
 
 from connectors.config import REPO_ROOT, CassandraConfig
@@ -50,6 +51,7 @@ def cluster_for(config: CassandraConfig) -> Cluster:
     try:
         return Cluster(
             contact_points=config.contact_points,
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
             port=config.port,
             protocol_version=config.protocol_version,
             connect_timeout=config.connect_timeout_s,

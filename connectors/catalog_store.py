@@ -37,9 +37,9 @@ class CatalogStore(CassandraStore):
         return (
             item.title_id, item.title, item.genres, item.sub_genres, item.cast, item.directors,
             orjson.dumps([{"name": c.name, "role": c.role} for c in item.crew]).decode(), item.release_year,
-            item.runtime_minutes, item.maturity_rating, set(avail.countries), avail.available_from_ms,
-            avail.available_until_ms, set(item.tags), item.synopsis, orjson.dumps(artwork).decode(),
-            set(item.synthetic_fields), item.updated_time_ms, item.event_id, item.updated_time_ms * 1000,
+            item.runtime_minutes, item.maturity_rating, avail.countries, avail.available_from_ms,
+            avail.available_until_ms, item.tags, item.synopsis, orjson.dumps(artwork).decode(),
+            item.synthetic_fields, item.updated_time_ms, item.event_id, item.updated_time_ms * 1000,
         )
 
     def upsert(self, items: Iterable[CatalogItem]) -> int:
@@ -55,18 +55,20 @@ class CatalogStore(CassandraStore):
         row = self.session.execute(self.statement("get"), (title_id,)).one()
         if row is None:
             return None
-        artwork = [ArtworkVariant(a["artwork_id"], a["uri"], a["themes"]) for a in orjson.loads(row.artwork_json or "[]")]
+        artwork = [ArtworkVariant(a["artwork_id"], a["uri"], a["themes"])
+                   for a in orjson.loads(row.artwork_json or "[]")]
         return CatalogItem(
             title_id=row.title_id, updated_time_ms=_millis(row.updated_time), title=row.title,
             runtime_minutes=row.runtime_minutes, maturity_rating=row.maturity_rating,
             availability=Availability(
-                available_from_ms=_millis(row.available_from), countries=sorted(row.countries or ()),
+                available_from_ms=_millis(row.available_from), countries=list(row.countries or []),
                 available_until_ms=_millis(row.available_until) if row.available_until else None),
             genres=list(row.genres or []), sub_genres=list(row.sub_genres or []), cast=list(row.cast_members or []),
             directors=list(row.directors or []),
-            crew=[CrewMember(c["name"], c["role"]) for c in orjson.loads(row.crew_json or "[]")], release_year=row.release_year,
-            tags=sorted(row.tags or ()), synopsis=row.synopsis or "", artwork=artwork,
-            synthetic_fields=sorted(row.synthetic_fields or ()), event_id=row.event_id,
+            crew=[CrewMember(c["name"], c["role"]) for c in orjson.loads(row.crew_json or "[]")],
+            release_year=row.release_year,
+            tags=list(row.tags or []), synopsis=row.synopsis or "", artwork=artwork,
+            synthetic_fields=list(row.synthetic_fields or []), event_id=row.event_id,
         )
 
     def count(self) -> int:

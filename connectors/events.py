@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, ClassVar, Literal, Union, get_args, get_type_hints
+from typing import Any, ClassVar, Literal, get_args, get_type_hints
 
 from connectors.errors import InvalidEventError
 
@@ -185,8 +185,8 @@ class CatalogItem:
     ingest_time_ms: int = 0
 
 
-UserEvent = Union[PlayEvent, SearchEvent, BrowseEvent, RatingEvent]
-Event = Union[PlayEvent, SearchEvent, BrowseEvent, RatingEvent, CatalogItem]
+UserEvent = PlayEvent | SearchEvent | BrowseEvent | RatingEvent
+Event = PlayEvent | SearchEvent | BrowseEvent | RatingEvent | CatalogItem
 EVENT_TYPES: dict[str, type[Any]] = {
     cls.SUBJECT: cls for cls in (PlayEvent, SearchEvent, BrowseEvent, RatingEvent, CatalogItem)
 }
@@ -246,7 +246,7 @@ def _check_play(event: PlayEvent, now_ms: int) -> None:
     _check_user_event(event, now_ms)
     pos, dur = event.position_ms, event.duration_ms
     if _is_id(event.title_id) and _is_id(event.playback_id) and (
-        type(pos) is not int or type(dur) is not int or 0 <= pos <= dur and dur > 0
+        type(pos) is not int or type(dur) is not int or (0 <= pos <= dur and dur > 0)
     ):
         return
     _explain_id(event, "title_id", event.title_id)
@@ -284,9 +284,8 @@ def _check_browse(event: BrowseEvent, now_ms: int) -> None:
             _fail(event, "title_id", "a CLICK names the clicked title")
         if event.position_in_row is None:
             _fail(event, "position_in_row", "a CLICK names the clicked position")
-    elif action == "SCROLL":
-        if not (isinstance(event.scroll_depth, int) and event.scroll_depth >= 0):
-            _fail(event, "scroll_depth", f"a SCROLL has a scroll_depth >= 0, got {event.scroll_depth!r}")
+    elif action == "SCROLL" and not (isinstance(event.scroll_depth, int) and event.scroll_depth >= 0):
+        _fail(event, "scroll_depth", f"a SCROLL has a scroll_depth >= 0, got {event.scroll_depth!r}")
 
 
 def _check_rating(event: RatingEvent, now_ms: int) -> None:

@@ -130,7 +130,7 @@ class EventProducer:
         return count
 
     def send_encoded(self, topic: str, key: bytes | None, value: bytes,
-                     headers: list[tuple[str, bytes]] | None = None) -> None:
+                     headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
         """Queue bytes that are already encoded (replays, the dead-letter path, benchmarks)."""
         if self._fatal or (self._failures and self._user_on_delivery is None):
             self._raise_pending()

@@ -25,6 +25,7 @@ dead-lettered.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -95,6 +96,8 @@ class SchemaStore:
         try:
             definition = json.loads(path.read_text())
             parsed = parse_schema(definition, named_schemas={})
+            if not isinstance(parsed, dict) or parsed.get("type") != "record":
+                raise TypeError("a contract is an Avro record")
         except (ValueError, KeyError, TypeError) as exc:
             raise SchemaStoreError(f"{path}: not a valid Avro schema: {exc}") from exc
         subject, version = match["subject"], int(match["version"])
@@ -218,7 +221,7 @@ def check_full_compatibility(store: SchemaStore) -> dict[str, list[str]]:
     report: dict[str, list[str]] = {}
     for subject in store.subjects:
         versions = store.versions(subject)
-        for old, new in zip(versions, versions[1:]):
+        for old, new in itertools.pairwise(versions):
             problems = compatibility_problems(old, new)
             if problems:
                 report[f"{subject} v{old.version} -> v{new.version}"] = problems

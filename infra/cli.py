@@ -48,7 +48,8 @@ def _catalog(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nextwatch", description="Streaming recommendations: Kafka -> Flink -> Cassandra")
+    parser = argparse.ArgumentParser(prog="nextwatch",
+                                     description="Streaming recommendations: Kafka -> Flink -> Cassandra")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_stack = sub.add_parser("stack", help="start, stop or check the local broker, Cassandra and Flink")

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.cassandra_store import connect
@@ -140,7 +140,7 @@ def write_catalog(items: list[CatalogItem], cassandra: CassandraConfig) -> int:
 
 
 def _day(ms: int | None) -> str:
-    return datetime.fromtimestamp((ms or 0) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp((ms or 0) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def run_demo(limit: int | None = None, rate: float = 0.0) -> int:

@@ -17,6 +17,7 @@ everything it started and leaves nothing running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -191,10 +192,8 @@ def _testcontainers_down() -> None:
 
     client = docker.from_env()
     for container_id in json.loads(record.read_text()).get("ids", []):
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             client.containers.get(container_id).remove(force=True)
-        except docker.errors.NotFound:
-            pass
     record.unlink()
 
 

@@ -224,7 +224,7 @@ class MovieLensReplay:
             if n % 50 == 0:  # the policy's view of "popular so far", refreshed as ratings arrive
                 top = [t for t, _ in popularity.most_common(60)]
 
-            def row(exclude: set[str], size: int, rng: random.Random = rng) -> list[str]:
+            def row(exclude: set[str], size: int, rng: random.Random = rng, top: list[str] = top) -> list[str]:
                 popular = [t for t in top if t not in exclude]
                 picked: list[str] = []
                 for pool, count in ((popular, size // 2), (all_titles, size)):

@@ -80,7 +80,8 @@ def synthesize_catalog_item(seed: int, title_id: str, title: str, year: int | No
     director = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
     lead_genre = genres[0] if genres else "story"
     return CatalogItem(
-        title_id=title_id, updated_time_ms=updated_time_ms, title=title, runtime_minutes=runtime_minutes(seed, title_id),
+        title_id=title_id, updated_time_ms=updated_time_ms, title=title,
+        runtime_minutes=runtime_minutes(seed, title_id),
         maturity_rating=maturity,  # type: ignore[arg-type]
         availability=Availability(available_from_ms=available_from_ms),
         genres=list(genres), sub_genres=[f"{g} Classics" for g in genres[:1] if year and year < 1980],
@@ -180,7 +181,8 @@ def viewing_events(seed: int, v: Viewing, extra_impressions: list[list[str]] | N
 
 def watch_fraction_for(stars: float, rng: random.Random) -> float:
     """Higher ratings come from fuller viewings: 5 -> complete, 1 -> abandoned early."""
-    low, high = {1: (0.05, 0.3), 2: (0.2, 0.6), 3: (0.5, 0.95), 4: (0.8, 1.0), 5: (0.95, 1.0)}[max(1, min(5, round(stars)))]
+    bands = {1: (0.05, 0.3), 2: (0.2, 0.6), 3: (0.5, 0.95), 4: (0.8, 1.0), 5: (0.95, 1.0)}
+    low, high = bands[max(1, min(5, round(stars)))]
     fraction = rng.uniform(low, high)
     return 1.0 if fraction >= 0.95 else fraction
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Any
 
@@ -124,7 +125,7 @@ def test_plays_of_a_user_never_overlap_and_start_after_the_rating_time(stream: l
     assert sum(len(s) for s in spans.values()) == 180
     for user_spans in spans.values():
         user_spans.sort()
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(user_spans, user_spans[1:]))
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(user_spans))
     for v in replay.viewings:  # the rule: max(rating time, end of previous play + gap)
         assert v.start_ms >= v.due_ms
 
