@@ -27,6 +27,25 @@ def _stack(args: argparse.Namespace) -> int:
     return 0 if all(s.state in ("running", "ready") for s in statuses) else 1
 
 
+def _topics(args: argparse.Namespace) -> int:
+    from connectors.config import KafkaConfig
+    from connectors.kafka_admin import ensure_topics, wait_for_broker
+    from connectors.topics import TOPICS
+
+    kafka = KafkaConfig.load()
+    if args.action == "create":
+        for name, state in ensure_topics(kafka).items():
+            print(f"{name:<32} {state}")
+        return 0
+    existing = wait_for_broker(kafka).topics
+    for spec in TOPICS:
+        name = spec.full_name(kafka)
+        partitions = len(existing[name].partitions) if name in existing else 0
+        print(f"{name:<32} {spec.subject or 'raw bytes':<14} key={spec.key_field:<9} "
+              f"partitions={partitions if partitions else 'MISSING'}  {spec.doc}")
+    return 0 if all(spec.full_name(kafka) in existing for spec in TOPICS) else 1
+
+
 def _replay(args: argparse.Namespace) -> int:
     from infra.replay.runner import replay_command
 
@@ -55,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_stack = sub.add_parser("stack", help="start, stop or check the local broker, Cassandra and Flink")
     p_stack.add_argument("action", choices=["up", "down", "status"])
     p_stack.set_defaults(func=_stack)
+
+    p_topics = sub.add_parser("topics", help="create or list the declared Kafka topics")
+    p_topics.add_argument("action", choices=["create", "list"])
+    p_topics.set_defaults(func=_topics)
 
     p_replay = sub.add_parser("replay", help="produce a MovieLens replay or a synthetic load into Kafka")
     from infra.replay.runner import add_replay_arguments
