@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from connectors.config import REPO_ROOT
 from connectors.events import BrowseEvent, CatalogItem, PlayEvent, RatingEvent, SearchEvent
 from infra.replay.movielens import Dataset, MovieLensReplay, parse_dataset
 from infra.replay.synthetic import SyntheticLoad
@@ -155,3 +156,26 @@ def test_synthetic_load_is_deterministic_and_skewed() -> None:
             plays[e.title_id] += 1
     ranked = sorted(plays.values(), reverse=True)
     assert sum(ranked[:10]) > 0.3 * sum(ranked)  # Zipf: the top 10% of titles take a large share
+
+
+def test_same_stream_whatever_the_hash_seed(stream: list[Any]) -> None:
+    """Set iteration order changes with PYTHONHASHSEED; the replay must not depend on it."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import hashlib; from tests.unit.test_replay import _dataset, NOW;"
+        "from infra.replay.movielens import MovieLensReplay;"
+        "h = hashlib.sha1();"
+        "[h.update(e.event_id.encode()) for e in MovieLensReplay(_dataset(), seed=3, now_ms=NOW, search_rate=0.3)];"
+        "print(h.hexdigest())"
+    )
+    expected = hashlib.sha1()
+    for e in stream:
+        expected.update(e.event_id.encode())
+    for hash_seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": hash_seed}, cwd=REPO_ROOT)
+        assert out.stdout.strip() == expected.hexdigest()
