@@ -237,9 +237,7 @@ class FlinkRuntime(Service):
         if missing:
             return ServiceStatus(self.name, "stopped", f"connector jars not extracted: {missing}")
         try:
-            import pyflink
-
-            version = getattr(pyflink, "__version__", "") or "2.x"
+            from pyflink.version import __version__ as version
         except ImportError as exc:
             return ServiceStatus(self.name, "unhealthy", f"pyflink not importable: {exc}")
         if shutil.which("java") is None:

@@ -129,6 +129,9 @@ def down(progress: Progress | None = None) -> None:
         for service in reversed(local_services()):
             _say(progress, f"{service.name}: stopping")
             service.stop()
+        left = [s.name for s in status() if s.state in ("running", "unhealthy")]
+        if left:
+            raise RuntimeError(f"still running after down: {left}")
     elif mode == "testcontainers":
         _testcontainers_down()
     _say(progress, "stack down")
