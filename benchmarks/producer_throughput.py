@@ -54,12 +54,12 @@ def run_sdk(kafka: KafkaConfig, events: list[Any]) -> float:
     return len(events) / elapsed
 
 
-def run_preencoded(kafka: KafkaConfig, encoded: list[tuple[str, bytes, bytes]]) -> float:
+def run_preencoded(kafka: KafkaConfig, encoded: list[tuple[str, bytes, bytes, int]]) -> float:
     producer = EventProducer(kafka)
     started = time.perf_counter()
     send = producer.send_encoded
-    for topic, key, value in encoded:
-        send(topic, key, value)
+    for topic, key, value, timestamp in encoded:
+        send(topic, key, value, timestamp)
     summary = producer.flush()
     elapsed = time.perf_counter() - started
     assert summary.delivered == len(encoded), summary
@@ -81,8 +81,8 @@ def main() -> None:
         created = ensure_topics(kafka)
         try:
             events = workload(args.events)  # fresh objects every round: nothing cached on them
-            encoded = [(topic_for_subject(type(e).SUBJECT).full_name(kafka), e.user_id.encode(), codec.encode(e))
-                       for e in workload(args.events)]
+            encoded = [(topic_for_subject(type(e).SUBJECT).full_name(kafka), e.user_id.encode(), codec.encode(e),
+                        e.event_time_ms) for e in workload(args.events)]
             rates["sdk"].append(run_sdk(kafka, events))
             rates["preencoded"].append(run_preencoded(kafka, encoded))
             print(f"round {round_no + 1}/{args.rounds}: sdk {rates['sdk'][-1]:,.0f}/s, "

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from connectors.codec import DecodedEvent, EventCodec
 from connectors.config import KafkaConfig
@@ -37,6 +37,36 @@ class ConsumedMessage:
     value: bytes
     event: DecodedEvent | None
     error: str | None
+
+
+def read_snapshot(topic: str, kafka: KafkaConfig | None = None, codec: EventCodec | None = None,
+                  idle_s: float = 1.0, timeout_s: float = 30.0) -> list[DecodedEvent]:
+    """Every readable record of ``topic`` from the beginning, without joining a group.
+
+    For bootstrapping from small compacted topics (the catalog). The broker's high
+    watermark is unreliable here, so the end is an idle gap of ``idle_s``.
+    """
+    kafka = kafka or KafkaConfig.load()
+    codec = codec or EventCodec()
+    consumer = Consumer(kafka.client_config(**{"group.id": "nextwatch-snapshot", "enable.auto.commit": False}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=kafka.connect_timeout_s).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        out: list[DecodedEvent] = []
+        deadline = time.monotonic() + timeout_s
+        idle_until = time.monotonic() + max(idle_s, 2.0)  # the first fetch takes a moment
+        while time.monotonic() < min(idle_until, deadline):
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            idle_until = time.monotonic() + idle_s
+            try:
+                out.append(codec.decode(msg.value() or b""))
+            except (DecodeError, UnknownSchemaError):
+                continue  # unreadable records are the live path's business (dead-letter)
+        return out
+    finally:
+        consumer.close()
 
 
 class EventConsumer:

@@ -190,6 +190,9 @@ Event = PlayEvent | SearchEvent | BrowseEvent | RatingEvent | CatalogItem
 EVENT_TYPES: dict[str, type[Any]] = {
     cls.SUBJECT: cls for cls in (PlayEvent, SearchEvent, BrowseEvent, RatingEvent, CatalogItem)
 }
+USER_EVENT_SUBJECTS = frozenset(cls.SUBJECT for cls in (PlayEvent, SearchEvent, BrowseEvent, RatingEvent))
+# Subjects without a typed class (session_features, user_features, rejected_event) are records
+# that jobs derive and write as dicts through EventCodec.encode_record.
 
 
 # ---------------------------------------------------------------------------

@@ -59,6 +59,22 @@ def patch_pyflink_kafka() -> None:
     _patched = True
 
 
+def kafka_sink_table_ddl(table: str, kafka: KafkaConfig, topic: str) -> str:
+    """A Table API Kafka sink of ``(k BYTES, v BYTES)`` rows: raw key and value, at-least-once.
+
+    PyFlink's DataStream KafkaSink cannot take the key from a field of the
+    element; the SQL connector with the ``raw`` format can. At-least-once: an
+    exactly-once sink would hold records until a checkpoint and break freshness.
+    """
+    return (
+        f"CREATE TEMPORARY TABLE {table} (k BYTES, v BYTES) WITH ("
+        f"'connector' = 'kafka', 'topic' = '{topic}', "
+        f"'properties.bootstrap.servers' = '{kafka.bootstrap_servers}', "
+        "'key.format' = 'raw', 'key.fields' = 'k', 'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY', "
+        "'sink.delivery-guarantee' = 'at-least-once', 'properties.linger.ms' = '5')"
+    )
+
+
 def kafka_source(kafka: KafkaConfig, topics: list[str], group_id: str, from_earliest: bool = True,
                  properties: dict[str, str] | None = None) -> Any:
     """A KafkaSource of raw message values (bytes) over ``topics`` (full names)."""

@@ -14,6 +14,10 @@ flush raises :class:`~connectors.errors.DeliveryError` listing them. Pass
 
 Invalid events raise :class:`~connectors.errors.InvalidEventError` from
 :meth:`send` before anything is queued.
+
+Each message's Kafka timestamp is the event's time (``event_time_ms``, or
+``updated_time_ms`` for the catalog): stream jobs take event time and per-partition
+watermarks from it at the source.
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ class EventProducer:
         else:
             settings["on_delivery"] = self._on_report_and_forward
         self._producer = Producer(settings)
-        self._routes: dict[type[Any], tuple[str, str]] = {}
+        self._routes: dict[type[Any], tuple[str, str, str]] = {}
         self._sent = 0
         self._since_poll = 0
         self._started = time.monotonic()
@@ -104,18 +108,19 @@ class EventProducer:
             self._fatal = f"{err.name()}: {err.str()}"
 
     # -- sending -----------------------------------------------------------
-    def _route(self, event: Any) -> tuple[str, str]:
+    def _route(self, event: Any) -> tuple[str, str, str]:
         route = self._routes.get(type(event))
         if route is None:
             spec = topic_for_subject(type(event).SUBJECT)
-            route = self._routes[type(event)] = (spec.full_name(self.kafka), spec.key_field)
+            time_field = "updated_time_ms" if spec.subject == "catalog_item" else "event_time_ms"
+            route = self._routes[type(event)] = (spec.full_name(self.kafka), spec.key_field, time_field)
         return route
 
     def send(self, event: Any) -> None:
         """Validate and encode ``event`` and queue it; raises InvalidEventError before queueing a bad one."""
         value = self.codec.encode(event, int(time.time() * 1000))
-        topic, key_field = self._route(event)
-        self.send_encoded(topic, getattr(event, key_field).encode(), value)
+        topic, key_field, time_field = self._route(event)
+        self.send_encoded(topic, getattr(event, key_field).encode(), value, getattr(event, time_field))
 
     def send_many(self, events: Iterable[Any]) -> int:
         """Send each event; stamps one ingest time per call. Returns how many were queued."""
@@ -124,22 +129,25 @@ class EventProducer:
         count = 0
         for event in events:
             value = encode(event, now)
-            topic, key_field = route(event)
-            send(topic, getattr(event, key_field).encode(), value)
+            topic, key_field, time_field = route(event)
+            send(topic, getattr(event, key_field).encode(), value, getattr(event, time_field))
             count += 1
         return count
 
-    def send_encoded(self, topic: str, key: bytes | None, value: bytes,
+    def send_encoded(self, topic: str, key: bytes | None, value: bytes, timestamp_ms: int = 0,
                      headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
-        """Queue bytes that are already encoded (replays, the dead-letter path, benchmarks)."""
+        """Queue bytes that are already encoded (replays, the dead-letter path, benchmarks).
+
+        ``timestamp_ms`` becomes the Kafka message timestamp (0: the client's clock).
+        """
         if self._fatal or (self._failures and self._user_on_delivery is None):
             self._raise_pending()
         while True:
             try:
                 if headers:
-                    self._producer.produce(topic, value, key, headers=headers)
+                    self._producer.produce(topic, value, key, timestamp=timestamp_ms, headers=headers)
                 else:
-                    self._producer.produce(topic, value, key)
+                    self._producer.produce(topic, value, key, timestamp=timestamp_ms)
                 break
             except BufferError:
                 # local queue full: serve delivery reports until there is room (backpressure)

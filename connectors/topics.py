@@ -44,11 +44,20 @@ TOPICS: tuple[TopicSpec, ...] = (
               doc="RatingEvent, keyed by user_id"),
     TopicSpec("catalog", "catalog_item", "title_id", config={"cleanup.policy": "compact"},
               doc="CatalogItem snapshots, keyed by title_id; compacted, the newest wins"),
-    TopicSpec("dead-letter", None, "user_id", config={"retention.ms": _WEEK_MS},
-              doc="Messages no job could read: original bytes, reason in headers"),
+    TopicSpec("dead-letter", "rejected_event", "user_id", config={"retention.ms": _WEEK_MS},
+              doc="RejectedEvent (INVALID): messages a job could not read, with the reason and original bytes"),
+    TopicSpec("late-events", "rejected_event", "user_id", config={"retention.ms": _WEEK_MS},
+              doc="RejectedEvent (LATE): events later than the allowed lateness, kept out of windows"),
+    TopicSpec("session-features", "session_features", "user_id", config={"retention.ms": _WEEK_MS},
+              doc="SessionFeatures, one per closed session, keyed by user_id"),
+    TopicSpec("user-features", "user_features", "user_id", config={"retention.ms": _WEEK_MS},
+              doc="UserFeatures changelog: the absolute profile after each change, keyed by user_id"),
 )
 
-TOPICS_BY_SUBJECT: dict[str, TopicSpec] = {t.subject: t for t in TOPICS if t.subject}
+USER_EVENT_TOPICS = ("play", "search", "browse", "rating")
+
+# the topic a producer sends each subject to (rejections choose dead-letter or late-events themselves)
+TOPICS_BY_SUBJECT: dict[str, TopicSpec] = {t.subject: t for t in TOPICS if t.subject and t.subject != "rejected_event"}
 TOPICS_BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}
 
 

@@ -24,7 +24,7 @@ from connectors.config import CassandraConfig, KafkaConfig
 from connectors.consumer import EventConsumer
 from connectors.events import CatalogItem, from_record
 from connectors.producer import EventProducer
-from connectors.topics import TOPICS, TOPICS_BY_NAME
+from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
 
 
 def say(text: str) -> None:
@@ -57,7 +57,7 @@ def read_back(kafka: KafkaConfig, idle_s: float = 3.0, first_wait_s: float = 30.
     """
     out = ReadBack()
     seen: set[str] = set()
-    topics = [t.full_name(kafka) for t in TOPICS if t.subject]
+    topics = [TOPICS_BY_NAME[name].full_name(kafka) for name in (*USER_EVENT_TOPICS, "catalog")]
     group = f"nextwatch-demo-{uuid.uuid4().hex[:8]}"
     started = last_report = time.monotonic()
     last_message = time.monotonic() + first_wait_s - idle_s

@@ -11,7 +11,7 @@ from typing import Any
 from connectors.codec import EventCodec
 from connectors.config import KafkaConfig
 from connectors.flink_kafka import kafka_source
-from connectors.topics import TOPICS
+from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
 from jobs.event_audit import audit_message
 from jobs.runtime import FlinkConfig, stream_environment
 
@@ -33,7 +33,7 @@ def build(env: Any, kafka: KafkaConfig, group_id: str = "nextwatch-event-audit")
     """Wire source -> decode; returns the decoded stream of (subject, event_id, entity)."""
     from pyflink.common import Types, WatermarkStrategy
 
-    topics = [t.full_name(kafka) for t in TOPICS if t.subject]
+    topics = [TOPICS_BY_NAME[name].full_name(kafka) for name in (*USER_EVENT_TOPICS, "catalog")]
     source = kafka_source(kafka, topics, group_id)
     raw = (
         env.from_source(source, WatermarkStrategy.no_watermarks(), "event-topics")

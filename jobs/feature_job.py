@@ -1,0 +1,535 @@
+"""Feature job: event topics -> sessions, profile, continue watching, trending, item stats.
+
+Steps (each with a stable uid):
+
+1. ``feature-source`` / ``catalog-source``: KafkaSource of raw bytes.
+2. ``decode-validate``: Avro single-object decode (any published version) and the
+   contract rules; anything unreadable goes to the dead-letter topic with the
+   reason and the original bytes, and the job goes on.
+   Event time is the Kafka message timestamp, which the producer SDK sets to
+   ``event_time_ms``: watermarks are generated per partition inside the source
+   (bounded out-of-orderness, with idleness so an empty partition cannot stall
+   them). A message whose timestamp disagrees with its ``event_time_ms`` is
+   dead-lettered, since windows would misplace it.
+3. ``user-features`` (keyed by user, catalog in broadcast state): drops duplicate
+   event ids, routes events later than the allowed lateness to the late-events
+   topic, updates the profile and continue watching per event (one ValueState per
+   user), and flushes each dirty user's rows at most every ``flush_ms``
+   (coalescing: writes scale with active users, not events). Every other event
+   goes on, enriched, to the SQL windows.
+4. Flink SQL over the enriched stream: SESSION windows per user (final when the
+   gap closes), HOP windows with a window top-N for trending (global and per
+   genre), running totals for item stats (coalesced per key before writing).
+5. Writers: Cassandra (async, bounded in flight) and Kafka topics through the
+   Table API's Kafka connector (raw key and value bytes, at-least-once).
+
+All Cassandra rows are absolute state and topic records carry stable ids, so a
+restart that re-reads from the last checkpoint converges to the same rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.cassandra_store import connect
+from connectors.codec import EventCodec
+from connectors.config import CassandraConfig, KafkaConfig, load_section
+from connectors.consumer import read_snapshot
+from connectors.errors import DecodeError, InvalidEventError, UnknownSchemaError
+from connectors.events import EVENT_TYPES as _EVENT_TYPES
+from connectors.events import USER_EVENT_SUBJECTS, CatalogItem, check_semantics, from_record
+from connectors.feature_store import FeatureStore
+from connectors.flink_kafka import kafka_sink_table_ddl, kafka_source
+from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
+from jobs.features.outputs import (
+    continue_watching_params,
+    item_stats_params,
+    now_ms,
+    profile_params,
+    profile_record,
+    rejection_record,
+    session_params,
+    session_record,
+)
+from jobs.features.sessions import SessionAggregates, session_features
+from jobs.features.user_state import UNKNOWN_TITLE, TitleInfo, UserState
+from jobs.runtime import FlinkConfig, stream_environment
+
+JOB_NAME = "nextwatch-features"
+TIMESTAMP_TOLERANCE_MS = 1_000
+
+
+@dataclass(frozen=True)
+class FeatureJobConfig:
+    """``[features]`` in the config file / ``NEXTWATCH_FEATURES_*``."""
+
+    session_gap_minutes: int = 30
+    out_of_orderness_ms: int = 5_000
+    allowed_lateness_ms: int = 60_000
+    idleness_ms: int = 5_000
+    flush_ms: int = 100
+    trending_window_minutes: int = 60
+    trending_slide_minutes: int = 5
+    trending_top_n: int = 50
+    group_id: str = "nextwatch-features"
+    options: dict[str, str] | None = None
+
+    @classmethod
+    def load(cls) -> FeatureJobConfig:
+        return load_section(cls, "features")
+
+
+# -- step 2: decode and validate ---------------------------------------------------
+
+
+def decode_message(codec: EventCodec, value: bytes, now: int) -> tuple[Any, str | None]:
+    """(typed event, None) or (None, reason). Pure apart from the codec."""
+    try:
+        decoded = codec.decode(value)
+    except (DecodeError, UnknownSchemaError) as exc:
+        return None, str(exc)
+    if decoded.subject not in USER_EVENT_SUBJECTS:
+        return None, f"{decoded.subject} is not a user event"
+    cls = _EVENT_TYPES[decoded.subject]
+    try:
+        event = from_record(cls, decoded.record)
+        check_semantics(event, now)
+    except (InvalidEventError, TypeError) as exc:
+        return None, str(exc)
+    return event, None
+
+
+# -- Flink wiring ------------------------------------------------------------------
+
+
+def catalog_snapshot(kafka: KafkaConfig) -> dict[str, TitleInfo]:
+    """The catalog as it stands, read from its compacted topic when an operator starts.
+
+    Broadcast state alone would race at startup: events could be processed before
+    the catalog stream delivered their titles. Later changes arrive by broadcast.
+    """
+    titles: dict[str, TitleInfo] = {}
+    for decoded in read_snapshot(TOPICS_BY_NAME["catalog"].full_name(kafka), kafka):
+        if decoded.subject == "catalog_item":
+            item = from_record(CatalogItem, decoded.record)
+            titles[item.title_id] = TitleInfo(tuple(item.genres), item.runtime_minutes)
+    return titles
+
+
+def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: FeatureJobConfig) -> dict[str, Any]:
+    """The Python operator classes, defined here so that importing this module does not need Flink."""
+    from pyflink.common import Types
+    from pyflink.datastream import (
+        KeyedBroadcastProcessFunction,
+        KeyedProcessFunction,
+        MapFunction,
+        ProcessFunction,
+    )
+    from pyflink.datastream.functions import RuntimeContext
+    from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+    dlq_tag = _tag("dead-letter")
+    late_tag = _tag("late")
+    enriched_tag = _enriched_tag()
+    titles_desc = MapStateDescriptor("titles", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+    lateness, flush_ms = settings.allowed_lateness_ms, settings.flush_ms
+
+    class DecodeValidate(ProcessFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.codec = EventCodec()
+            metrics = runtime_context.get_metrics_group()
+            self.events_in = metrics.counter("events_in")
+            self.invalid = metrics.counter("events_invalid")
+
+        def process_element(self, value: bytes, ctx: ProcessFunction.Context) -> Iterator[Any]:
+            self.events_in.inc()
+            event, reason = decode_message(self.codec, value, now_ms())
+            if event is not None and abs((ctx.timestamp() or 0) - event.event_time_ms) > TIMESTAMP_TOLERANCE_MS:
+                reason = (f"Kafka message timestamp {ctx.timestamp()} is not event_time_ms {event.event_time_ms}; "
+                          "produce with the nextwatch SDK or set it")
+                event = None
+            if event is None:
+                self.invalid.inc()
+                record = rejection_record("INVALID", reason or "unreadable", JOB_NAME, value)
+                yield dlq_tag, _kafka_row(b"", self.codec.encode_record("rejected_event", record))
+            else:
+                yield (event, value)
+
+    class DecodeCatalog(MapFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.codec = EventCodec()
+
+        def map(self, value: bytes) -> Any:
+            try:
+                item = from_record(CatalogItem, self.codec.decode(value).record)
+            except (DecodeError, UnknownSchemaError, TypeError):
+                return ("", None)
+            return (item.title_id, TitleInfo(tuple(item.genres), item.runtime_minutes))
+
+    class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.state = runtime_context.get_state(ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY()))
+            self.dirty = runtime_context.get_state(ValueStateDescriptor("dirty", Types.PICKLED_BYTE_ARRAY()))
+            self.codec = EventCodec()
+            self.titles: dict[str, TitleInfo] = catalog_snapshot(kafka)
+            metrics = runtime_context.get_metrics_group()
+            self.duplicates = metrics.counter("events_duplicate")
+            self.late = metrics.counter("events_late")
+            self.applied = metrics.counter("events_applied")
+            self.lag_ms = 0
+            metrics.gauge("freshness_lag_ms", lambda: self.lag_ms)
+
+        def _title(self, ctx: Any, title_id: str | None) -> TitleInfo:
+            if not title_id:
+                return UNKNOWN_TITLE
+            info = self.titles.get(title_id)
+            if info is None:  # after a restore the Python-side cache is empty; broadcast state is not
+                stored = ctx.get_broadcast_state(titles_desc).get(title_id)
+                info = stored if stored is not None else UNKNOWN_TITLE
+                if stored is not None:
+                    self.titles[title_id] = info
+            return info
+
+        def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
+            event, original = value
+            self.lag_ms = now_ms() - event.event_time_ms
+            watermark = ctx.timer_service().current_watermark()
+            if event.event_time_ms < watermark - lateness:
+                self.late.inc()
+                reason = (f"event_time_ms {event.event_time_ms} is {watermark - event.event_time_ms} ms behind the "
+                          f"watermark; allowed lateness is {lateness} ms")
+                record = rejection_record("LATE", reason, JOB_NAME, original, event=event)
+                yield late_tag, _kafka_row(event.user_id.encode(), self.codec.encode_record("rejected_event", record))
+                return
+            state: UserState = self.state.value() or UserState()
+            title_id = getattr(event, "title_id", None)
+            title = self._title(ctx, title_id)
+            outcome = state.apply(event, title)
+            if not outcome.applied:
+                self.duplicates.inc()
+                return
+            self.applied.inc()
+            self.state.update(state)
+            pending = self.dirty.value()
+            if pending is None:
+                pending = {"cw": {}, "last_event_id": event.event_id}
+                ctx.timer_service().register_processing_time_timer(ctx.timer_service().current_processing_time()
+                                                                   + flush_ms)
+            pending["cw"].update(outcome.continue_watching)
+            pending["last_event_id"] = event.event_id
+            self.dirty.update(pending)
+            yield enriched_tag, _enriched_row(event, title, outcome.watch_ms)
+
+        def process_broadcast_element(self, value: Any, ctx: Any) -> None:
+            title_id, info = value
+            if title_id and info is not None:
+                ctx.get_broadcast_state(titles_desc).put(title_id, info)
+                self.titles[title_id] = info
+
+        def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+            pending = self.dirty.value()
+            self.dirty.clear()
+            state: UserState | None = self.state.value()
+            if pending is None or state is None:
+                return
+            # main output (side outputs from timers are not supported for this function in PyFlink)
+            yield ctx.get_current_key(), state.profile, pending["last_event_id"], pending["cw"]
+
+    class WriteUserFeatures(ProcessFunction):  # type: ignore[misc]
+        """Profile and continue-watching rows to Cassandra; the profile changelog on to Kafka."""
+
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.session = connect(cassandra, cassandra.keyspace)
+            self.store = FeatureStore(self.session, cassandra.keyspace)
+            self.codec = EventCodec()
+
+        def close(self) -> None:
+            self.store.drain()
+            self.session.cluster.shutdown()
+
+        def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
+            user_id, profile, last_event_id, cw = value
+            written = now_ms()
+            self.store.write("profile", profile_params(user_id, profile, last_event_id, written))
+            for title_id, entry in cw.items():
+                if entry is None:
+                    self.store.write("cw_delete", (user_id, title_id))
+                else:
+                    self.store.write("cw", continue_watching_params(user_id, title_id, entry))
+            self.store.drain()  # acknowledged before the changelog says so
+            record = profile_record(user_id, profile, last_event_id)
+            yield _kafka_row(user_id.encode(), self.codec.encode_record("user_features", record))
+
+    class WriteSessions(MapFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.session = connect(cassandra, cassandra.keyspace)
+            self.store = FeatureStore(self.session, cassandra.keyspace)
+            self.codec = EventCodec()
+
+        def close(self) -> None:
+            self.session.cluster.shutdown()
+
+        def map(self, row: Any) -> Any:
+            features = session_features(SessionAggregates(*row))
+            self.store.write("session", session_params(features))
+            self.store.drain()
+            return _kafka_row(features.user_id.encode(),
+                              self.codec.encode_record("session_features", session_record(features)))
+
+    class WriteTrending(MapFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.session = connect(cassandra, cassandra.keyspace)
+            self.store = FeatureStore(self.session, cassandra.keyspace)
+
+        def close(self) -> None:
+            self.store.drain()
+            self.session.cluster.shutdown()
+
+        def map(self, row: Any) -> int:
+            scope, rank, title_id, plays, window_end = row
+            self.store.write("trending", (scope, int(rank), title_id, int(plays), _millis(window_end)))
+            return 1
+
+    class CoalesceItemStats(KeyedProcessFunction):  # type: ignore[misc]
+        """Running totals arrive per change; keep the latest per key, write it at most every flush_ms."""
+
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.latest = runtime_context.get_state(ValueStateDescriptor("latest", Types.PICKLED_BYTE_ARRAY()))
+            self.session = connect(cassandra, cassandra.keyspace)
+            self.store = FeatureStore(self.session, cassandra.keyspace)
+
+        def close(self) -> None:
+            self.store.drain()
+            self.session.cluster.shutdown()
+
+        def process_element(self, value: Any, ctx: Any) -> None:
+            if self.latest.value() is None:
+                ctx.timer_service().register_processing_time_timer(ctx.timer_service().current_processing_time()
+                                                                   + flush_ms)
+            self.latest.update(tuple(value))
+
+        def on_timer(self, timestamp: int, ctx: Any) -> None:
+            value = self.latest.value()
+            self.latest.clear()
+            if value is not None:
+                title_id, artwork_id, impressions, clicks, plays, completes = value
+                self.store.write("item_stats", item_stats_params(
+                    title_id, artwork_id or "", int(impressions), int(clicks), int(plays), int(completes), now_ms()))
+                self.store.drain()
+
+    return {
+        "DecodeValidate": DecodeValidate, "DecodeCatalog": DecodeCatalog, "UserFeatures": UserFeatures,
+        "WriteUserFeatures": WriteUserFeatures, "WriteSessions": WriteSessions, "WriteTrending": WriteTrending,
+        "CoalesceItemStats": CoalesceItemStats, "dlq_tag": dlq_tag, "late_tag": late_tag,
+        "enriched_tag": enriched_tag, "titles_desc": titles_desc,
+    }
+
+
+def _tag(name: str) -> Any:
+    from pyflink.datastream import OutputTag
+
+    return OutputTag(name, KAFKA_ROW_TYPE())
+
+
+def _enriched_tag() -> Any:
+    from pyflink.datastream import OutputTag
+
+    return OutputTag("enriched", ENRICHED_TYPE())
+
+
+def KAFKA_ROW_TYPE() -> Any:
+    from pyflink.common import Types
+
+    return Types.ROW_NAMED(["k", "v"], [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+
+
+def _kafka_row(key: bytes, value: bytes) -> Any:
+    from pyflink.common import Row
+
+    return Row(k=key, v=value)
+
+
+ENRICHED_FIELDS = ["user_id", "event_id", "event_time_ms", "kind", "action", "title_id", "artwork_id", "genres",
+                   "genres_csv", "watch_ms", "device_class", "utc_offset_minutes", "shown"]
+
+
+def ENRICHED_TYPE() -> Any:
+    from pyflink.common import Types
+
+    s, i, b = Types.STRING(), Types.INT(), Types.LONG()
+    return Types.ROW_NAMED(ENRICHED_FIELDS, [s, s, b, s, s, s, s, Types.BASIC_ARRAY(s), s, b, s, i,
+                                              Types.BASIC_ARRAY(s)])
+
+
+def _enriched_row(event: Any, title: TitleInfo, watch_ms: int) -> Any:
+    from pyflink.common import Row
+
+    subject = type(event).SUBJECT
+    kind = subject.split("_")[0]
+    action = getattr(event, "action", None) or getattr(event, "kind", None) or "SEARCH"
+    shown = [f"{i.title_id}|{i.artwork_id or ''}" for i in getattr(event, "items", ())] if kind == "browse" else []
+    return Row(event.user_id, event.event_id, event.event_time_ms, kind, action, getattr(event, "title_id", None),
+               getattr(event, "artwork_id", None), list(title.genres),
+               ",".join(title.genres) if action == "START" else "", watch_ms, event.context.device_class,
+               event.context.utc_offset_minutes, shown)
+
+
+def _millis(value: Any) -> int:
+    """Epoch ms of a SQL timestamp rendered as text in UTC (the job's session time zone)."""
+    if isinstance(value, int):
+        return value
+    parsed = datetime.fromisoformat(str(value).replace(" ", "T"))
+    return int(parsed.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def _sql(settings: FeatureJobConfig) -> dict[str, str]:
+    gap = settings.session_gap_minutes
+    return {
+        "sessions": f"""
+SELECT user_id, first_event_ms, last_event_ms, plays, completes, titles_played, watch_ms, impressions, clicks,
+  searches, events, genres_csv, device_class, utc_offset_minutes
+FROM (
+  SELECT user_id, window_start, window_end,
+    MIN(event_time_ms) AS first_event_ms, MAX(event_time_ms) AS last_event_ms,
+    CAST(SUM(CASE WHEN action = 'START' THEN 1 ELSE 0 END) AS INT) AS plays,
+    CAST(SUM(CASE WHEN action = 'COMPLETE' THEN 1 ELSE 0 END) AS INT) AS completes,
+    CAST(COUNT(DISTINCT CASE WHEN action = 'START' THEN title_id END) AS INT) AS titles_played,
+    SUM(watch_ms) AS watch_ms,
+    CAST(SUM(CASE WHEN action = 'IMPRESSION' THEN CARDINALITY(shown) ELSE 0 END) AS INT) AS impressions,
+    CAST(SUM(CASE WHEN kind = 'browse' AND action = 'CLICK' THEN 1 ELSE 0 END) AS INT) AS clicks,
+    CAST(SUM(CASE WHEN kind = 'search' THEN 1 ELSE 0 END) AS INT) AS searches,
+    CAST(COUNT(*) AS INT) AS events,
+    LISTAGG(genres_csv) AS genres_csv,
+    MAX(device_class) AS device_class,
+    MAX(utc_offset_minutes) AS utc_offset_minutes
+  FROM TABLE(SESSION(TABLE enriched PARTITION BY user_id, DESCRIPTOR(rowtime), INTERVAL '{gap}' MINUTES))
+  GROUP BY user_id, window_start, window_end
+)""",
+        "trending": f"""
+SELECT trend_scope, CAST(rn AS INT), title_id, plays, CAST(window_end AS STRING) FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, trend_scope ORDER BY plays DESC, title_id) AS rn
+  FROM (
+    SELECT window_start, window_end, trend_scope, title_id, COUNT(*) AS plays
+    FROM TABLE(HOP(TABLE trend_input, DESCRIPTOR(rowtime), INTERVAL '{settings.trending_slide_minutes}' MINUTES,
+                   INTERVAL '{settings.trending_window_minutes}' MINUTES))
+    GROUP BY window_start, window_end, trend_scope, title_id
+  )
+) WHERE rn <= {settings.trending_top_n}""",
+        "trend_input": """
+SELECT rowtime, 'global' AS trend_scope, title_id FROM enriched WHERE action = 'START'
+UNION ALL
+SELECT rowtime, CONCAT('genre:', g) AS trend_scope, title_id FROM enriched CROSS JOIN UNNEST(genres) AS t (g)
+WHERE action = 'START'""",
+        "item_stats": """
+SELECT title_id, artwork_id, CAST(GROUPING(artwork_id) AS INT) AS is_total, SUM(imp) AS impressions,
+       SUM(clk) AS clicks, SUM(starts) AS plays, SUM(completes) AS completes
+FROM (
+  SELECT SPLIT_INDEX(item, '|', 0) AS title_id,
+         COALESCE(NULLIF(SPLIT_INDEX(item, '|', 1), ''), 'default') AS artwork_id,
+         1 AS imp, 0 AS clk, 0 AS starts, 0 AS completes
+  FROM enriched CROSS JOIN UNNEST(shown) AS s (item) WHERE action = 'IMPRESSION'
+  UNION ALL
+  SELECT title_id, COALESCE(artwork_id, 'default'), 0, 1, 0, 0 FROM enriched WHERE kind = 'browse' AND action = 'CLICK'
+  UNION ALL
+  SELECT title_id, CAST(NULL AS STRING), 0, 0, 1, 0 FROM enriched WHERE action = 'START'
+  UNION ALL
+  SELECT title_id, CAST(NULL AS STRING), 0, 0, 0, 1 FROM enriched WHERE action = 'COMPLETE'
+)
+GROUP BY GROUPING SETS ((title_id, artwork_id), (title_id))""",
+    }
+
+
+def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: FeatureJobConfig) -> Any:
+    """Wire the whole job onto ``env``; returns the statement set that carries the Kafka sinks."""
+    from pyflink.common import Duration, Types, WatermarkStrategy
+    from pyflink.table import Schema, StreamTableEnvironment
+
+    fn = _functions(kafka, cassandra, settings)
+    t_env = StreamTableEnvironment.create(env)
+    t_env.get_config().set("table.local-time-zone", "UTC")  # timestamps rendered as text are UTC
+    topic = lambda name: TOPICS_BY_NAME[name].full_name(kafka)  # noqa: E731
+
+    # per-partition watermarks from the Kafka timestamps (= event_time_ms, set by the SDK)
+    watermarks = (WatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(settings.out_of_orderness_ms))
+                  .with_idleness(Duration.of_millis(settings.idleness_ms)))
+    raw = env.from_source(kafka_source(kafka, [topic(t) for t in USER_EVENT_TOPICS], settings.group_id),
+                          watermarks, "user event topics") \
+        .uid("feature-source").name("user event topics (Kafka)")
+    decoded = raw.process(fn["DecodeValidate"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .uid("decode-validate").name("decode + validate")
+
+    # the catalog side must not hold the event-time clock back: idle when quiet
+    catalog_watermarks = WatermarkStrategy.for_monotonous_timestamps() \
+        .with_idleness(Duration.of_millis(settings.idleness_ms))
+    catalog = env.from_source(kafka_source(kafka, [topic("catalog")], settings.group_id + "-catalog"),
+                              catalog_watermarks, "catalog topic") \
+        .uid("catalog-source").name("catalog topic (Kafka)") \
+        .map(fn["DecodeCatalog"](), output_type=Types.PICKLED_BYTE_ARRAY()).uid("catalog-decode").name("decode catalog")
+
+    features = decoded.key_by(lambda v: v[0].user_id, key_type=Types.STRING()) \
+        .connect(catalog.broadcast(fn["titles_desc"])) \
+        .process(fn["UserFeatures"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .uid("user-features").name("user features (profile, continue watching)")
+    enriched = features.get_side_output(fn["enriched_tag"])
+
+    user_rows = features \
+        .process(fn["WriteUserFeatures"](), output_type=KAFKA_ROW_TYPE()) \
+        .uid("write-user-features").name("write profile + continue watching (Cassandra)")
+
+    t_env.create_temporary_view("enriched", t_env.from_data_stream(
+        enriched, Schema.new_builder()
+        # side-output records carry no timestamp in PyFlink: event time comes from the column
+        .column_by_expression("rowtime", "TO_TIMESTAMP_LTZ(event_time_ms, 3)")
+        .watermark("rowtime", "SOURCE_WATERMARK()").build()))
+    sql = _sql(settings)
+    t_env.create_temporary_view("trend_input", t_env.sql_query(sql["trend_input"]))
+
+    sessions = t_env.to_data_stream(t_env.sql_query(sql["sessions"])) \
+        .map(fn["WriteSessions"](), output_type=KAFKA_ROW_TYPE()).uid("write-sessions").name("write sessions")
+    t_env.to_data_stream(t_env.sql_query(sql["trending"])) \
+        .map(fn["WriteTrending"](), output_type=Types.INT()).uid("write-trending").name("write trending")
+    item_changes = t_env.to_changelog_stream(t_env.sql_query(sql["item_stats"])) \
+        .filter(lambda row: row.get_row_kind().name in ("INSERT", "UPDATE_AFTER")) \
+        .uid("item-stats-latest").name("item stats: keep updates")
+    # the per-title total is stored under artwork_id ''; plays have no artwork row
+    item_changes.filter(lambda r: r[2] == 1 or r[1] is not None) \
+        .uid("item-stats-rows").name("item stats: title totals and artwork rows") \
+        .map(lambda r: (r[0], "" if r[2] == 1 else r[1], r[3], r[4], r[5], r[6]),
+             output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .uid("item-stats-tuple").name("item stats: to tuple") \
+        .key_by(lambda v: f"{v[0]}|{v[1]}", key_type=Types.STRING()) \
+        .process(fn["CoalesceItemStats"]()).uid("write-item-stats").name("write item stats (coalesced)")
+
+    statements = t_env.create_statement_set()
+    for name, stream in (("dead-letter", decoded.get_side_output(fn["dlq_tag"])),
+                         ("late-events", features.get_side_output(fn["late_tag"])),
+                         ("user-features", user_rows), ("session-features", sessions)):
+        table = f"sink_{name.replace('-', '_')}"
+        t_env.execute_sql(kafka_sink_table_ddl(table, kafka, topic(name)))
+        statements.add_insert(table, t_env.from_data_stream(stream))
+    statements.attach_as_datastream()
+    return statements
+
+
+def run(detached: bool = False, flink: FlinkConfig | None = None) -> Any:
+    """Build and run the job in this process's mini-cluster (or the cluster `flink run` submitted it to)."""
+    env = stream_environment(flink or FlinkConfig.load())
+    build(env, KafkaConfig.load(), CassandraConfig.load(), FeatureJobConfig.load())
+    if detached:
+        return env.execute_async(JOB_NAME)
+    return env.execute(JOB_NAME)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="nextwatch feature job")
+    parser.parse_args()
+    run()
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,183 @@
+"""Per-user feature state, updated on every event: dedupe, profile, continue watching.
+
+Pure and Flink-free; the feature job keeps one :class:`UserState` per user in keyed
+state and calls :meth:`UserState.apply` for each of that user's events, in the
+order Kafka delivers them (per-user order, since topics are keyed by user).
+
+Replay safety: an event id already applied is ignored (ids are remembered for
+``DEDUPE_HORIZON_MS`` of event time), the profile carries a version that counts
+applied events, and continue-watching entries are absolute and versioned by event
+time, so an older event never overwrites a newer position.
+
+>>> from connectors.events import Context, PlayEvent
+>>> state = UserState()
+>>> ctx = Context("tv-1", "TV", "US", -300)
+>>> start = PlayEvent(user_id="u1", event_time_ms=1_790_000_000_000, context=ctx, title_id="t1",
+...                   action="START", playback_id="p1", position_ms=0, duration_ms=6_000_000, event_id="e1")
+>>> state.apply(start, TitleInfo(("Drama",), 100)).applied
+True
+>>> state.apply(start, TitleInfo(("Drama",), 100)).applied  # the same event again
+False
+>>> state.continue_watching["t1"].position_ms, state.profile.version
+(0, 1)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.events import BrowseEvent, PlayEvent, RatingEvent, SearchEvent
+from jobs.context import daypart, device_class, local_hour
+
+DEDUPE_HORIZON_MS = 6 * 3600 * 1000
+AFFINITY_HALF_LIFE_MS = 14 * 86_400_000
+RECENT_WATCH_HALF_LIFE_MS = 7 * 86_400_000
+RECENT_SEARCHES = 10
+COMPLETION_FRACTION = 0.95  # a STOP this close to the end counts as finished
+RUNTIME_EWMA = 0.2
+
+
+@dataclass(frozen=True)
+class TitleInfo:
+    """What the feature job knows of a title from the catalog (broadcast state)."""
+
+    genres: tuple[str, ...] = ()
+    runtime_minutes: int = 0
+
+
+UNKNOWN_TITLE = TitleInfo()
+
+
+@dataclass(slots=True)
+class InProgress:
+    """A continue-watching entry."""
+
+    position_ms: int
+    duration_ms: int
+    last_watched_ms: int
+    playback_id: str
+
+
+@dataclass(slots=True)
+class Profile:
+    version: int = 0  # number of events applied; readers keep the highest
+    updated_ms: int = 0  # event time of the newest event applied
+    genre_affinity: dict[str, float] = field(default_factory=dict)  # decayed to updated_ms
+    daypart_plays: dict[str, int] = field(default_factory=dict)
+    device_plays: dict[str, int] = field(default_factory=dict)
+    total_watch_ms: int = 0
+    recent_watch_ms: float = 0.0  # decayed to updated_ms
+    preferred_runtime_minutes: float = 0.0
+    recent_searches: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one event did to the state, for the job to route."""
+
+    applied: bool
+    watch_ms: int = 0  # newly watched milliseconds (PROGRESS/STOP/COMPLETE deltas)
+    profile_changed: bool = False
+    continue_watching: dict[str, InProgress | None] = field(default_factory=dict)  # None: removed
+
+
+def _decay(value: float, elapsed_ms: int, half_life_ms: int) -> float:
+    return value * math.exp(-math.log(2) * elapsed_ms / half_life_ms) if elapsed_ms > 0 else value
+
+
+@dataclass(slots=True)
+class UserState:
+    profile: Profile = field(default_factory=Profile)
+    continue_watching: dict[str, InProgress] = field(default_factory=dict)
+    seen_ids: dict[str, int] = field(default_factory=dict)  # event id -> event time
+    playhead: dict[str, int] = field(default_factory=dict)  # playback id -> furthest position counted
+
+    def apply(self, event: Any, title: TitleInfo = UNKNOWN_TITLE) -> Outcome:
+        if event.event_id in self.seen_ids:
+            return Outcome(applied=False)
+        self._remember(event.event_id, event.event_time_ms)
+        outcome = Outcome(applied=True, profile_changed=True)
+        if isinstance(event, PlayEvent):
+            self._play(event, title, outcome)
+        elif isinstance(event, BrowseEvent):
+            if event.action == "CLICK":
+                self._affinity(title.genres, 0.2, event.event_time_ms)
+        elif isinstance(event, RatingEvent):
+            weight = {"THUMBS_UP": 1.0, "THUMBS_DOWN": -1.0}.get(event.kind, ((event.stars or 3.0) - 3.0) / 2.0)
+            self._affinity(title.genres, weight, event.event_time_ms)
+        elif isinstance(event, SearchEvent):
+            searches = [q for q in self.profile.recent_searches if q != event.query]
+            self.profile.recent_searches = [event.query, *searches][:RECENT_SEARCHES]
+        self._advance(event.event_time_ms)
+        self.profile.version += 1
+        return outcome
+
+    # -- pieces ----------------------------------------------------------
+    def _remember(self, event_id: str, event_time_ms: int) -> None:
+        self.seen_ids[event_id] = event_time_ms
+        if len(self.seen_ids) > 64:  # prune only now and then: cheap amortized
+            horizon = max(self.seen_ids.values()) - DEDUPE_HORIZON_MS
+            self.seen_ids = {k: t for k, t in self.seen_ids.items() if t >= horizon}
+
+    def _advance(self, event_time_ms: int) -> None:
+        """Move the profile's clock forward, decaying what decays (never backwards)."""
+        p = self.profile
+        elapsed = event_time_ms - p.updated_ms
+        if elapsed <= 0 or p.updated_ms == 0:
+            p.updated_ms = max(p.updated_ms, event_time_ms)
+            return
+        p.genre_affinity = {g: _decay(v, elapsed, AFFINITY_HALF_LIFE_MS) for g, v in p.genre_affinity.items()}
+        p.recent_watch_ms = _decay(p.recent_watch_ms, elapsed, RECENT_WATCH_HALF_LIFE_MS)
+        p.updated_ms = event_time_ms
+
+    def _affinity(self, genres: tuple[str, ...], weight: float, event_time_ms: int) -> None:
+        """Add ``weight`` split over ``genres``, discounted if the event is older than the profile clock."""
+        if not genres or weight == 0:
+            return
+        p = self.profile
+        w = _decay(weight, p.updated_ms - event_time_ms, AFFINITY_HALF_LIFE_MS) if p.updated_ms else weight
+        elapsed = event_time_ms - p.updated_ms
+        if elapsed > 0 and p.updated_ms:  # bring existing values to this event's time first
+            self._advance(event_time_ms)
+        for genre in genres:
+            p.genre_affinity[genre] = p.genre_affinity.get(genre, 0.0) + w / len(genres)
+
+    def _play(self, event: PlayEvent, title: TitleInfo, outcome: Outcome) -> None:
+        p = self.profile
+        if event.action == "START":
+            # a resumed playback starts mid-title: what lies before the start was not watched now
+            self.playhead[event.playback_id] = max(self.playhead.get(event.playback_id, 0), event.position_ms)
+            part = daypart(local_hour(event.event_time_ms, event.context.utc_offset_minutes))
+            p.daypart_plays[part] = p.daypart_plays.get(part, 0) + 1
+            device = device_class(event.context.device_class)
+            p.device_plays[device] = p.device_plays.get(device, 0) + 1
+            self._affinity(title.genres, 0.1, event.event_time_ms)
+        # watch time: the furthest playhead of this playback counts once
+        counted = self.playhead.get(event.playback_id, 0)
+        if event.position_ms > counted:
+            outcome.watch_ms = event.position_ms - counted
+            self.playhead[event.playback_id] = event.position_ms
+            p.total_watch_ms += outcome.watch_ms
+            p.recent_watch_ms += outcome.watch_ms
+            self._affinity(title.genres, outcome.watch_ms / 3_600_000, event.event_time_ms)
+        finished = event.action == "COMPLETE" or (
+            event.action == "STOP" and event.position_ms >= COMPLETION_FRACTION * event.duration_ms)
+        known = self.continue_watching.get(event.title_id)
+        if known is not None and known.last_watched_ms > event.event_time_ms:
+            return  # an older event: the newer position stands
+        if finished:
+            self.playhead.pop(event.playback_id, None)
+            if event.title_id in self.continue_watching:
+                del self.continue_watching[event.title_id]
+                outcome.continue_watching[event.title_id] = None
+            runtime = title.runtime_minutes or event.duration_ms / 60_000
+            p.preferred_runtime_minutes = (runtime if p.preferred_runtime_minutes == 0 else
+                                           (1 - RUNTIME_EWMA) * p.preferred_runtime_minutes + RUNTIME_EWMA * runtime)
+        else:
+            entry = InProgress(event.position_ms, event.duration_ms, event.event_time_ms, event.playback_id)
+            self.continue_watching[event.title_id] = entry
+            outcome.continue_watching[event.title_id] = entry
+        if len(self.playhead) > 32:  # abandoned playbacks never complete; keep the newest
+            self.playhead = dict(list(self.playhead.items())[-16:])

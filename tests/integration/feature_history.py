@@ -1,0 +1,102 @@
+"""A scripted user history for the feature job, with the rows it must produce."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import fastavro
+
+from connectors.codec import MAGIC, EventCodec
+from connectors.events import (
+    ArtworkVariant,
+    Availability,
+    BrowseEvent,
+    CatalogItem,
+    Context,
+    PlayEvent,
+    RatingEvent,
+    SearchEvent,
+    ShownItem,
+)
+
+MIN = 60_000
+
+
+@dataclass
+class History:
+    user: str
+    clock_user: str
+    base_ms: int
+    catalog: list[CatalogItem] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)  # in produce order, duplicates included
+    drama: str = ""
+    comedy: str = ""
+    clock: Any = None  # an event of another user, far enough ahead to close every session
+    late: Any = None  # produced after the clock has been seen
+    garbage: list[bytes] = field(default_factory=list)
+
+
+def build_history() -> History:
+    tag = uuid.uuid4().hex[:8]
+    user, clock_user = f"alice-{tag}", f"clock-{tag}"
+    t0 = int(time.time() * 1000) - 7 * 60 * MIN
+    ctx = Context("tv-alice", "TV", "US", -300)
+    h = History(user, clock_user, t0)
+
+    def title(tid: str, genre: str, minutes: int) -> CatalogItem:
+        return CatalogItem(title_id=f"{tid}-{tag}", updated_time_ms=t0 - 86_400_000, title=tid.upper(),
+                           runtime_minutes=minutes, maturity_rating="ALL",
+                           availability=Availability(available_from_ms=t0 - 10 * 86_400_000), genres=[genre],
+                           artwork=[ArtworkVariant(f"{tid}-{tag}-art0", "https://a/0.jpg", ["x"])])
+
+    h.drama, h.comedy = f"Drama-{tag}", f"Comedy-{tag}"  # genres of their own: trending scopes per run
+    h.catalog = [title("t1", h.drama, 100), title("t2", h.comedy, 90), title("t3", h.drama, 120)]
+    t1, t2, t3 = (c.title_id for c in h.catalog)
+
+    def play(at: int, tid: str, action: str, pos_min: int, dur_min: int, pb: str) -> PlayEvent:
+        return PlayEvent(user_id=user, event_time_ms=at, context=ctx, title_id=tid, action=action,  # type: ignore[arg-type]
+                         playback_id=pb, position_ms=pos_min * MIN, duration_ms=dur_min * MIN)
+
+    # session 1: search, impression, click, 40 minutes of t1, a rating
+    s1 = [
+        SearchEvent(user_id=user, event_time_ms=t0, context=ctx, query="drama", result_title_ids=[t1, t3]),
+        BrowseEvent(user_id=user, event_time_ms=t0 + 5_000, context=ctx, action="IMPRESSION", impression_id="imp-1",
+                    page="home", row_id="top_picks", items=[ShownItem(t1, 0, f"{t1}-art0"), ShownItem(t2, 1, None),
+                                                             ShownItem(t3, 2, None)]),
+        BrowseEvent(user_id=user, event_time_ms=t0 + 8_000, context=ctx, action="CLICK", impression_id="imp-1",
+                    page="home", row_id="top_picks", title_id=t1, position_in_row=0, artwork_id=f"{t1}-art0"),
+        play(t0 + 10_000, t1, "START", 0, 100, "pb1"),
+        play(t0 + 10_000 + 20 * MIN, t1, "PROGRESS", 20, 100, "pb1"),
+        play(t0 + 10_000 + 40 * MIN, t1, "STOP", 40, 100, "pb1"),
+        RatingEvent(user_id=user, event_time_ms=t0 + 41 * MIN, context=ctx, title_id=t1, kind="STARS", stars=4.0),
+    ]
+    # session 2, two hours later: t2 start to finish, t1 resumed and finished, t3 started;
+    # players send a PROGRESS heartbeat every 20 minutes, which keeps the session open
+    t = t0 + 120 * MIN
+    s2 = [
+        play(t, t2, "START", 0, 90, "pb2"),
+        *(play(t + m * MIN, t2, "PROGRESS", m, 90, "pb2") for m in (20, 40, 60, 80)),
+        play(t + 90 * MIN, t2, "COMPLETE", 90, 90, "pb2"),
+        play(t + 91 * MIN, t1, "START", 40, 100, "pb3"),
+        *(play(t + 91 * MIN + m * MIN, t1, "PROGRESS", 40 + m, 100, "pb3") for m in (20, 40)),
+        play(t + 151 * MIN, t1, "COMPLETE", 100, 100, "pb3"),
+        play(t + 152 * MIN, t3, "START", 0, 120, "pb4"),
+        play(t + 172 * MIN, t3, "PROGRESS", 20, 120, "pb4"),
+    ]
+    h.events = [*s1, s1[4], *s2, s2[5]]  # two duplicates: same event ids again
+    h.clock = play(t0 + 6 * 60 * MIN, t2, "START", 0, 90, "pb-clock")
+    h.clock.user_id = clock_user
+    h.late = play(t0 + 60 * MIN, t3, "PAUSE", 5, 120, "pb-late")
+    # bad input: not Avro, an unknown fingerprint, and an absurd timestamp that the SDK would refuse
+    codec = EventCodec()
+    writer = codec.writer("play_event")
+    record = codec.decode(codec.encode(play(t0, t1, "START", 0, 100, "pb-bad"))).record
+    record["event_time_ms"] = 1_700_000  # 1970: seconds/milliseconds mix-up
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, writer.parsed, record)
+    h.garbage = [b"\x00\x01 not avro", MAGIC + b"\x11" * 8 + b"\x02", MAGIC + writer.fingerprint + body.getvalue()]
+    return h

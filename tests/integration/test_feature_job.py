@@ -1,0 +1,173 @@
+"""The feature job on the real stack, over a scripted user history with duplicates, bad and late input."""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from connectors.cassandra_store import connect
+from connectors.codec import EventCodec
+from connectors.consumer import EventConsumer
+from connectors.feature_store import FeatureStore
+from connectors.kafka_admin import delete_topics, ensure_topics
+from connectors.producer import EventProducer
+from jobs import feature_job
+from jobs.runtime import FlinkConfig, stream_environment
+from tests.integration.feature_history import MIN, History, build_history
+
+
+@dataclass
+class Run:
+    history: History
+    kafka: Any
+    store: FeatureStore
+    producer: EventProducer
+    ticks: int = 0
+
+    def tick(self) -> None:
+        """Another user's event further ahead in time: keeps watermarks moving, as live traffic does."""
+        self.ticks += 1
+        event = copy.copy(self.history.clock)
+        event.event_id = f"tick-{uuid.uuid4().hex}"
+        event.event_time_ms = self.history.clock.event_time_ms + self.ticks * MIN
+        self.producer.send(event)
+        self.producer.flush()
+
+    def wait_for(self, what: str, check: Callable[[], Any], timeout_s: float = 90.0) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            result = check()
+            if result:
+                return result
+            self.tick()
+            time.sleep(1.0)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def topic_records(self, name: str, count: int, user: str | None = None) -> list[dict[str, Any]]:
+        codec = EventCodec()
+        with EventConsumer([self.kafka.topic_prefix + name], f"check-{uuid.uuid4().hex[:6]}", self.kafka) as c:
+            found: list[dict[str, Any]] = []
+            idle_until = time.monotonic() + 15  # the group join takes a few seconds
+            while len(found) < count and time.monotonic() < idle_until:
+                message = c.poll(0.5)
+                if message is not None:
+                    idle_until = time.monotonic() + 3
+                    record = codec.decode(message.value).record
+                    if user is None or record.get("user_id") == user:
+                        found.append(record)
+            return found
+
+
+@pytest.fixture(scope="module")
+def run(kafka_config: Any, cassandra_config: Any, tmp_path_factory: Any) -> Iterator[Run]:
+    kafka = replace(kafka_config, topic_prefix=f"feat-{uuid.uuid4().hex[:6]}.")
+    created = ensure_topics(kafka)
+    history = build_history()
+    producer = EventProducer(kafka)
+    for item in history.catalog:
+        producer.send(item)
+    for event in history.events:
+        producer.send(event)
+    producer.send(history.clock)
+    for garbage in history.garbage:
+        producer.send_encoded(kafka.topic_prefix + "play", history.user.encode(), garbage, history.base_ms)
+    producer.flush()
+
+    flink = FlinkConfig(checkpoint_interval_ms=2000, checkpoint_dir=str(tmp_path_factory.mktemp("checkpoints")))
+    env = stream_environment(flink)
+    settings = feature_job.FeatureJobConfig(group_id=f"features-{uuid.uuid4().hex[:6]}", idleness_ms=2000)
+    feature_job.build(env, kafka, cassandra_config, settings)
+    client = env.execute_async("feature-job-test")
+    session = connect(cassandra_config, cassandra_config.keyspace)
+    try:
+        yield Run(history, kafka, FeatureStore(session, cassandra_config.keyspace), producer)
+    finally:
+        client.cancel().result()
+        session.cluster.shutdown()
+        delete_topics(kafka, created)
+
+
+def test_sessions_close_with_their_features(run: Run) -> None:
+    h = run.history
+    sessions = run.wait_for("two sessions", lambda: len(rows := run.store.rows("get_sessions", h.user)) >= 2 and rows)
+    assert len(sessions) == 2
+    second, first = sessions  # newest first
+    assert (first.titles_played, first.impressions, first.clicks, first.searches) == (1, 3, 1, 1)
+    assert first.events == 7  # the duplicate PROGRESS is not counted
+    assert first.watch_ms == 40 * MIN
+    assert first.completion_rate == 0.0
+    assert first.ctr == pytest.approx(1 / 3)
+    assert first.genres == [h.drama]
+    assert (second.titles_played, second.watch_ms, second.events) == (3, 170 * MIN, 12)
+    assert second.completion_rate == pytest.approx(2 / 3)
+    assert second.genres == sorted([h.comedy, h.drama])
+    assert first.device_class == "tv" and first.daypart in ("late_night", "morning", "afternoon", "evening")
+    published = run.topic_records("session-features", 2, user=h.user)
+    assert sorted(r["start_ms"] for r in published) == sorted(
+        int(s.session_start.timestamp() * 1000) for s in sessions)
+
+
+def test_profile_counts_each_event_once(run: Run) -> None:
+    h = run.history
+    profile = run.wait_for("profile v19", lambda: (r := run.store.rows("get_profile", h.user)) and
+                           r[0].version == 19 and r[0])
+    assert profile.total_watch_ms == 210 * MIN  # 40 + 90 + 60 (resumed at 40) + 20
+    assert profile.recent_searches == ["drama"]
+    assert dict(profile.device_plays) == {"tv": 4}
+    affinity = dict(profile.genre_affinity)
+    assert affinity[h.drama] > affinity[h.comedy] > 0
+    changelog = run.topic_records("user-features", 50, user=h.user)
+    assert changelog and max(r["version"] for r in changelog) == 19
+
+
+def test_continue_watching_keeps_only_titles_in_progress(run: Run) -> None:
+    h = run.history
+    t3 = h.catalog[2].title_id
+    rows = run.wait_for("continue watching", lambda: (r := run.store.rows("get_cw", h.user)) and
+                        [x for x in r if x.title_id == t3] and r)
+    assert [(r.title_id, r.position_ms) for r in rows] == [(t3, 20 * MIN)]  # t1 and t2 were completed
+
+
+def test_item_stats_and_trending(run: Run) -> None:
+    h = run.history
+    t1, t2, t3 = (c.title_id for c in h.catalog)
+
+    def stats() -> dict[str, Any]:
+        return {r.artwork_id: r for r in run.store.rows("get_item_stats", t1)}
+
+    rows = run.wait_for("item stats", lambda: (s := stats()) and "" in s and s[""].plays == 2 and s)
+    total = rows[""]
+    assert (total.impressions, total.clicks, total.plays, total.completes) == (1, 1, 2, 1)
+    assert (rows[f"{t1}-art0"].impressions, rows[f"{t1}-art0"].clicks) == (1, 1)
+    drama = run.wait_for("drama trending", lambda: run.store.rows("get_trending", f"genre:{h.drama}"))
+    assert drama[0].rank == 1 and drama[0].title_id in (t1, t3)
+    comedy = run.wait_for("comedy trending", lambda: run.store.rows("get_trending", f"genre:{h.comedy}"))
+    assert [r.title_id for r in comedy] == [t2]
+
+
+def test_bad_input_goes_to_the_dead_letter_topic(run: Run) -> None:
+    rejected = run.topic_records("dead-letter", 3)
+    assert len(rejected) == 3
+    assert {r["kind"] for r in rejected} == {"INVALID"}
+    reasons = " | ".join(sorted(r["reason"] for r in rejected))
+    assert "marker" in reasons and "fingerprint" in reasons and "event_time_ms" in reasons
+    assert sorted(r["original"] for r in rejected) == sorted(run.history.garbage)
+
+
+def test_late_events_are_routed_not_applied(run: Run) -> None:
+    h = run.history
+    run.wait_for("sessions closed", lambda: len(run.store.rows("get_sessions", h.user)) >= 2)
+    before = run.store.rows("get_profile", h.user)[0].version
+    run.producer.send(h.late)
+    run.producer.flush()
+    late = run.wait_for("late event", lambda: run.topic_records("late-events", 1, user=h.user))
+    assert late[0]["kind"] == "LATE" and "behind the watermark" in late[0]["reason"]
+    assert late[0]["original_event_id"] == h.late.event_id
+    time.sleep(1.0)
+    assert run.store.rows("get_profile", h.user)[0].version == before
