@@ -350,24 +350,31 @@ def from_record(cls: type[Any], record: dict[str, Any]) -> Any:
     Keys the class does not know (written by a newer schema the reader did not
     resolve away) are ignored; ``schema_version`` is not part of the typed object.
     """
-    hints = get_type_hints(cls)
     kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in record:
+    for name, nested, is_list in _plan(cls):
+        if name not in record:
             continue
-        kwargs[f.name] = _convert(hints[f.name], record[f.name])
+        value = record[name]
+        if nested is not None and value is not None:
+            value = [from_record(nested, v) for v in value] if is_list else from_record(nested, value)
+        kwargs[name] = value
     return cls(**kwargs)
 
 
-def _convert(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    if is_dataclass(hint) and isinstance(value, dict):
-        return from_record(hint, value)  # type: ignore[arg-type]
-    args = get_args(hint)
-    if args and isinstance(value, list):
-        return [_convert(args[0], v) for v in value]
-    for arg in args:  # X | None
-        if is_dataclass(arg) and isinstance(value, dict):
-            return from_record(arg, value)  # type: ignore[arg-type]
-    return value
+_PLANS: dict[type[Any], list[tuple[str, type[Any] | None, bool]]] = {}
+
+
+def _plan(cls: type[Any]) -> list[tuple[str, type[Any] | None, bool]]:
+    """Per field: (name, nested dataclass or None, is a list of it); worked out once per class."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = get_type_hints(cls)
+        plan = []
+        for f in fields(cls):
+            hint = hints[f.name]
+            args = get_args(hint)
+            nested = next((a for a in (hint, *args) if is_dataclass(a)), None)
+            is_list = nested is not None and getattr(hint, "__origin__", None) is list
+            plan.append((f.name, nested, is_list))  # type: ignore[arg-type]
+        _PLANS[cls] = plan
+    return plan

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cassandra.cluster import ResponseFuture
+from cassandra.query import BatchStatement, BatchType
 
 from connectors.cassandra_store import CassandraStore
 
@@ -58,6 +59,22 @@ class FeatureStore(CassandraStore):
     def write(self, statement: str, params: tuple[Any, ...]) -> None:
         """Queue one write; blocks (and raises the first failure) once MAX_IN_FLIGHT are outstanding."""
         self._in_flight.append(self.session.execute_async(self.statement(statement), params))
+        if len(self._in_flight) >= self.MAX_IN_FLIGHT:
+            self.drain()
+
+    def write_together(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Several writes of one key (e.g. a user's profile and continue-watching rows) in one request.
+
+        An UNLOGGED batch: no atomicity across tables is promised, it only saves
+        round trips and client work (each request costs the Python driver ~0.1 ms).
+        """
+        if len(writes) == 1:
+            self.write(*writes[0])
+            return
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for statement, params in writes:
+            batch.add(self.statement(statement), params)
+        self._in_flight.append(self.session.execute_async(batch))
         if len(self._in_flight) >= self.MAX_IN_FLIGHT:
             self.drain()
 

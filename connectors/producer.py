@@ -135,19 +135,21 @@ class EventProducer:
         return count
 
     def send_encoded(self, topic: str, key: bytes | None, value: bytes, timestamp_ms: int = 0,
-                     headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
+                     headers: list[tuple[str, str | bytes | None]] | None = None, partition: int = -1) -> None:
         """Queue bytes that are already encoded (replays, the dead-letter path, benchmarks).
 
-        ``timestamp_ms`` becomes the Kafka message timestamp (0: the client's clock).
+        ``timestamp_ms`` becomes the Kafka message timestamp (0: the client's clock);
+        ``partition`` overrides the key's partition (-1: by key).
         """
         if self._fatal or (self._failures and self._user_on_delivery is None):
             self._raise_pending()
         while True:
             try:
                 if headers:
-                    self._producer.produce(topic, value, key, timestamp=timestamp_ms, headers=headers)
+                    self._producer.produce(topic, value, key, partition=partition, timestamp=timestamp_ms,
+                                           headers=headers)
                 else:
-                    self._producer.produce(topic, value, key, timestamp=timestamp_ms)
+                    self._producer.produce(topic, value, key, partition=partition, timestamp=timestamp_ms)
                 break
             except BufferError:
                 # local queue full: serve delivery reports until there is room (backpressure)

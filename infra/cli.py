@@ -46,6 +46,16 @@ def _topics(args: argparse.Namespace) -> int:
     return 0 if all(spec.full_name(kafka) in existing for spec in TOPICS) else 1
 
 
+def _jobs(args: argparse.Namespace) -> int:
+    if args.job != "features":
+        raise SystemExit(f"unknown job {args.job!r}")
+    from jobs import feature_job
+
+    print("[jobs] feature job running in the local mini-cluster; Ctrl-C stops it", file=sys.stderr, flush=True)
+    feature_job.run()
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     from infra.replay.runner import replay_command
 
@@ -79,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_topics.add_argument("action", choices=["create", "list"])
     p_topics.set_defaults(func=_topics)
 
+    p_jobs = sub.add_parser("jobs", help="run a Flink job in the local mini-cluster")
+    p_jobs.add_argument("action", choices=["run"])
+    p_jobs.add_argument("job", choices=["features"])
+    p_jobs.set_defaults(func=_jobs)
+
     p_replay = sub.add_parser("replay", help="produce a MovieLens replay or a synthetic load into Kafka")
     from infra.replay.runner import add_replay_arguments
 
@@ -86,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_replay.set_defaults(func=_replay)
 
     p_demo = sub.add_parser("demo", help="stack up, replay MovieLens into Kafka, read a summary back")
-    p_demo.add_argument("--limit", type=int, default=None, help="ratings to replay (default: all 100,000)")
+    p_demo.add_argument("--limit", type=int, default=3000,
+                        help="MovieLens ratings to replay (default 3,000; 0 for all 100,000)")
     p_demo.add_argument("--rate", type=float, default=0.0, help="events/s (0: as fast as possible)")
     p_demo.set_defaults(func=_demo)
 

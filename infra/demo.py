@@ -1,10 +1,9 @@
-"""The README's main command: stack up, replay MovieLens into Kafka, read a summary back.
+"""The README's main command: stack up, replay MovieLens into Kafka, run the feature job, summarize Cassandra.
 
-Reading back goes through the same connectors every service uses: a consumer
-group decodes every topic (any published schema version), the catalog is written
-to Cassandra's ``titles`` table, and the summary is computed from what was read,
-deduplicated by event id (re-running the demo replays the same ids, so the
-figures do not double).
+The feature job runs in this process's Flink mini-cluster, reading the topics from
+the start under a consumer group of its own; the demo knows it is done when every
+partition's sentinel (see :mod:`infra.pipeline`) shows up in Cassandra. Replaying
+twice is harmless: event ids repeat and the job drops duplicates.
 """
 
 from __future__ import annotations
@@ -13,101 +12,21 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from connectors.cassandra_store import connect
 from connectors.catalog_store import CatalogStore
 from connectors.codec import EventCodec
 from connectors.config import CassandraConfig, KafkaConfig
-from connectors.consumer import EventConsumer
+from connectors.consumer import EventConsumer, read_snapshot
 from connectors.events import CatalogItem, from_record
+from connectors.feature_store import FeatureStore
 from connectors.producer import EventProducer
-from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
+from connectors.topics import TOPICS_BY_NAME
 
 
 def say(text: str) -> None:
     print(f"[demo] {text}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class ReadBack:
-    messages: Counter[str] = field(default_factory=Counter)
-    distinct: Counter[str] = field(default_factory=Counter)
-    actions: Counter[str] = field(default_factory=Counter)
-    undecodable: int = 0
-    users: set[str] = field(default_factory=set)
-    titles_played: set[str] = field(default_factory=set)
-    impressed_items: int = 0
-    clicks: int = 0
-    stars_total: float = 0.0
-    ratings: int = 0
-    first_ms: int | None = None
-    last_ms: int | None = None
-    catalog: dict[str, CatalogItem] = field(default_factory=dict)
-
-
-def read_back(kafka: KafkaConfig, idle_s: float = 3.0, first_wait_s: float = 30.0,
-              progress_every_s: float = 2.0) -> ReadBack:
-    """Consume every event topic from the start until nothing arrives for ``idle_s``.
-
-    (The broker's high watermark is unreliable here, so "the end" is an idle gap;
-    the group join itself takes a few seconds, hence the longer first wait.)
-    """
-    out = ReadBack()
-    seen: set[str] = set()
-    topics = [TOPICS_BY_NAME[name].full_name(kafka) for name in (*USER_EVENT_TOPICS, "catalog")]
-    group = f"nextwatch-demo-{uuid.uuid4().hex[:8]}"
-    started = last_report = time.monotonic()
-    last_message = time.monotonic() + first_wait_s - idle_s
-    total = 0
-    with EventConsumer(topics, group, kafka) as consumer:
-        while time.monotonic() - last_message < idle_s:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            last_message = time.monotonic()
-            total += 1
-            name = message.topic[len(kafka.topic_prefix):]
-            out.messages[name] += 1
-            if message.event is None:
-                out.undecodable += 1
-                continue
-            record = message.event.record
-            if record["event_id"] in seen:
-                continue
-            seen.add(record["event_id"])
-            out.distinct[name] += 1
-            _tally(out, message.event.subject, record)
-            if last_message - last_report >= progress_every_s:
-                last_report = last_message
-                say(f"read {total:,} messages ({total / (last_message - started):,.0f}/s)")
-    return out
-
-
-def _tally(out: ReadBack, subject: str, record: dict[str, Any]) -> None:
-    if subject == "catalog_item":
-        item = from_record(CatalogItem, record)
-        known = out.catalog.get(item.title_id)
-        if known is None or item.updated_time_ms >= known.updated_time_ms:
-            out.catalog[item.title_id] = item
-        return
-    out.users.add(record["user_id"])
-    t = record["event_time_ms"]
-    out.first_ms = t if out.first_ms is None else min(out.first_ms, t)
-    out.last_ms = t if out.last_ms is None else max(out.last_ms, t)
-    action = record.get("action") or record.get("kind") or "SEARCH"
-    out.actions[f"{subject}:{action}"] += 1
-    if subject == "play_event" and action == "START":
-        out.titles_played.add(record["title_id"])
-    elif subject == "browse_event" and action == "IMPRESSION":
-        out.impressed_items += len(record["items"])
-    elif subject == "browse_event" and action == "CLICK":
-        out.clicks += 1
-    elif subject == "rating_event" and record.get("stars") is not None:
-        out.ratings += 1
-        out.stars_total += record["stars"]
 
 
 def sync_catalog(timeout_s: float = 10.0, kafka: KafkaConfig | None = None,
@@ -139,51 +58,78 @@ def write_catalog(items: list[CatalogItem], cassandra: CassandraConfig) -> int:
         session.cluster.shutdown()
 
 
-def _day(ms: int | None) -> str:
-    return datetime.fromtimestamp((ms or 0) / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def run_demo(limit: int | None = None, rate: float = 0.0) -> int:
+def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     from infra import stack
+    from infra.pipeline import feed, send_sentinels, start_feature_job, wait_for_profiles
     from infra.replay.movielens import MovieLensReplay, load_movielens
-    from infra.replay.runner import produce_events
 
     stack.up(progress=lambda text: say(f"stack: {text}"))
     kafka, cassandra = KafkaConfig.load(), CassandraConfig.load()
-    say("loading MovieLens 100K")
-    replay = MovieLensReplay(load_movielens(), limit=limit)
-    say(f"replaying {len(replay.ratings):,} ratings as events into Kafka at {kafka.bootstrap_servers}")
+    replay = MovieLensReplay(load_movielens(), limit=limit or None)
+    say(f"replaying {len(replay.ratings):,} MovieLens ratings into Kafka at {kafka.bootstrap_servers}")
     with EventProducer(kafka) as producer:
-        sent = produce_events(replay, producer, rate=rate, progress=lambda text: say(f"replay: {text}"))
-    say("reading everything back from Kafka")
-    back = read_back(kafka)
-    written = write_catalog(list(back.catalog.values()), cassandra)
+        if rate > 0:
+            from infra.replay.runner import produce_events
+
+            stats = produce_events(replay, producer, rate=rate, progress=lambda t: say(f"replay: {t}"))
+            fed_events, last_ms = stats.events, stats.last_event_ms or 0
+        else:
+            fed = feed(replay, producer, progress=lambda t: say(f"replay: {t}"))
+            fed_events, last_ms = fed.events, fed.last_event_ms
+        sentinels = send_sentinels(producer, kafka, last_ms + 60_000)
+    catalog = [e for e in (from_record(CatalogItem, d.record) for d in
+               read_snapshot(TOPICS_BY_NAME["catalog"].full_name(kafka), kafka)
+               if d.subject == "catalog_item")]
+    write_catalog(catalog, cassandra)
+
+    say("running the feature job (Flink mini-cluster, thread mode) until every partition is consumed")
+    started = time.monotonic()
+    client = start_feature_job(kafka, cassandra, group_id=f"nextwatch-demo-{uuid.uuid4().hex[:6]}")
+    try:
+        wait_for_profiles(cassandra, sentinels, timeout_s=3600, progress=lambda t: say(f"features: {t}"))
+        from jobs.feature_job import FeatureJobConfig
+
+        time.sleep(FeatureJobConfig.load().stats_flush_ms / 1000 + 2)  # let the last coalesced rows land
+    finally:
+        client.cancel().result()
+    seconds = time.monotonic() - started
+    print_summary(cassandra, kafka, replay, fed_events, seconds, {c.title_id: c.title for c in catalog})
+    return 0
+
+
+def print_summary(cassandra: CassandraConfig, kafka: KafkaConfig, replay: Any, events: int, seconds: float,
+                  titles: dict[str, str]) -> None:
     session = connect(cassandra, cassandra.keyspace)
     try:
-        store = CatalogStore(session, cassandra.keyspace)
-        stored = store.count()
-        example = store.get("m50")
+        store = FeatureStore(session, cassandra.keyspace)
+        plays = Counter(v.user.user_id for v in replay.viewings)
+        user = plays.most_common(1)[0][0]
+        profile = (store.rows("get_profile", user) or [None])[0]
+        cw = sorted(store.rows("get_cw", user), key=lambda r: r.last_watched, reverse=True)
+        sessions = store.rows("get_sessions", user)
+        trending = store.rows("get_trending", "global")
+        newest = max((r.window_end for r in trending), default=None)
+        trending = sorted((r for r in trending if r.window_end == newest), key=lambda r: r.rank)
+        profiled = sum(1 for u in plays if store.rows("get_profile", u))
     finally:
         session.cluster.shutdown()
+    late = len(read_snapshot(TOPICS_BY_NAME["late-events"].full_name(kafka), kafka, idle_s=1.0))
+    dead = len(read_snapshot(TOPICS_BY_NAME["dead-letter"].full_name(kafka), kafka, idle_s=1.0))
 
-    print(f"\nReplayed MovieLens 100K ({len(replay.ratings):,} ratings) into Kafka: "
-          f"{sent.events:,} events in {sent.seconds:.1f}s ({sent.rate:,.0f} events/s, acks=all)")
-    print("\nRead back from Kafka (deduplicated by event id):")
-    print(f"  {'topic':<10} {'messages':>10} {'distinct':>10}")
-    for name in sorted(back.messages):
-        print(f"  {name:<10} {back.messages[name]:>10,} {back.distinct[name]:>10,}")
-    print(f"  undecodable: {back.undecodable}")
-    print("\nWhat the events say:")
-    for key, count in sorted(back.actions.items()):
-        print(f"  {key:<26} {count:>9,}")
-    ctr = back.clicks / back.impressed_items if back.impressed_items else 0.0
-    mean = back.stars_total / back.ratings if back.ratings else 0.0
-    print(f"  users {len(back.users):,}, titles played {len(back.titles_played):,}, "
-          f"event time {_day(back.first_ms)} .. {_day(back.last_ms)} UTC")
-    print(f"  item CTR {ctr:.1%} (clicks / items shown), mean stars {mean:.2f}")
-    print(f"\nCassandra titles table: {stored:,} titles ({written:,} written now)")
-    if example is not None:
-        print(f"  {example.title_id}: {example.title} ({example.release_year}), {', '.join(example.genres)}; "
-              f"{example.runtime_minutes} min, {len(example.artwork)} artwork variants; "
-              f"synthetic: {', '.join(example.synthetic_fields[:4])}, ...")
-    return 0
+    print(f"\nFeature job over {len(replay.ratings):,} MovieLens ratings ({events:,} events): {seconds:.0f}s "
+          f"from submit to the last partition's sentinel in Cassandra ({events / seconds:,.0f} events/s)")
+    print(f"  users with a profile: {profiled:,} of {len(plays):,}; late events: {late:,}; dead-lettered: {dead:,}")
+    if profile is not None:
+        genres = sorted((profile.genre_affinity or {}).items(), key=lambda kv: kv[1], reverse=True)[:4]
+        print(f"\nUser {user} (profile v{profile.version}, last event {profile.updated_time:%Y-%m-%d %H:%M} UTC)")
+        print(f"  top genres: {', '.join(f'{g} {v:.2f}' for g, v in genres)}")
+        print(f"  watched {profile.total_watch_ms / 3_600_000:.1f} h; preferred runtime "
+              f"{profile.preferred_runtime_minutes:.0f} min; dayparts {dict(profile.daypart_plays or {})}")
+        print(f"  continue watching ({len(cw)}): " + "; ".join(
+            f"{titles.get(r.title_id, r.title_id)} at {r.position_ms / r.duration_ms:.0%}" for r in cw[:5]))
+        print(f"  sessions: {len(sessions)}; latest: " + (
+            f"{sessions[0].titles_played} titles, {sessions[0].watch_ms / 60_000:.0f} min watched, "
+            f"CTR {sessions[0].ctr:.0%}, {sessions[0].daypart} on {sessions[0].weekday}" if sessions else "none"))
+    if trending:
+        print(f"\nTrending now (window ending {newest} UTC): " + ", ".join(
+            f"{titles.get(r.title_id, r.title_id)} ({r.plays})" for r in trending[:8]))

@@ -12,7 +12,8 @@ Steps (each with a stable uid):
    them). A message whose timestamp disagrees with its ``event_time_ms`` is
    dead-lettered, since windows would misplace it.
 3. ``user-features`` (keyed by user, catalog in broadcast state): drops duplicate
-   event ids, routes events later than the allowed lateness to the late-events
+   event ids, routes events behind the watermark (later than the allowed lateness,
+   which is the watermark's out-of-orderness bound) to the late-events
    topic, updates the profile and continue watching per event (one ValueState per
    user), and flushes each dirty user's rows at most every ``flush_ms``
    (coalescing: writes scale with active users, not events). Every other event
@@ -68,13 +69,14 @@ class FeatureJobConfig:
     """``[features]`` in the config file / ``NEXTWATCH_FEATURES_*``."""
 
     session_gap_minutes: int = 30
-    out_of_orderness_ms: int = 5_000
-    allowed_lateness_ms: int = 60_000
-    idleness_ms: int = 5_000
-    flush_ms: int = 100
+    out_of_orderness_ms: int = 5_000  # the allowed lateness: events behind the watermark are late
+    idleness_ms: int = 60_000
+    flush_ms: int = 100  # profile and continue watching: per user, at most this often
+    stats_flush_ms: int = 10_000  # trending and item stats: per key, at most this often
     trending_window_minutes: int = 60
     trending_slide_minutes: int = 5
-    trending_top_n: int = 50
+    trending_top_n: int = 20
+    trending_horizon_hours: int = 24
     group_id: str = "nextwatch-features"
     options: dict[str, str] | None = None
 
@@ -136,14 +138,14 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
     late_tag = _tag("late")
     enriched_tag = _enriched_tag()
     titles_desc = MapStateDescriptor("titles", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
-    lateness, flush_ms = settings.allowed_lateness_ms, settings.flush_ms
+    flush_ms, stats_flush_ms = settings.flush_ms, settings.stats_flush_ms
 
     class DecodeValidate(ProcessFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
             self.codec = EventCodec()
             metrics = runtime_context.get_metrics_group()
-            self.events_in = metrics.counter("events_in")
-            self.invalid = metrics.counter("events_invalid")
+            self.events_in = BatchedCounter(metrics.counter("events_in"))
+            self.invalid = BatchedCounter(metrics.counter("events_invalid"))
 
         def process_element(self, value: bytes, ctx: ProcessFunction.Context) -> Iterator[Any]:
             self.events_in.inc()
@@ -157,7 +159,7 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
                 record = rejection_record("INVALID", reason or "unreadable", JOB_NAME, value)
                 yield dlq_tag, _kafka_row(b"", self.codec.encode_record("rejected_event", record))
             else:
-                yield (event, value)
+                yield event
 
     class DecodeCatalog(MapFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
@@ -171,15 +173,16 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
             return (item.title_id, TitleInfo(tuple(item.genres), item.runtime_minutes))
 
     class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
+        """Per event: one state read, one state write, one watermark look-up (each a call into Java)."""
+
         def open(self, runtime_context: RuntimeContext) -> None:
             self.state = runtime_context.get_state(ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY()))
-            self.dirty = runtime_context.get_state(ValueStateDescriptor("dirty", Types.PICKLED_BYTE_ARRAY()))
             self.codec = EventCodec()
             self.titles: dict[str, TitleInfo] = catalog_snapshot(kafka)
             metrics = runtime_context.get_metrics_group()
-            self.duplicates = metrics.counter("events_duplicate")
-            self.late = metrics.counter("events_late")
-            self.applied = metrics.counter("events_applied")
+            self.duplicates = BatchedCounter(metrics.counter("events_duplicate"))
+            self.late = BatchedCounter(metrics.counter("events_late"))
+            self.applied = BatchedCounter(metrics.counter("events_applied"))
             self.lag_ms = 0
             metrics.gauge("freshness_lag_ms", lambda: self.lag_ms)
 
@@ -194,34 +197,29 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
                     self.titles[title_id] = info
             return info
 
-        def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
-            event, original = value
+        def process_element(self, event: Any, ctx: Any) -> Iterator[Any]:
             self.lag_ms = now_ms() - event.event_time_ms
             watermark = ctx.timer_service().current_watermark()
-            if event.event_time_ms < watermark - lateness:
+            if event.event_time_ms <= watermark:
                 self.late.inc()
                 reason = (f"event_time_ms {event.event_time_ms} is {watermark - event.event_time_ms} ms behind the "
-                          f"watermark; allowed lateness is {lateness} ms")
+                          f"watermark (allowed lateness {settings.out_of_orderness_ms} ms)")
+                original = self.codec.encode(event, ingest_ms=event.ingest_time_ms)  # the same bytes again
                 record = rejection_record("LATE", reason, JOB_NAME, original, event=event)
                 yield late_tag, _kafka_row(event.user_id.encode(), self.codec.encode_record("rejected_event", record))
                 return
             state: UserState = self.state.value() or UserState()
-            title_id = getattr(event, "title_id", None)
-            title = self._title(ctx, title_id)
+            title = self._title(ctx, getattr(event, "title_id", None))
             outcome = state.apply(event, title)
             if not outcome.applied:
                 self.duplicates.inc()
                 return
             self.applied.inc()
+            if not state.flush_armed:
+                state.flush_armed = True
+                timers = ctx.timer_service()
+                timers.register_processing_time_timer(timers.current_processing_time() + flush_ms)
             self.state.update(state)
-            pending = self.dirty.value()
-            if pending is None:
-                pending = {"cw": {}, "last_event_id": event.event_id}
-                ctx.timer_service().register_processing_time_timer(ctx.timer_service().current_processing_time()
-                                                                   + flush_ms)
-            pending["cw"].update(outcome.continue_watching)
-            pending["last_event_id"] = event.event_id
-            self.dirty.update(pending)
             yield enriched_tag, _enriched_row(event, title, outcome.watch_ms)
 
         def process_broadcast_element(self, value: Any, ctx: Any) -> None:
@@ -231,13 +229,13 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
                 self.titles[title_id] = info
 
         def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
-            pending = self.dirty.value()
-            self.dirty.clear()
             state: UserState | None = self.state.value()
-            if pending is None or state is None:
+            if state is None or not state.flush_armed:
                 return
+            cw = state.take_pending()
+            self.state.update(state)
             # main output (side outputs from timers are not supported for this function in PyFlink)
-            yield ctx.get_current_key(), state.profile, pending["last_event_id"], pending["cw"]
+            yield ctx.get_current_key(), state.profile, state.last_event_id, cw
 
     class WriteUserFeatures(ProcessFunction):  # type: ignore[misc]
         """Profile and continue-watching rows to Cassandra; the profile changelog on to Kafka."""
@@ -253,14 +251,14 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
 
         def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
             user_id, profile, last_event_id, cw = value
-            written = now_ms()
-            self.store.write("profile", profile_params(user_id, profile, last_event_id, written))
+            writes = [("profile", profile_params(user_id, profile, last_event_id, now_ms()))]
             for title_id, entry in cw.items():
                 if entry is None:
-                    self.store.write("cw_delete", (user_id, title_id))
+                    writes.append(("cw_delete", (user_id, title_id)))
                 else:
-                    self.store.write("cw", continue_watching_params(user_id, title_id, entry))
-            self.store.drain()  # acknowledged before the changelog says so
+                    writes.append(("cw", continue_watching_params(user_id, title_id, entry)))
+            self.store.write_together(writes)
+            # writes are acknowledged asynchronously (at most FeatureStore.MAX_IN_FLIGHT outstanding)
             record = profile_record(user_id, profile, last_event_id)
             yield _kafka_row(user_id.encode(), self.codec.encode_record("user_features", record))
 
@@ -271,16 +269,57 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
             self.codec = EventCodec()
 
         def close(self) -> None:
+            self.store.drain()
             self.session.cluster.shutdown()
 
         def map(self, row: Any) -> Any:
             features = session_features(SessionAggregates(*row))
             self.store.write("session", session_params(features))
-            self.store.drain()
             return _kafka_row(features.user_id.encode(),
                               self.codec.encode_record("session_features", session_record(features)))
 
-    class WriteTrending(MapFunction):  # type: ignore[misc]
+    class CoalesceTrending(KeyedProcessFunction):  # type: ignore[misc]
+        """Keyed by scope: keep only the newest window's ranking, write it at most every stats_flush_ms.
+
+        A backfill closes thousands of windows a second; only the newest matters to readers.
+        """
+
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.window = runtime_context.get_state(ValueStateDescriptor("window", Types.PICKLED_BYTE_ARRAY()))
+            self.session = connect(cassandra, cassandra.keyspace)
+            self.store = FeatureStore(self.session, cassandra.keyspace)
+
+        def close(self) -> None:
+            self.store.drain()
+            self.session.cluster.shutdown()
+
+        def process_element(self, row: Any, ctx: Any) -> None:
+            _scope, rank, title_id, plays, window_end = row
+            end = _millis(window_end)
+            current = self.window.value()
+            if current is None or end > current[0]:
+                if current is None or not current[2]:
+                    ctx.timer_service().register_processing_time_timer(
+                        ctx.timer_service().current_processing_time() + stats_flush_ms)
+                current = (end, {}, True)
+            elif end < current[0]:
+                return  # an older window than the one already held
+            current[1][int(rank)] = (title_id, int(plays))
+            self.window.update((current[0], current[1], True))
+
+        def on_timer(self, timestamp: int, ctx: Any) -> None:
+            current = self.window.value()
+            if current is None:
+                return
+            end, ranks, _ = current
+            scope = ctx.get_current_key()
+            for rank, (title_id, plays) in ranks.items():
+                self.store.write("trending", (scope, rank, title_id, plays, end))
+            self.window.update((end, ranks, False))  # written; the next window arms a new timer
+
+    class WriteItemStats(MapFunction):  # type: ignore[misc]
+        """Running totals, already coalesced per key by SQL mini-batches (one row per key per batch)."""
+
         def open(self, runtime_context: RuntimeContext) -> None:
             self.session = connect(cassandra, cassandra.keyspace)
             self.store = FeatureStore(self.session, cassandra.keyspace)
@@ -290,43 +329,31 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
             self.session.cluster.shutdown()
 
         def map(self, row: Any) -> int:
-            scope, rank, title_id, plays, window_end = row
-            self.store.write("trending", (scope, int(rank), title_id, int(plays), _millis(window_end)))
+            title_id, artwork_id, is_total, impressions, clicks, plays, completes = row
+            self.store.write("item_stats", item_stats_params(
+                title_id, "" if is_total else artwork_id, int(impressions), int(clicks), int(plays), int(completes),
+                now_ms()))
             return 1
-
-    class CoalesceItemStats(KeyedProcessFunction):  # type: ignore[misc]
-        """Running totals arrive per change; keep the latest per key, write it at most every flush_ms."""
-
-        def open(self, runtime_context: RuntimeContext) -> None:
-            self.latest = runtime_context.get_state(ValueStateDescriptor("latest", Types.PICKLED_BYTE_ARRAY()))
-            self.session = connect(cassandra, cassandra.keyspace)
-            self.store = FeatureStore(self.session, cassandra.keyspace)
-
-        def close(self) -> None:
-            self.store.drain()
-            self.session.cluster.shutdown()
-
-        def process_element(self, value: Any, ctx: Any) -> None:
-            if self.latest.value() is None:
-                ctx.timer_service().register_processing_time_timer(ctx.timer_service().current_processing_time()
-                                                                   + flush_ms)
-            self.latest.update(tuple(value))
-
-        def on_timer(self, timestamp: int, ctx: Any) -> None:
-            value = self.latest.value()
-            self.latest.clear()
-            if value is not None:
-                title_id, artwork_id, impressions, clicks, plays, completes = value
-                self.store.write("item_stats", item_stats_params(
-                    title_id, artwork_id or "", int(impressions), int(clicks), int(plays), int(completes), now_ms()))
-                self.store.drain()
 
     return {
         "DecodeValidate": DecodeValidate, "DecodeCatalog": DecodeCatalog, "UserFeatures": UserFeatures,
-        "WriteUserFeatures": WriteUserFeatures, "WriteSessions": WriteSessions, "WriteTrending": WriteTrending,
-        "CoalesceItemStats": CoalesceItemStats, "dlq_tag": dlq_tag, "late_tag": late_tag,
+        "WriteUserFeatures": WriteUserFeatures, "WriteSessions": WriteSessions, "CoalesceTrending": CoalesceTrending,
+        "WriteItemStats": WriteItemStats, "dlq_tag": dlq_tag, "late_tag": late_tag,
         "enriched_tag": enriched_tag, "titles_desc": titles_desc,
     }
+
+
+class BatchedCounter:
+    """A Flink counter incremented in batches: each increment is a call into Java in thread mode."""
+
+    def __init__(self, counter: Any, every: int = 500) -> None:
+        self.counter, self.every, self.pending = counter, every, 0
+
+    def inc(self) -> None:
+        self.pending += 1
+        if self.pending >= self.every:
+            self.counter.inc(self.pending)
+            self.pending = 0
 
 
 def _tag(name: str) -> Any:
@@ -418,7 +445,9 @@ SELECT trend_scope, CAST(rn AS INT), title_id, plays, CAST(window_end AS STRING)
                    INTERVAL '{settings.trending_window_minutes}' MINUTES))
     GROUP BY window_start, window_end, trend_scope, title_id
   )
-) WHERE rn <= {settings.trending_top_n}""",
+) WHERE rn <= {settings.trending_top_n}
+  -- trending is about now: a backfill does not rewrite every window of its past
+  AND window_end >= NOW() - INTERVAL '{settings.trending_horizon_hours}' HOUR""",
         "trend_input": """
 SELECT rowtime, 'global' AS trend_scope, title_id FROM enriched WHERE action = 'START'
 UNION ALL
@@ -439,18 +468,24 @@ FROM (
   UNION ALL
   SELECT title_id, CAST(NULL AS STRING), 0, 0, 0, 1 FROM enriched WHERE action = 'COMPLETE'
 )
-GROUP BY GROUPING SETS ((title_id, artwork_id), (title_id))""",
+GROUP BY GROUPING SETS ((title_id, artwork_id), (title_id))
+HAVING GROUPING(artwork_id) = 1 OR artwork_id IS NOT NULL""",
     }
 
 
 def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: FeatureJobConfig) -> Any:
     """Wire the whole job onto ``env``; returns the statement set that carries the Kafka sinks."""
     from pyflink.common import Duration, Types, WatermarkStrategy
-    from pyflink.table import Schema, StreamTableEnvironment
+    from pyflink.table import ChangelogMode, Schema, StreamTableEnvironment
 
     fn = _functions(kafka, cassandra, settings)
     t_env = StreamTableEnvironment.create(env)
-    t_env.get_config().set("table.local-time-zone", "UTC")  # timestamps rendered as text are UTC
+    table_config = t_env.get_config()
+    table_config.set("table.local-time-zone", "UTC")  # timestamps rendered as text are UTC
+    # running totals (item stats) update per batch, not per row: one changelog row per key and second
+    table_config.set("table.exec.mini-batch.enabled", "true")
+    table_config.set("table.exec.mini-batch.allow-latency", f"{settings.stats_flush_ms} ms")
+    table_config.set("table.exec.mini-batch.size", "10000")
     topic = lambda name: TOPICS_BY_NAME[name].full_name(kafka)  # noqa: E731
 
     # per-partition watermarks from the Kafka timestamps (= event_time_ms, set by the SDK)
@@ -470,7 +505,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
         .uid("catalog-source").name("catalog topic (Kafka)") \
         .map(fn["DecodeCatalog"](), output_type=Types.PICKLED_BYTE_ARRAY()).uid("catalog-decode").name("decode catalog")
 
-    features = decoded.key_by(lambda v: v[0].user_id, key_type=Types.STRING()) \
+    features = decoded.key_by(lambda event: event.user_id, key_type=Types.STRING()) \
         .connect(catalog.broadcast(fn["titles_desc"])) \
         .process(fn["UserFeatures"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("user-features").name("user features (profile, continue watching)")
@@ -491,18 +526,13 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
     sessions = t_env.to_data_stream(t_env.sql_query(sql["sessions"])) \
         .map(fn["WriteSessions"](), output_type=KAFKA_ROW_TYPE()).uid("write-sessions").name("write sessions")
     t_env.to_data_stream(t_env.sql_query(sql["trending"])) \
-        .map(fn["WriteTrending"](), output_type=Types.INT()).uid("write-trending").name("write trending")
-    item_changes = t_env.to_changelog_stream(t_env.sql_query(sql["item_stats"])) \
-        .filter(lambda row: row.get_row_kind().name in ("INSERT", "UPDATE_AFTER")) \
-        .uid("item-stats-latest").name("item stats: keep updates")
-    # the per-title total is stored under artwork_id ''; plays have no artwork row
-    item_changes.filter(lambda r: r[2] == 1 or r[1] is not None) \
-        .uid("item-stats-rows").name("item stats: title totals and artwork rows") \
-        .map(lambda r: (r[0], "" if r[2] == 1 else r[1], r[3], r[4], r[5], r[6]),
-             output_type=Types.PICKLED_BYTE_ARRAY()) \
-        .uid("item-stats-tuple").name("item stats: to tuple") \
-        .key_by(lambda v: f"{v[0]}|{v[1]}", key_type=Types.STRING()) \
-        .process(fn["CoalesceItemStats"]()).uid("write-item-stats").name("write item stats (coalesced)")
+        .map(lambda r: (r[0], r[1], r[2], r[3], r[4]), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .uid("trending-tuple").name("trending: to tuple") \
+        .key_by(lambda v: v[0], key_type=Types.STRING()) \
+        .process(fn["CoalesceTrending"]()).uid("write-trending").name("write trending (newest window)")
+    # UPDATE_BEFORE rows are dropped in Java; the title total is stored under artwork_id ''
+    t_env.to_changelog_stream(t_env.sql_query(sql["item_stats"]), changelog_mode=ChangelogMode.upsert()) \
+        .map(fn["WriteItemStats"](), output_type=Types.INT()).uid("write-item-stats").name("write item stats")
 
     statements = t_env.create_statement_set()
     for name, stream in (("dead-letter", decoded.get_side_output(fn["dlq_tag"])),

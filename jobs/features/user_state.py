@@ -24,7 +24,9 @@ False
 
 from __future__ import annotations
 
+import hashlib
 import math
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,8 @@ from connectors.events import BrowseEvent, PlayEvent, RatingEvent, SearchEvent
 from jobs.context import daypart, device_class, local_hour
 
 DEDUPE_HORIZON_MS = 6 * 3600 * 1000
+DEDUPE_MAX_IDS = 128  # per user; retries and replays repeat recent events
+CONTINUE_WATCHING_MAX = 40  # in-progress titles kept per user; older ones leave the row
 AFFINITY_HALF_LIFE_MS = 14 * 86_400_000
 RECENT_WATCH_HALF_LIFE_MS = 7 * 86_400_000
 RECENT_SEARCHES = 10
@@ -83,6 +87,11 @@ class Outcome:
     continue_watching: dict[str, InProgress | None] = field(default_factory=dict)  # None: removed
 
 
+def id_hash(event_id: str) -> int:
+    """A stable 64-bit digest of an event id (Python's hash() changes between processes)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
 def _decay(value: float, elapsed_ms: int, half_life_ms: int) -> float:
     return value * math.exp(-math.log(2) * elapsed_ms / half_life_ms) if elapsed_ms > 0 else value
 
@@ -91,13 +100,42 @@ def _decay(value: float, elapsed_ms: int, half_life_ms: int) -> float:
 class UserState:
     profile: Profile = field(default_factory=Profile)
     continue_watching: dict[str, InProgress] = field(default_factory=dict)
-    seen_ids: dict[str, int] = field(default_factory=dict)  # event id -> event time
+    seen_ids: dict[int, int] = field(default_factory=dict)  # 64-bit hash of event id -> event time
     playhead: dict[str, int] = field(default_factory=dict)  # playback id -> furthest position counted
+    # what changed since the rows were last written (the job flushes at most every flush_ms)
+    pending_cw: dict[str, InProgress | None] = field(default_factory=dict)
+    last_event_id: str = ""
+    flush_armed: bool = False
+
+    # Keyed state holds this pickled, read and written on every event: a compact form of
+    # plain tuples and arrays pickles ~5x faster than the dataclasses themselves.
+    def __getstate__(self) -> tuple[Any, ...]:
+        p = self.profile
+        profile = (p.version, p.updated_ms, p.genre_affinity, p.daypart_plays, p.device_plays, p.total_watch_ms,
+                   p.recent_watch_ms, p.preferred_runtime_minutes, p.recent_searches)
+        cw = [(t, e.position_ms, e.duration_ms, e.last_watched_ms, e.playback_id)
+              for t, e in self.continue_watching.items()]
+        seen = (array("Q", self.seen_ids.keys()).tobytes(), array("q", self.seen_ids.values()).tobytes())
+        pending = [(t, None if e is None else (e.position_ms, e.duration_ms, e.last_watched_ms, e.playback_id))
+                   for t, e in self.pending_cw.items()]
+        return (1, profile, cw, seen, self.playhead, pending, self.last_event_id, self.flush_armed)
+
+    def __setstate__(self, packed: tuple[Any, ...]) -> None:
+        _, profile, cw, (keys, times), playhead, pending, self.last_event_id, self.flush_armed = packed
+        self.pending_cw = {t: None if e is None else InProgress(*e) for t, e in pending}
+        self.profile = Profile(*profile)
+        self.continue_watching = {t: InProgress(*rest) for t, *rest in cw}
+        k, v = array("Q"), array("q")
+        k.frombytes(keys)
+        v.frombytes(times)
+        self.seen_ids = dict(zip(k, v, strict=True))
+        self.playhead = playhead
 
     def apply(self, event: Any, title: TitleInfo = UNKNOWN_TITLE) -> Outcome:
-        if event.event_id in self.seen_ids:
+        key = id_hash(event.event_id)
+        if key in self.seen_ids:
             return Outcome(applied=False)
-        self._remember(event.event_id, event.event_time_ms)
+        self._remember(key, event.event_time_ms)
         outcome = Outcome(applied=True, profile_changed=True)
         if isinstance(event, PlayEvent):
             self._play(event, title, outcome)
@@ -112,14 +150,22 @@ class UserState:
             self.profile.recent_searches = [event.query, *searches][:RECENT_SEARCHES]
         self._advance(event.event_time_ms)
         self.profile.version += 1
+        self.last_event_id = event.event_id
+        self.pending_cw.update(outcome.continue_watching)
         return outcome
 
+    def take_pending(self) -> dict[str, InProgress | None]:
+        """The continue-watching changes not yet written; clears them and disarms the flush."""
+        pending, self.pending_cw, self.flush_armed = self.pending_cw, {}, False
+        return pending
+
     # -- pieces ----------------------------------------------------------
-    def _remember(self, event_id: str, event_time_ms: int) -> None:
-        self.seen_ids[event_id] = event_time_ms
-        if len(self.seen_ids) > 64:  # prune only now and then: cheap amortized
+    def _remember(self, key: int, event_time_ms: int) -> None:
+        self.seen_ids[key] = event_time_ms
+        if len(self.seen_ids) > DEDUPE_MAX_IDS:  # prune now and then: cheap amortized
             horizon = max(self.seen_ids.values()) - DEDUPE_HORIZON_MS
-            self.seen_ids = {k: t for k, t in self.seen_ids.items() if t >= horizon}
+            recent = [(k, t) for k, t in self.seen_ids.items() if t >= horizon]
+            self.seen_ids = dict(recent[-DEDUPE_MAX_IDS // 2:])
 
     def _advance(self, event_time_ms: int) -> None:
         """Move the profile's clock forward, decaying what decays (never backwards)."""
@@ -177,7 +223,12 @@ class UserState:
                                            (1 - RUNTIME_EWMA) * p.preferred_runtime_minutes + RUNTIME_EWMA * runtime)
         else:
             entry = InProgress(event.position_ms, event.duration_ms, event.event_time_ms, event.playback_id)
+            self.continue_watching.pop(event.title_id, None)  # re-insert: dict order is recency
             self.continue_watching[event.title_id] = entry
             outcome.continue_watching[event.title_id] = entry
+            while len(self.continue_watching) > CONTINUE_WATCHING_MAX:
+                oldest = next(iter(self.continue_watching))
+                del self.continue_watching[oldest]
+                outcome.continue_watching[oldest] = None
         if len(self.playhead) > 32:  # abandoned playbacks never complete; keep the newest
             self.playhead = dict(list(self.playhead.items())[-16:])

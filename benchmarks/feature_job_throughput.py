@@ -1,0 +1,83 @@
+"""Sustained events/s through the feature job, Kafka in to Cassandra out (run `nextwatch stack up` first).
+
+Workload ``movielens-<N>``: the MovieLens replay of the first N ratings, produced
+into fresh topics before the job starts, followed by one sentinel per partition
+(see :mod:`infra.pipeline`). The clock starts when the job is submitted; it stops
+when every sentinel's profile row is visible in Cassandra. ``steady`` excludes the
+job's start-up (submit until the first replayed user's profile row is visible).
+Writes go to a keyspace of their own (``nextwatch_bench``). Figures last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+import uuid
+from dataclasses import replace
+
+from connectors.cassandra_store import apply_schema, connect
+from connectors.config import CassandraConfig, KafkaConfig
+from connectors.consumer import read_snapshot
+from connectors.feature_store import FeatureStore
+from connectors.kafka_admin import delete_topics, ensure_topics
+from connectors.producer import EventProducer
+from infra.pipeline import feed, send_sentinels, start_feature_job, wait_for_profiles
+from infra.replay.movielens import MovieLensReplay, load_movielens
+from jobs.runtime import FlinkConfig
+
+
+def say(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ratings", type=int, default=20_000, help="MovieLens ratings to replay")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics for inspection")
+    args = parser.parse_args()
+
+    kafka = replace(KafkaConfig.load(), topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.")
+    cassandra = replace(CassandraConfig.load(), keyspace="nextwatch_bench")
+    apply_schema(cassandra)
+    created = ensure_topics(kafka)
+    try:
+        replay = MovieLensReplay(load_movielens(), limit=args.ratings)
+        first_user = replay.viewings[0].user.user_id
+        with EventProducer(kafka) as producer:
+            fed = feed(replay, producer, progress=say)
+            sentinels = send_sentinels(producer, kafka, fed.last_event_ms + 60_000)
+        say(f"{fed.events:,} events in topics; starting the feature job")
+        submitted = time.monotonic()
+        client = start_feature_job(kafka, cassandra, group_id=f"bench-{uuid.uuid4().hex[:6]}",
+                                   flink=replace(FlinkConfig.load(), checkpoint_interval_ms=10_000))
+        try:
+            session = connect(cassandra, cassandra.keyspace)
+            store = FeatureStore(session, cassandra.keyspace)
+            while not store.rows("get_profile", first_user):
+                time.sleep(0.05)
+            first_visible = time.monotonic()
+            session.cluster.shutdown()
+            say("first rows visible; waiting for every partition's sentinel")
+            done = wait_for_profiles(cassandra, sentinels, args.timeout, progress=say)
+        finally:
+            client.cancel().result()
+        late = len(read_snapshot(kafka.topic_prefix + "late-events", kafka, idle_s=2))
+        invalid = len(read_snapshot(kafka.topic_prefix + "dead-letter", kafka, idle_s=2))
+    finally:
+        if args.keep_topics:
+            say(f"topics kept under prefix {kafka.topic_prefix}")
+        else:
+            delete_topics(kafka, created)
+    total, steady = done - submitted, done - first_visible
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"workload=movielens-{args.ratings} events={fed.events} parallelism=1 mode=thread "
+          f"late_events={late} dead_lettered={invalid}")
+    print(f"events_per_s={fed.events / total:.0f} steady_events_per_s={fed.events / steady:.0f} "
+          f"seconds={total:.1f} startup_seconds={first_visible - submitted:.1f} job_process_peak_rss_mb={peak_mb:.0f}")
+
+
+if __name__ == "__main__":
+    main()

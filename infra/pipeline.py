@@ -1,0 +1,110 @@
+"""Running the pipeline end to end: feed a workload, run the feature job, know when it is done.
+
+"Done" is observable, not guessed: after the workload, one sentinel event goes to
+every partition of every user-event topic (each for a user of its own), with an
+event time after the workload's. Partitions are read concurrently, so only when
+every sentinel's profile row is in Cassandra has every partition been consumed
+up to its end. The demo and the benchmarks share this.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.cassandra_store import connect
+from connectors.config import CassandraConfig, KafkaConfig
+from connectors.events import BrowseEvent, Context, PlayEvent, RatingEvent, SearchEvent
+from connectors.feature_store import FeatureStore
+from connectors.producer import EventProducer
+from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
+
+Progress = Callable[[str], None]
+_SENTINEL_CONTEXT = Context("sentinel", "WEB", "US", 0, "sentinel")
+
+
+def _sentinel_event(topic: str, user_id: str, at_ms: int) -> Any:
+    common: dict[str, Any] = {"user_id": user_id, "event_time_ms": at_ms, "context": _SENTINEL_CONTEXT,
+              "event_id": f"{user_id}:sentinel"}
+    if topic == "play":
+        return PlayEvent(title_id="sentinel", action="PAUSE", playback_id=user_id, position_ms=0, duration_ms=1,
+                         **common)
+    if topic == "search":
+        return SearchEvent(query="sentinel", **common)
+    if topic == "browse":
+        return BrowseEvent(action="SCROLL", impression_id=user_id, page="home", scroll_depth=0, **common)
+    return RatingEvent(title_id="sentinel", kind="THUMBS_UP", **common)
+
+
+def send_sentinels(producer: EventProducer, kafka: KafkaConfig, at_ms: int, run_id: str | None = None) -> list[str]:
+    """One sentinel per partition of each user-event topic; returns their user ids."""
+    run_id = run_id or uuid.uuid4().hex[:8]
+    users = []
+    for name in USER_EVENT_TOPICS:
+        spec = TOPICS_BY_NAME[name]
+        for partition in range(spec.partition_count(kafka)):
+            user_id = f"sentinel-{run_id}-{name}-{partition}"
+            event = _sentinel_event(name, user_id, at_ms)
+            producer.send_encoded(spec.full_name(kafka), user_id.encode(), producer.codec.encode(event), at_ms,
+                                  partition=partition)
+            users.append(user_id)
+    producer.flush()
+    return users
+
+
+@dataclass
+class FeedResult:
+    events: int
+    last_event_ms: int
+    seconds: float
+
+
+def feed(events: Iterable[Any], producer: EventProducer, progress: Progress | None = None) -> FeedResult:
+    """Produce ``events`` as fast as the broker takes them (the job is timed, not this)."""
+    from infra.replay.runner import produce_events
+
+    stats = produce_events(events, producer, progress=progress)
+    return FeedResult(stats.events, stats.last_event_ms or 0, stats.seconds)
+
+
+def wait_for_profiles(cassandra: CassandraConfig, user_ids: list[str], timeout_s: float,
+                      progress: Progress | None = None, poll_s: float = 0.05) -> float:
+    """Block until every user has a profile row; returns the monotonic time it happened."""
+    session = connect(cassandra, cassandra.keyspace)
+    try:
+        store = FeatureStore(session, cassandra.keyspace)
+        pending = set(user_ids)
+        deadline = time.monotonic() + timeout_s
+        last_report = time.monotonic()
+        while pending:
+            pending = {u for u in pending if not store.rows("get_profile", u)}
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} sentinel profile(s) not visible after {timeout_s:.0f}s")
+            if progress is not None and time.monotonic() - last_report > 5:
+                last_report = time.monotonic()
+                progress(f"waiting for {len(pending)} of {len(user_ids)} partitions to be consumed")
+            time.sleep(poll_s)
+        return time.monotonic()
+    finally:
+        session.cluster.shutdown()
+
+
+def start_feature_job(kafka: KafkaConfig, cassandra: CassandraConfig, group_id: str | None = None,
+                      flink: Any = None) -> Any:
+    """Submit the feature job to this process's mini-cluster; returns its JobClient."""
+    from jobs import feature_job
+    from jobs.runtime import FlinkConfig, stream_environment
+
+    settings = feature_job.FeatureJobConfig.load()
+    if group_id:
+        from dataclasses import replace
+
+        settings = replace(settings, group_id=group_id)
+    env = stream_environment(flink or FlinkConfig.load())
+    feature_job.build(env, kafka, cassandra, settings)
+    return env.execute_async(feature_job.JOB_NAME)
