@@ -1,0 +1,113 @@
+"""Freshness of the feature job's per-event rows: produce -> visible in Cassandra, under load.
+
+A background thread produces the synthetic load at ``--rate`` events/s with live
+event times. Every ``--probe-every`` seconds a probe user's PROGRESS event is
+produced with a new position; a poller reads that user's continue-watching row
+and profile until both show it, and records produce -> visible for each probe.
+Run against the local stack (`nextwatch stack up`). Figures last, as name=value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+import uuid
+from dataclasses import replace
+
+from connectors.cassandra_store import apply_schema, connect
+from connectors.config import CassandraConfig, KafkaConfig
+from connectors.events import Context, PlayEvent
+from connectors.feature_store import FeatureStore
+from connectors.kafka_admin import delete_topics, ensure_topics
+from connectors.producer import EventProducer
+from infra.pipeline import start_feature_job
+from infra.replay.synthetic import SyntheticLoad
+
+
+def say(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def background_load(kafka: KafkaConfig, rate: float, stop: threading.Event) -> None:
+    with EventProducer(kafka) as producer:
+        started, sent = time.monotonic(), 0
+        for event in SyntheticLoad(users=2000, titles=500, sessions=200_000, seed=3):
+            if stop.is_set():
+                break
+            if not hasattr(event, "user_id"):
+                producer.send(event)  # catalog first
+                continue
+            event.event_time_ms = now_ms()  # live traffic
+            producer.send(event)
+            sent += 1
+            ahead = started + sent / rate - time.monotonic()
+            if ahead > 0.001:
+                time.sleep(ahead)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=1000.0, help="background events/s")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured period")
+    parser.add_argument("--probe-every", type=float, default=0.25)
+    args = parser.parse_args()
+
+    kafka = replace(KafkaConfig.load(), topic_prefix=f"fresh-{uuid.uuid4().hex[:6]}.")
+    cassandra = replace(CassandraConfig.load(), keyspace="nextwatch_bench")
+    apply_schema(cassandra)
+    created = ensure_topics(kafka)
+    stop = threading.Event()
+    loader = threading.Thread(target=background_load, args=(kafka, args.rate, stop), daemon=True)
+    client = start_feature_job(kafka, cassandra, group_id=f"fresh-{uuid.uuid4().hex[:6]}")
+    session = connect(cassandra, cassandra.keyspace)
+    store = FeatureStore(session, cassandra.keyspace)
+    probe_user, title = f"probe-{uuid.uuid4().hex[:6]}", "probe-title"
+    latencies: list[float] = []
+    try:
+        loader.start()
+        say("warming up for 20 s (job start-up, first checkpoints)")
+        time.sleep(20)
+        with EventProducer(kafka) as producer:
+            ctx = Context("probe", "TV", "US", 0)
+            position, deadline = 0, time.monotonic() + args.seconds
+            while time.monotonic() < deadline:
+                position += 1000
+                event = PlayEvent(user_id=probe_user, event_time_ms=now_ms(), context=ctx, title_id=title,
+                                  action="PROGRESS", playback_id="probe", position_ms=position,
+                                  duration_ms=10**9)
+                sent_at = time.monotonic()
+                producer.send(event)
+                producer.flush()
+                while time.monotonic() - sent_at < 10:
+                    rows = store.rows("get_cw", probe_user)
+                    if rows and rows[0].position_ms >= position:
+                        latencies.append((time.monotonic() - sent_at) * 1000)
+                        break
+                    time.sleep(0.005)
+                time.sleep(args.probe_every)
+                if len(latencies) % 40 == 0 and latencies:
+                    say(f"{len(latencies)} probes, p50 {statistics.median(latencies):.0f} ms")
+    finally:
+        stop.set()
+        client.cancel().result()
+        session.cluster.shutdown()
+        delete_topics(kafka, created)
+    print(f"workload=synthetic-live rate={args.rate:.0f} probes={len(latencies)} row=continue_watching")
+    print(f"p50_ms={percentile(latencies, 0.5):.0f} p99_ms={percentile(latencies, 0.99):.0f} "
+          f"max_ms={max(latencies):.0f}")
+
+
+if __name__ == "__main__":
+    main()
