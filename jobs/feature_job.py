@@ -140,6 +140,18 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
     titles_desc = MapStateDescriptor("titles", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
     flush_ms, stats_flush_ms = settings.flush_ms, settings.stats_flush_ms
 
+    class StoreWriter:
+        """Shared by the writing steps: a Cassandra session per operator instance, drained on close."""
+
+        def open_store(self) -> None:
+            self.session = connect(cassandra, cassandra.keyspace)
+            self.store = FeatureStore(self.session, cassandra.keyspace)
+            self.codec = EventCodec()
+
+        def close(self) -> None:
+            self.store.drain()
+            self.session.cluster.shutdown()
+
     class DecodeValidate(ProcessFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
             self.codec = EventCodec()
@@ -237,17 +249,11 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
             # main output (side outputs from timers are not supported for this function in PyFlink)
             yield ctx.get_current_key(), state.profile, state.last_event_id, cw
 
-    class WriteUserFeatures(ProcessFunction):  # type: ignore[misc]
+    class WriteUserFeatures(StoreWriter, ProcessFunction):  # type: ignore[misc]
         """Profile and continue-watching rows to Cassandra; the profile changelog on to Kafka."""
 
         def open(self, runtime_context: RuntimeContext) -> None:
-            self.session = connect(cassandra, cassandra.keyspace)
-            self.store = FeatureStore(self.session, cassandra.keyspace)
-            self.codec = EventCodec()
-
-        def close(self) -> None:
-            self.store.drain()
-            self.session.cluster.shutdown()
+            self.open_store()
 
         def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
             user_id, profile, last_event_id, cw = value
@@ -262,15 +268,9 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
             record = profile_record(user_id, profile, last_event_id)
             yield _kafka_row(user_id.encode(), self.codec.encode_record("user_features", record))
 
-    class WriteSessions(MapFunction):  # type: ignore[misc]
+    class WriteSessions(StoreWriter, MapFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
-            self.session = connect(cassandra, cassandra.keyspace)
-            self.store = FeatureStore(self.session, cassandra.keyspace)
-            self.codec = EventCodec()
-
-        def close(self) -> None:
-            self.store.drain()
-            self.session.cluster.shutdown()
+            self.open_store()
 
         def map(self, row: Any) -> Any:
             features = session_features(SessionAggregates(*row))
@@ -278,7 +278,7 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
             return _kafka_row(features.user_id.encode(),
                               self.codec.encode_record("session_features", session_record(features)))
 
-    class CoalesceTrending(KeyedProcessFunction):  # type: ignore[misc]
+    class CoalesceTrending(StoreWriter, KeyedProcessFunction):  # type: ignore[misc]
         """Keyed by scope: keep only the newest window's ranking, write it at most every stats_flush_ms.
 
         A backfill closes thousands of windows a second; only the newest matters to readers.
@@ -286,12 +286,7 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
 
         def open(self, runtime_context: RuntimeContext) -> None:
             self.window = runtime_context.get_state(ValueStateDescriptor("window", Types.PICKLED_BYTE_ARRAY()))
-            self.session = connect(cassandra, cassandra.keyspace)
-            self.store = FeatureStore(self.session, cassandra.keyspace)
-
-        def close(self) -> None:
-            self.store.drain()
-            self.session.cluster.shutdown()
+            self.open_store()
 
         def process_element(self, row: Any, ctx: Any) -> None:
             _scope, rank, title_id, plays, window_end = row
@@ -317,16 +312,11 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
                 self.store.write("trending", (scope, rank, title_id, plays, end))
             self.window.update((end, ranks, False))  # written; the next window arms a new timer
 
-    class WriteItemStats(MapFunction):  # type: ignore[misc]
+    class WriteItemStats(StoreWriter, MapFunction):  # type: ignore[misc]
         """Running totals, already coalesced per key by SQL mini-batches (one row per key per batch)."""
 
         def open(self, runtime_context: RuntimeContext) -> None:
-            self.session = connect(cassandra, cassandra.keyspace)
-            self.store = FeatureStore(self.session, cassandra.keyspace)
-
-        def close(self) -> None:
-            self.store.drain()
-            self.session.cluster.shutdown()
+            self.open_store()
 
         def map(self, row: Any) -> int:
             title_id, artwork_id, is_total, impressions, clicks, plays, completes = row
