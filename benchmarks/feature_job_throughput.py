@@ -15,7 +15,7 @@ import resource
 import sys
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
@@ -32,19 +32,24 @@ def say(text: str) -> None:
     print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ratings", type=int, default=20_000, help="MovieLens ratings to replay")
-    parser.add_argument("--timeout", type=float, default=900.0)
-    parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics for inspection")
-    args = parser.parse_args()
+@dataclass
+class Result:
+    events: int
+    seconds: float
+    startup_seconds: float
+    steady_seconds: float
+    late: int
+    invalid: int
 
+
+def run_workload(ratings: int, timeout_s: float = 900.0, keep_topics: bool = False) -> Result:
+    """Feed the workload, run the job until every sentinel is visible, return the timings."""
     kafka = replace(KafkaConfig.load(), topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.")
     cassandra = replace(CassandraConfig.load(), keyspace="nextwatch_bench")
     apply_schema(cassandra)
     created = ensure_topics(kafka)
     try:
-        replay = MovieLensReplay(load_movielens(), limit=args.ratings)
+        replay = MovieLensReplay(load_movielens(), limit=ratings)
         first_user = replay.viewings[0].user.user_id
         with EventProducer(kafka) as producer:
             fed = feed(replay, producer, progress=say)
@@ -61,22 +66,31 @@ def main() -> None:
             first_visible = time.monotonic()
             session.cluster.shutdown()
             say("first rows visible; waiting for every partition's sentinel")
-            done = wait_for_profiles(cassandra, sentinels, args.timeout, progress=say)
+            done = wait_for_profiles(cassandra, sentinels, timeout_s, progress=say)
         finally:
             client.cancel().result()
         late = len(read_snapshot(kafka.topic_prefix + "late-events", kafka, idle_s=2))
         invalid = len(read_snapshot(kafka.topic_prefix + "dead-letter", kafka, idle_s=2))
     finally:
-        if args.keep_topics:
+        if keep_topics:
             say(f"topics kept under prefix {kafka.topic_prefix}")
         else:
             delete_topics(kafka, created)
-    total, steady = done - submitted, done - first_visible
+    return Result(fed.events, done - submitted, first_visible - submitted, done - first_visible, late, invalid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ratings", type=int, default=20_000, help="MovieLens ratings to replay")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics for inspection")
+    args = parser.parse_args()
+    r = run_workload(args.ratings, args.timeout, args.keep_topics)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"workload=movielens-{args.ratings} events={fed.events} parallelism=1 mode=thread "
-          f"late_events={late} dead_lettered={invalid}")
-    print(f"events_per_s={fed.events / total:.0f} steady_events_per_s={fed.events / steady:.0f} "
-          f"seconds={total:.1f} startup_seconds={first_visible - submitted:.1f} job_process_peak_rss_mb={peak_mb:.0f}")
+    print(f"workload=movielens-{args.ratings} events={r.events} parallelism=1 mode=thread "
+          f"late_events={r.late} dead_lettered={r.invalid}")
+    print(f"events_per_s={r.events / r.seconds:.0f} steady_events_per_s={r.events / r.steady_seconds:.0f} "
+          f"seconds={r.seconds:.1f} startup_seconds={r.startup_seconds:.1f} job_process_peak_rss_mb={peak_mb:.0f}")
 
 
 if __name__ == "__main__":
