@@ -28,6 +28,7 @@ class FlinkConfig:
     execution_mode: str = "thread"  # or "process"
     checkpoint_interval_ms: int = 10_000
     checkpoint_dir: str = ""  # default: <state dir>/flink/checkpoints
+    restore_from: str = ""  # a retained checkpoint or savepoint to start from (same execution mode!)
     options: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -40,6 +41,12 @@ class FlinkConfig:
     def checkpoint_uri(self) -> str:
         path = Path(self.checkpoint_dir) if self.checkpoint_dir else state_dir() / "flink" / "checkpoints"
         return path.resolve().as_uri()
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest completed checkpoint (a ``chk-N`` folder with ``_metadata``) under ``checkpoint_dir``."""
+    completed = [p.parent for p in checkpoint_dir.glob("*/chk-*/_metadata")]
+    return max(completed, key=lambda p: p.stat().st_mtime, default=None)
 
 
 def activate_virtualenv() -> None:
@@ -58,10 +65,14 @@ def flink_settings(config: FlinkConfig) -> dict[str, str]:
         "python.client.executable": sys.executable,
         "execution.checkpointing.dir": config.checkpoint_uri(),
         "state.checkpoints.dir": config.checkpoint_uri(),
+        # a cancelled or killed job can be restarted from its last checkpoint
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "restart-strategy.type": "fixed-delay",
         "restart-strategy.fixed-delay.attempts": "3",
         "restart-strategy.fixed-delay.delay": "2 s",
     }
+    if config.restore_from:
+        settings["execution.state-recovery.path"] = config.restore_from
     if config.execution_mode == "process":
         settings["python.fn-execution.bundle.size"] = "100000"
     settings.update(config.options)

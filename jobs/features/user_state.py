@@ -136,6 +136,9 @@ class UserState:
         if key in self.seen_ids:
             return Outcome(applied=False)
         self._remember(key, event.event_time_ms)
+        # the newest event by event time (not the last applied: topics interleave differently per run)
+        if (event.event_time_ms, event.event_id) >= (self.profile.updated_ms, self.last_event_id):
+            self.last_event_id = event.event_id
         outcome = Outcome(applied=True, profile_changed=True)
         if isinstance(event, PlayEvent):
             self._play(event, title, outcome)
@@ -150,7 +153,6 @@ class UserState:
             self.profile.recent_searches = [event.query, *searches][:RECENT_SEARCHES]
         self._advance(event.event_time_ms)
         self.profile.version += 1
-        self.last_event_id = event.event_id
         self.pending_cw.update(outcome.continue_watching)
         return outcome
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import fastavro
 
 from connectors.codec import MAGIC, EventCodec
+from connectors.consumer import EventConsumer
 from connectors.events import (
     ArtworkVariant,
     Availability,
@@ -22,6 +25,8 @@ from connectors.events import (
     SearchEvent,
     ShownItem,
 )
+from connectors.feature_store import FeatureStore
+from connectors.producer import EventProducer
 
 MIN = 60_000
 
@@ -100,3 +105,45 @@ def build_history() -> History:
     fastavro.schemaless_writer(body, writer.parsed, record)
     h.garbage = [b"\x00\x01 not avro", MAGIC + b"\x11" * 8 + b"\x02", MAGIC + writer.fingerprint + body.getvalue()]
     return h
+
+
+@dataclass
+class FeatureRun:
+    history: History
+    kafka: Any
+    store: FeatureStore
+    producer: EventProducer
+    ticks: int = 0
+
+    def tick(self) -> None:
+        """Another user's event further ahead in time: keeps watermarks moving, as live traffic does."""
+        self.ticks += 1
+        event = copy.copy(self.history.clock)
+        event.event_id = f"tick-{uuid.uuid4().hex}"
+        event.event_time_ms = self.history.clock.event_time_ms + self.ticks * MIN
+        self.producer.send(event)
+        self.producer.flush()
+
+    def wait_for(self, what: str, check: Callable[[], Any], timeout_s: float = 90.0) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            result = check()
+            if result:
+                return result
+            self.tick()
+            time.sleep(1.0)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def topic_records(self, name: str, count: int, user: str | None = None) -> list[dict[str, Any]]:
+        codec = EventCodec()
+        with EventConsumer([self.kafka.topic_prefix + name], f"check-{uuid.uuid4().hex[:6]}", self.kafka) as c:
+            found: list[dict[str, Any]] = []
+            idle_until = time.monotonic() + 15  # the group join takes a few seconds
+            while len(found) < count and time.monotonic() < idle_until:
+                message = c.poll(0.5)
+                if message is not None:
+                    idle_until = time.monotonic() + 3
+                    record = codec.decode(message.value).record
+                    if user is None or record.get("user_id") == user:
+                        found.append(record)
+            return found

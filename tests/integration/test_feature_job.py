@@ -2,70 +2,25 @@
 
 from __future__ import annotations
 
-import copy
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from connectors.cassandra_store import connect
-from connectors.codec import EventCodec
-from connectors.consumer import EventConsumer
 from connectors.feature_store import FeatureStore
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
 from jobs import feature_job
 from jobs.runtime import FlinkConfig, stream_environment
-from tests.integration.feature_history import MIN, History, build_history
-
-
-@dataclass
-class Run:
-    history: History
-    kafka: Any
-    store: FeatureStore
-    producer: EventProducer
-    ticks: int = 0
-
-    def tick(self) -> None:
-        """Another user's event further ahead in time: keeps watermarks moving, as live traffic does."""
-        self.ticks += 1
-        event = copy.copy(self.history.clock)
-        event.event_id = f"tick-{uuid.uuid4().hex}"
-        event.event_time_ms = self.history.clock.event_time_ms + self.ticks * MIN
-        self.producer.send(event)
-        self.producer.flush()
-
-    def wait_for(self, what: str, check: Callable[[], Any], timeout_s: float = 90.0) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            result = check()
-            if result:
-                return result
-            self.tick()
-            time.sleep(1.0)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def topic_records(self, name: str, count: int, user: str | None = None) -> list[dict[str, Any]]:
-        codec = EventCodec()
-        with EventConsumer([self.kafka.topic_prefix + name], f"check-{uuid.uuid4().hex[:6]}", self.kafka) as c:
-            found: list[dict[str, Any]] = []
-            idle_until = time.monotonic() + 15  # the group join takes a few seconds
-            while len(found) < count and time.monotonic() < idle_until:
-                message = c.poll(0.5)
-                if message is not None:
-                    idle_until = time.monotonic() + 3
-                    record = codec.decode(message.value).record
-                    if user is None or record.get("user_id") == user:
-                        found.append(record)
-            return found
+from tests.integration.feature_history import MIN, FeatureRun, build_history
 
 
 @pytest.fixture(scope="module")
-def run(kafka_config: Any, cassandra_config: Any, tmp_path_factory: Any) -> Iterator[Run]:
+def run(kafka_config: Any, cassandra_config: Any, tmp_path_factory: Any) -> Iterator[FeatureRun]:
     kafka = replace(kafka_config, topic_prefix=f"feat-{uuid.uuid4().hex[:6]}.")
     created = ensure_topics(kafka)
     history = build_history()
@@ -86,14 +41,14 @@ def run(kafka_config: Any, cassandra_config: Any, tmp_path_factory: Any) -> Iter
     client = env.execute_async("feature-job-test")
     session = connect(cassandra_config, cassandra_config.keyspace)
     try:
-        yield Run(history, kafka, FeatureStore(session, cassandra_config.keyspace), producer)
+        yield FeatureRun(history, kafka, FeatureStore(session, cassandra_config.keyspace), producer)
     finally:
         client.cancel().result()
         session.cluster.shutdown()
         delete_topics(kafka, created)
 
 
-def test_sessions_close_with_their_features(run: Run) -> None:
+def test_sessions_close_with_their_features(run: FeatureRun) -> None:
     h = run.history
     sessions = run.wait_for("two sessions", lambda: len(rows := run.store.rows("get_sessions", h.user)) >= 2 and rows)
     assert len(sessions) == 2
@@ -113,7 +68,7 @@ def test_sessions_close_with_their_features(run: Run) -> None:
         int(s.session_start.timestamp() * 1000) for s in sessions)
 
 
-def test_profile_counts_each_event_once(run: Run) -> None:
+def test_profile_counts_each_event_once(run: FeatureRun) -> None:
     h = run.history
     profile = run.wait_for("profile v19", lambda: (r := run.store.rows("get_profile", h.user)) and
                            r[0].version == 19 and r[0])
@@ -126,7 +81,7 @@ def test_profile_counts_each_event_once(run: Run) -> None:
     assert changelog and max(r["version"] for r in changelog) == 19
 
 
-def test_continue_watching_keeps_only_titles_in_progress(run: Run) -> None:
+def test_continue_watching_keeps_only_titles_in_progress(run: FeatureRun) -> None:
     h = run.history
     t3 = h.catalog[2].title_id
     rows = run.wait_for("continue watching", lambda: (r := run.store.rows("get_cw", h.user)) and
@@ -134,7 +89,7 @@ def test_continue_watching_keeps_only_titles_in_progress(run: Run) -> None:
     assert [(r.title_id, r.position_ms) for r in rows] == [(t3, 20 * MIN)]  # t1 and t2 were completed
 
 
-def test_item_stats_and_trending(run: Run) -> None:
+def test_item_stats_and_trending(run: FeatureRun) -> None:
     h = run.history
     t1, t2, t3 = (c.title_id for c in h.catalog)
 
@@ -151,7 +106,7 @@ def test_item_stats_and_trending(run: Run) -> None:
     assert [r.title_id for r in comedy] == [t2]
 
 
-def test_bad_input_goes_to_the_dead_letter_topic(run: Run) -> None:
+def test_bad_input_goes_to_the_dead_letter_topic(run: FeatureRun) -> None:
     rejected = run.topic_records("dead-letter", 3)
     assert len(rejected) == 3
     assert {r["kind"] for r in rejected} == {"INVALID"}
@@ -160,7 +115,7 @@ def test_bad_input_goes_to_the_dead_letter_topic(run: Run) -> None:
     assert sorted(r["original"] for r in rejected) == sorted(run.history.garbage)
 
 
-def test_late_events_are_routed_not_applied(run: Run) -> None:
+def test_late_events_are_routed_not_applied(run: FeatureRun) -> None:
     h = run.history
     run.wait_for("sessions closed", lambda: len(run.store.rows("get_sessions", h.user)) >= 2)
     before = run.store.rows("get_profile", h.user)[0].version
