@@ -46,13 +46,31 @@ def _topics(args: argparse.Namespace) -> int:
     return 0 if all(spec.full_name(kafka) in existing for spec in TOPICS) else 1
 
 
-def _jobs(args: argparse.Namespace) -> int:
-    if args.job != "features":
-        raise SystemExit(f"unknown job {args.job!r}")
-    from jobs import feature_job
+JOB_MODULES = {"features": "jobs/feature_job.py"}
 
-    print("[jobs] feature job running in the local mini-cluster; Ctrl-C stops it", file=sys.stderr, flush=True)
-    feature_job.run()
+
+def _jobs(args: argparse.Namespace) -> int:
+    from infra import flink_cluster
+
+    if args.action == "run":
+        from jobs import feature_job
+
+        print("[jobs] feature job running in the local mini-cluster; Ctrl-C stops it", file=sys.stderr, flush=True)
+        feature_job.run()
+    elif args.action == "submit":
+        from connectors.config import REPO_ROOT
+
+        job_id = flink_cluster.submit(REPO_ROOT / JOB_MODULES[args.job], args.parallelism, args.from_savepoint)
+        print(f"submitted {args.job} as {job_id} at parallelism {args.parallelism}")
+    elif args.action == "list":
+        for job_id, name in flink_cluster.running_jobs():
+            print(f"{job_id}  {name}")
+    elif args.action == "stop":
+        for job_id, name in flink_cluster.running_jobs():
+            if args.job_id in (None, job_id):
+                print(f"stopped {name} {job_id}; savepoint {flink_cluster.stop(job_id)}")
+    elif args.action == "cluster-down":
+        flink_cluster.FlinkCluster().stop()
     return 0
 
 
@@ -89,9 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_topics.add_argument("action", choices=["create", "list"])
     p_topics.set_defaults(func=_topics)
 
-    p_jobs = sub.add_parser("jobs", help="run a Flink job in the local mini-cluster")
-    p_jobs.add_argument("action", choices=["run"])
-    p_jobs.add_argument("job", choices=["features"])
+    p_jobs = sub.add_parser("jobs", help="run a job in the local mini-cluster, or submit/stop it on a standalone "
+                                         "Flink cluster started from the apache-flink wheel")
+    p_jobs.add_argument("action", choices=["run", "submit", "list", "stop", "cluster-down"])
+    p_jobs.add_argument("job", nargs="?", default="features", choices=sorted(JOB_MODULES))
+    p_jobs.add_argument("--parallelism", "-p", type=int, default=2)
+    p_jobs.add_argument("--from-savepoint", default=None, help="submit: restore from this savepoint")
+    p_jobs.add_argument("--job-id", default=None, help="stop: only this job (default: every running job)")
     p_jobs.set_defaults(func=_jobs)
 
     p_replay = sub.add_parser("replay", help="produce a MovieLens replay or a synthetic load into Kafka")

@@ -126,6 +126,10 @@ def status() -> list[ServiceStatus]:
 def down(progress: Progress | None = None) -> None:
     mode = StackConfig.load().mode
     if mode == "local":
+        from infra.flink_cluster import FlinkCluster
+
+        _say(progress, "flink-cluster: stopping (if started)")
+        FlinkCluster().stop()
         for service in reversed(local_services()):
             _say(progress, f"{service.name}: stopping")
             service.stop()

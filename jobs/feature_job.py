@@ -31,6 +31,7 @@ restart that re-reads from the last checkpoint converges to the same rows.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -545,9 +546,10 @@ def run(detached: bool = False, flink: FlinkConfig | None = None) -> Any:
 
 
 def main() -> None:
+    """Entry point for `flink run -py jobs/feature_job.py` (parallelism from ``-p``)."""
     parser = argparse.ArgumentParser(description="nextwatch feature job")
     parser.parse_args()
-    run()
+    run(flink=replace(FlinkConfig.load(), parallelism=0))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from connectors.flink_kafka import connector_jar_urls
 class FlinkConfig:
     """Settings of a job's runtime; ``options`` are Flink configuration keys, passed through."""
 
-    parallelism: int = 1
+    parallelism: int = 1  # 0: whatever the environment says (e.g. `flink run -p 2`)
     execution_mode: str = "thread"  # or "process"
     checkpoint_interval_ms: int = 10_000
     checkpoint_dir: str = ""  # default: <state dir>/flink/checkpoints
@@ -90,7 +90,8 @@ def stream_environment(config: FlinkConfig | None = None) -> Any:
     for key, value in flink_settings(config).items():
         flink_conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(flink_conf)
-    env.set_parallelism(config.parallelism)
+    if config.parallelism > 0:
+        env.set_parallelism(config.parallelism)
     if config.checkpoint_interval_ms > 0:
         env.enable_checkpointing(config.checkpoint_interval_ms, CheckpointingMode.AT_LEAST_ONCE)
     return env

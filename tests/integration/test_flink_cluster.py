@@ -1,0 +1,62 @@
+"""The feature job on a standalone Flink cluster at parallelism 2: submit, stop with a savepoint, resume."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from connectors.config import REPO_ROOT
+from connectors.feature_store import FeatureStore
+from connectors.kafka_admin import delete_topics, ensure_topics
+from connectors.producer import EventProducer
+from infra import flink_cluster
+from tests.integration.feature_history import build_history
+
+
+def _wait_for_version(store: FeatureStore, user: str, version: int, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ((rows := store.rows("get_profile", user)) and rows[0].version == version):
+        assert time.monotonic() < deadline, f"profile of {user} never reached version {version}"
+        time.sleep(0.5)
+
+
+def test_feature_job_on_the_standalone_cluster(kafka_config: Any, cassandra_config: Any,
+                                               cassandra_session: Any) -> None:
+    kafka = replace(kafka_config, topic_prefix=f"cluster-{uuid.uuid4().hex[:6]}.")
+    created = ensure_topics(kafka)
+    history = build_history()
+    env = {"NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+           "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra_config.keyspace,
+           "NEXTWATCH_FEATURES_GROUP_ID": f"cluster-{uuid.uuid4().hex[:6]}",
+           "NEXTWATCH_FEATURES_IDLENESS_MS": "2000"}
+    store = FeatureStore(cassandra_session, cassandra_config.keyspace)
+    job_ids: list[str] = []
+    try:
+        with EventProducer(kafka) as producer:
+            for event in [*history.catalog, *history.events[:8]]:
+                producer.send(event)
+        job_ids.append(flink_cluster.submit(REPO_ROOT / "jobs" / "feature_job.py", parallelism=2, env=env))
+        _wait_for_version(store, history.user, 7)
+        parallelism = flink_cluster.job_parallelism(job_ids[0])
+        assert parallelism and set(parallelism.values()) == {2}, parallelism
+
+        savepoint = flink_cluster.stop(job_ids[0])
+        assert Path(savepoint.removeprefix("file:")).is_dir()
+        assert job_ids[0] not in dict(flink_cluster.running_jobs())
+
+        with EventProducer(kafka) as producer:  # arrives while the job is stopped
+            for event in history.events[8:]:
+                producer.send(event)
+        job_ids.append(flink_cluster.submit(REPO_ROOT / "jobs" / "feature_job.py", parallelism=2,
+                                            savepoint=savepoint, env=env))
+        _wait_for_version(store, history.user, 19)  # 7 restored from the savepoint + 12 new
+    finally:
+        running = dict(flink_cluster.running_jobs())
+        for job_id in job_ids:
+            if job_id in running:
+                flink_cluster.flink_cli("cancel", job_id)
+        flink_cluster.FlinkCluster().stop()
+        delete_topics(kafka, created)
