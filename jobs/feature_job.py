@@ -31,9 +31,8 @@ restart that re-reads from the last checkpoint converges to the same rows.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
