@@ -87,7 +87,9 @@ def main() -> None:
     args = parser.parse_args()
     r = run_workload(args.ratings, args.timeout, args.keep_topics)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"workload=movielens-{args.ratings} events={r.events} parallelism=1 mode=thread "
+    flink = FlinkConfig.load()
+    print(f"workload=movielens-{args.ratings} events={r.events} parallelism={flink.parallelism} "
+          f"mode={flink.execution_mode} "
           f"late_events={r.late} dead_lettered={r.invalid}")
     print(f"events_per_s={r.events / r.seconds:.0f} steady_events_per_s={r.events / r.steady_seconds:.0f} "
           f"seconds={r.seconds:.1f} startup_seconds={r.startup_seconds:.1f} job_process_peak_rss_mb={peak_mb:.0f}")
