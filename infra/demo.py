@@ -87,14 +87,26 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     client = start_feature_job(kafka, cassandra, group_id=f"nextwatch-demo-{uuid.uuid4().hex[:6]}")
     try:
         wait_for_profiles(cassandra, sentinels, timeout_s=3600, progress=lambda t: say(f"features: {t}"))
-        from jobs.feature_job import FeatureJobConfig
-
-        time.sleep(FeatureJobConfig.load().stats_flush_ms / 1000 + 2)  # let the last coalesced rows land
+        wait_for_trending(cassandra, timeout_s=60)  # trending is coalesced: it lands last
     finally:
         client.cancel().result()
     seconds = time.monotonic() - started
     print_summary(cassandra, kafka, replay, fed_events, seconds, {c.title_id: c.title for c in catalog})
     return 0
+
+
+def wait_for_trending(cassandra: CassandraConfig, timeout_s: float) -> bool:
+    session = connect(cassandra, cassandra.keyspace)
+    try:
+        store = FeatureStore(session, cassandra.keyspace)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if store.rows("get_trending", "global"):
+                return True
+            time.sleep(0.5)
+        return False
+    finally:
+        session.cluster.shutdown()
 
 
 def print_summary(cassandra: CassandraConfig, kafka: KafkaConfig, replay: Any, events: int, seconds: float,

@@ -62,6 +62,7 @@ from jobs.runtime import FlinkConfig, stream_environment
 
 JOB_NAME = "nextwatch-features"
 TIMESTAMP_TOLERANCE_MS = 1_000
+SIDE_INPUT_TIMESTAMP = 2**62  # far beyond any event time
 
 
 @dataclass(frozen=True)
@@ -466,6 +467,7 @@ HAVING GROUPING(artwork_id) = 1 OR artwork_id IS NOT NULL""",
 def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: FeatureJobConfig) -> Any:
     """Wire the whole job onto ``env``; returns the statement set that carries the Kafka sinks."""
     from pyflink.common import Duration, Types, WatermarkStrategy
+    from pyflink.common.watermark_strategy import TimestampAssigner
     from pyflink.table import ChangelogMode, Schema, StreamTableEnvironment
 
     fn = _functions(kafka, cassandra, settings)
@@ -487,8 +489,15 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
     decoded = raw.process(fn["DecodeValidate"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("decode-validate").name("decode + validate")
 
-    # the catalog side must not hold the event-time clock back: idle when quiet
+    # The catalog is a side input, not a clock: its records are stamped far in the future so its
+    # watermark never holds event time back (idleness alone would, for as long as the job is
+    # backpressured: Flink pauses idleness timers then, and a backfill is backpressured throughout).
+    class CatalogIsNotAClock(TimestampAssigner):  # type: ignore[misc]
+        def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
+            return SIDE_INPUT_TIMESTAMP
+
     catalog_watermarks = WatermarkStrategy.for_monotonous_timestamps() \
+        .with_timestamp_assigner(CatalogIsNotAClock()) \
         .with_idleness(Duration.of_millis(settings.idleness_ms))
     catalog = env.from_source(kafka_source(kafka, [topic("catalog")], settings.group_id + "-catalog"),
                               catalog_watermarks, "catalog topic") \
