@@ -14,7 +14,10 @@ from typing import Any
 import orjson
 
 from connectors.cassandra_store import CassandraStore
-from connectors.events import ArtworkVariant, Availability, CatalogItem, CrewMember
+from connectors.config import KafkaConfig
+from connectors.consumer import read_snapshot
+from connectors.events import ArtworkVariant, Availability, CatalogItem, CrewMember, from_record
+from connectors.topics import TOPICS_BY_NAME
 
 UPSERT_TITLE = """
 INSERT INTO {keyspace}.titles (title_id, title, genres, sub_genres, cast_members, directors, crew_json, release_year,
@@ -25,6 +28,19 @@ USING TIMESTAMP ?
 """
 SELECT_TITLE = "SELECT * FROM {keyspace}.titles WHERE title_id = ?"
 SELECT_ALL_IDS = "SELECT title_id FROM {keyspace}.titles"
+
+
+def read_catalog_topic(kafka: KafkaConfig, idle_s: float = 1.0) -> dict[str, CatalogItem]:
+    """The newest snapshot of every title on the compacted catalog topic, read without a consumer group."""
+    items: dict[str, CatalogItem] = {}
+    for decoded in read_snapshot(TOPICS_BY_NAME["catalog"].full_name(kafka), kafka, idle_s=idle_s):
+        if decoded.subject != "catalog_item":
+            continue
+        item = from_record(CatalogItem, decoded.record)
+        known = items.get(item.title_id)
+        if known is None or item.updated_time_ms >= known.updated_time_ms:
+            items[item.title_id] = item
+    return items
 
 
 class CatalogStore(CassandraStore):

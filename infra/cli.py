@@ -89,7 +89,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _catalog(args: argparse.Namespace) -> int:
     from infra.demo import sync_catalog
 
-    written = sync_catalog(timeout_s=args.timeout)
+    written = sync_catalog(idle_s=args.idle)
     print(f"titles written to Cassandra: {written}")
     return 0
 
@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_catalog = sub.add_parser("catalog", help="copy the catalog topic into Cassandra's titles table")
     p_catalog.add_argument("action", choices=["sync"])
-    p_catalog.add_argument("--timeout", type=float, default=10.0, help="stop after this many idle seconds")
+    p_catalog.add_argument("--idle", type=float, default=1.0,
+                           help="the topic's end: this many seconds without a record")
     p_catalog.set_defaults(func=_catalog)
     return parser
 

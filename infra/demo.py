@@ -15,11 +15,10 @@ from collections import Counter
 from typing import Any
 
 from connectors.cassandra_store import connect
-from connectors.catalog_store import CatalogStore
-from connectors.codec import EventCodec
+from connectors.catalog_store import CatalogStore, read_catalog_topic
 from connectors.config import CassandraConfig, KafkaConfig
-from connectors.consumer import EventConsumer, read_snapshot
-from connectors.events import CatalogItem, from_record
+from connectors.consumer import read_snapshot
+from connectors.events import CatalogItem
 from connectors.feature_store import FeatureStore
 from connectors.producer import EventProducer
 from connectors.topics import TOPICS_BY_NAME
@@ -29,25 +28,12 @@ def say(text: str) -> None:
     print(f"[demo] {text}", file=sys.stderr, flush=True)
 
 
-def sync_catalog(timeout_s: float = 10.0, kafka: KafkaConfig | None = None,
+def sync_catalog(idle_s: float = 1.0, kafka: KafkaConfig | None = None,
                  cassandra: CassandraConfig | None = None) -> int:
     """Copy the catalog topic into Cassandra's titles table (the latest snapshot per title)."""
     kafka = kafka or KafkaConfig.load()
-    cassandra = cassandra or CassandraConfig.load()
-    codec = EventCodec()
-    items: dict[str, CatalogItem] = {}
-    with EventConsumer([TOPICS_BY_NAME["catalog"].full_name(kafka)], f"nextwatch-catalog-{uuid.uuid4().hex[:8]}",
-                       kafka, codec) as consumer:
-        last = time.monotonic() + 20.0  # the group join takes a few seconds before the first message
-        while time.monotonic() - last < timeout_s:
-            message = consumer.poll(0.5)
-            if message is None or message.event is None:
-                continue
-            last = time.monotonic()
-            item = from_record(CatalogItem, message.event.record)
-            if item.title_id not in items or item.updated_time_ms >= items[item.title_id].updated_time_ms:
-                items[item.title_id] = item
-    return write_catalog(list(items.values()), cassandra)
+    items = read_catalog_topic(kafka, idle_s=idle_s)
+    return write_catalog(list(items.values()), cassandra or CassandraConfig.load())
 
 
 def write_catalog(items: list[CatalogItem], cassandra: CassandraConfig) -> int:
@@ -68,18 +54,9 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     replay = MovieLensReplay(load_movielens(), limit=limit or None)
     say(f"replaying {len(replay.ratings):,} MovieLens ratings into Kafka at {kafka.bootstrap_servers}")
     with EventProducer(kafka) as producer:
-        if rate > 0:
-            from infra.replay.runner import produce_events
-
-            stats = produce_events(replay, producer, rate=rate, progress=lambda t: say(f"replay: {t}"))
-            fed_events, last_ms = stats.events, stats.last_event_ms or 0
-        else:
-            fed = feed(replay, producer, progress=lambda t: say(f"replay: {t}"))
-            fed_events, last_ms = fed.events, fed.last_event_ms
-        sentinels = send_sentinels(producer, kafka, last_ms + 60_000)
-    catalog = [e for e in (from_record(CatalogItem, d.record) for d in
-               read_snapshot(TOPICS_BY_NAME["catalog"].full_name(kafka), kafka)
-               if d.subject == "catalog_item")]
+        fed = feed(replay, producer, progress=lambda t: say(f"replay: {t}"), rate=rate)
+        sentinels = send_sentinels(producer, kafka, fed.last_event_ms + 60_000)
+    catalog = list(read_catalog_topic(kafka).values())
     write_catalog(catalog, cassandra)
 
     say("running the feature job (Flink mini-cluster, thread mode) until every partition is consumed")
@@ -91,7 +68,7 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     finally:
         client.cancel().result()
     seconds = time.monotonic() - started
-    print_summary(cassandra, kafka, replay, fed_events, seconds, {c.title_id: c.title for c in catalog})
+    print_summary(cassandra, kafka, replay, fed.events, seconds, {c.title_id: c.title for c in catalog})
     return 0
 
 

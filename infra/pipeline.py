@@ -62,11 +62,12 @@ class FeedResult:
     seconds: float
 
 
-def feed(events: Iterable[Any], producer: EventProducer, progress: Progress | None = None) -> FeedResult:
-    """Produce ``events`` as fast as the broker takes them (the job is timed, not this)."""
+def feed(events: Iterable[Any], producer: EventProducer, progress: Progress | None = None,
+         rate: float = 0.0) -> FeedResult:
+    """Produce ``events`` at ``rate`` per second (0: as fast as the broker takes them)."""
     from infra.replay.runner import produce_events
 
-    stats = produce_events(events, producer, progress=progress)
+    stats = produce_events(events, producer, rate=rate, progress=progress)
     return FeedResult(stats.events, stats.last_event_ms or 0, stats.seconds)
 
 

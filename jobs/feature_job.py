@@ -37,9 +37,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.cassandra_store import connect
+from connectors.catalog_store import read_catalog_topic
 from connectors.codec import EventCodec
 from connectors.config import CassandraConfig, KafkaConfig, load_section
-from connectors.consumer import read_snapshot
 from connectors.errors import DecodeError, InvalidEventError, UnknownSchemaError
 from connectors.events import EVENT_TYPES as _EVENT_TYPES
 from connectors.events import USER_EVENT_SUBJECTS, CatalogItem, check_semantics, from_record
@@ -115,12 +115,8 @@ def catalog_snapshot(kafka: KafkaConfig) -> dict[str, TitleInfo]:
     Broadcast state alone would race at startup: events could be processed before
     the catalog stream delivered their titles. Later changes arrive by broadcast.
     """
-    titles: dict[str, TitleInfo] = {}
-    for decoded in read_snapshot(TOPICS_BY_NAME["catalog"].full_name(kafka), kafka):
-        if decoded.subject == "catalog_item":
-            item = from_record(CatalogItem, decoded.record)
-            titles[item.title_id] = TitleInfo(tuple(item.genres), item.runtime_minutes)
-    return titles
+    return {title_id: TitleInfo(tuple(item.genres), item.runtime_minutes)
+            for title_id, item in read_catalog_topic(kafka).items()}
 
 
 def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: FeatureJobConfig) -> dict[str, Any]:
