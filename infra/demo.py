@@ -64,7 +64,10 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     client = start_feature_job(kafka, cassandra, group_id=f"nextwatch-demo-{uuid.uuid4().hex[:6]}")
     try:
         wait_for_profiles(cassandra, sentinels, timeout_s=3600, progress=lambda t: say(f"features: {t}"))
-        wait_for_trending(cassandra, timeout_s=60)  # trending is coalesced: it lands last
+        # windowed rows land after the per-event ones: sessions when the watermark passes their gap,
+        # trending after its coalescing delay
+        top_user = Counter(v.user.user_id for v in replay.viewings).most_common(1)[0][0]
+        wait_for_windows(cassandra, top_user, timeout_s=90)
     finally:
         client.cancel().result()
     seconds = time.monotonic() - started
@@ -72,15 +75,19 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     return 0
 
 
-def wait_for_trending(cassandra: CassandraConfig, timeout_s: float) -> bool:
+def wait_for_windows(cassandra: CassandraConfig, user_id: str, timeout_s: float) -> bool:
+    """Until trending has rows and ``user_id``'s session count has stopped growing (or ``timeout_s``)."""
     session = connect(cassandra, cassandra.keyspace)
     try:
         store = FeatureStore(session, cassandra.keyspace)
         deadline = time.monotonic() + timeout_s
+        counts: list[int] = []
         while time.monotonic() < deadline:
-            if store.rows("get_trending", "global"):
+            counts.append(len(store.rows("get_sessions", user_id)))
+            settled = len(counts) >= 3 and counts[-1] > 0 and counts[-1] == counts[-3]
+            if settled and store.rows("get_trending", "global"):
                 return True
-            time.sleep(0.5)
+            time.sleep(1.0)
         return False
     finally:
         session.cluster.shutdown()
