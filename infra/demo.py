@@ -67,7 +67,7 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
         # windowed rows land after the per-event ones: sessions when the watermark passes their gap,
         # trending after its coalescing delay
         top_user = Counter(v.user.user_id for v in replay.viewings).most_common(1)[0][0]
-        wait_for_windows(cassandra, top_user, timeout_s=90)
+        wait_for_windows(cassandra, top_user, timeout_s=30)
     finally:
         client.cancel().result()
     seconds = time.monotonic() - started
