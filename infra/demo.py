@@ -2,16 +2,24 @@
 
 The feature job runs in this process's Flink mini-cluster, reading the topics from
 the start under a consumer group of its own; the demo knows it is done when every
-partition's sentinel (see :mod:`infra.pipeline`) shows up in Cassandra. Replaying
-twice is harmless: event ids repeat and the job drops duplicates.
+partition's sentinel (see :mod:`infra.pipeline`) shows up in Cassandra.
+
+Running the demo again on the same local broker does not replay again: a second copy
+of the history, re-timed to a later "now", would land behind the first copy's
+watermark and be routed to late-events. It reruns the job over the events already in
+the topics (rebuilt from ``.nextwatch/run/demo.json``), which writes the same rows.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
 from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 from connectors.cassandra_store import connect
@@ -44,18 +52,68 @@ def write_catalog(items: list[CatalogItem], cassandra: CassandraConfig) -> int:
         session.cluster.shutdown()
 
 
+@dataclass
+class DemoFeed:
+    """What a demo put into the topics of one local broker (``.nextwatch/run/demo.json``)."""
+
+    broker_started_at: float
+    limit: int
+    now_ms: int
+    events: int
+    last_event_ms: int
+
+    @staticmethod
+    def path() -> Path:
+        from infra.process import state_dir
+
+        return state_dir() / "run" / "demo.json"
+
+    @classmethod
+    def on_this_broker(cls) -> DemoFeed | None:
+        """The earlier demo's feed if the local broker that took it still runs (its topics live in memory)."""
+        from infra.process import RunRecord
+
+        broker = RunRecord.load("kafka")
+        try:
+            feed = cls(**json.loads(cls.path().read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        return feed if broker is not None and broker.alive and broker.started_at == feed.broker_started_at else None
+
+    def save(self) -> None:
+        self.path().parent.mkdir(parents=True, exist_ok=True)
+        self.path().write_text(json.dumps(asdict(self)))
+
+
 def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     from infra import stack
     from infra.pipeline import feed, send_sentinels, start_feature_job, wait_for_profiles
+    from infra.process import RunRecord
     from infra.replay.movielens import MovieLensReplay, load_movielens
 
     stack.up(progress=lambda text: say(f"stack: {text}"))
     kafka, cassandra = KafkaConfig.load(), CassandraConfig.load()
-    replay = MovieLensReplay(load_movielens(), limit=limit or None)
-    say(f"replaying {len(replay.ratings):,} MovieLens ratings into Kafka at {kafka.bootstrap_servers}")
-    with EventProducer(kafka) as producer:
-        fed = feed(replay, producer, progress=lambda t: say(f"replay: {t}"), rate=rate)
-        sentinels = send_sentinels(producer, kafka, fed.last_event_ms + 60_000)
+    earlier = DemoFeed.on_this_broker()
+    if earlier is not None:
+        if earlier.limit != (limit or 0):
+            say(f"the topics already hold the demo's replay of {earlier.limit or 'all':,} ratings; running over "
+                f"those (for --limit {limit or 0}, `nextwatch stack down` first: the local broker keeps topics "
+                "in memory)")
+        replay = MovieLensReplay(load_movielens(), limit=earlier.limit or None, now_ms=earlier.now_ms)
+        say(f"rerunning over the {earlier.events:,} events already in Kafka at {kafka.bootstrap_servers}")
+        with EventProducer(kafka) as producer:  # fresh sentinels at the same event time: never late
+            sentinels = send_sentinels(producer, kafka, earlier.last_event_ms + 60_000)
+        events = earlier.events
+    else:
+        replay = MovieLensReplay(load_movielens(), limit=limit or None)
+        say(f"replaying {len(replay.ratings):,} MovieLens ratings into Kafka at {kafka.bootstrap_servers}")
+        with EventProducer(kafka) as producer:
+            fed = feed(replay, producer, progress=lambda t: say(f"replay: {t}"), rate=rate)
+            sentinels = send_sentinels(producer, kafka, fed.last_event_ms + 60_000)
+        events = fed.events
+        broker = RunRecord.load("kafka")
+        if broker is not None:  # a local broker: remember what it holds
+            DemoFeed(broker.started_at, limit or 0, replay.now_ms, fed.events, fed.last_event_ms).save()
     catalog = list(read_catalog_topic(kafka).values())
     write_catalog(catalog, cassandra)
 
@@ -66,24 +124,24 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
         wait_for_profiles(cassandra, sentinels, timeout_s=3600, progress=lambda t: say(f"features: {t}"))
         # windowed rows land after the per-event ones: sessions when the watermark passes their gap,
         # trending after its coalescing delay
-        top_user = Counter(v.user.user_id for v in replay.viewings).most_common(1)[0][0]
-        wait_for_windows(cassandra, top_user, timeout_s=30)
+        wait_for_windows(cassandra, sorted({v.user.user_id for v in replay.viewings}),
+                         replay.rebase(replay.start_ms), timeout_s=30)
     finally:
         client.cancel().result()
     seconds = time.monotonic() - started
-    print_summary(cassandra, kafka, replay, fed.events, seconds, {c.title_id: c.title for c in catalog})
+    print_summary(cassandra, kafka, replay, events, seconds, {c.title_id: c.title for c in catalog})
     return 0
 
 
-def wait_for_windows(cassandra: CassandraConfig, user_id: str, timeout_s: float) -> bool:
-    """Until trending has rows and ``user_id``'s session count has stopped growing (or ``timeout_s``)."""
+def wait_for_windows(cassandra: CassandraConfig, user_ids: list[str], since_ms: int, timeout_s: float) -> bool:
+    """Until trending has rows and the closed sessions of ``user_ids`` have stopped growing (or ``timeout_s``)."""
     session = connect(cassandra, cassandra.keyspace)
     try:
         store = FeatureStore(session, cassandra.keyspace)
         deadline = time.monotonic() + timeout_s
         counts: list[int] = []
         while time.monotonic() < deadline:
-            counts.append(len(store.rows("get_sessions", user_id)))
+            counts.append(sum(map(len, closed_sessions(store, user_ids, since_ms).values())))
             settled = len(counts) >= 3 and counts[-1] > 0 and counts[-1] == counts[-3]
             if settled and store.rows("get_trending", "global"):
                 return True
@@ -93,20 +151,37 @@ def wait_for_windows(cassandra: CassandraConfig, user_id: str, timeout_s: float)
         session.cluster.shutdown()
 
 
+def closed_sessions(store: FeatureStore, user_ids: list[str], since_ms: int) -> dict[str, list[Any]]:
+    """Session rows of ``user_ids`` starting at ``since_ms`` or later (one partition read each: no scan).
+
+    Earlier demos on another broker left rows on a timeline of their own; ``since_ms`` leaves them out.
+    """
+    return {u: [r for r in store.rows("get_sessions", u) if _epoch_ms(r.session_start) >= since_ms]
+            for u in user_ids}
+
+
+def _epoch_ms(value: Any) -> int:
+    return int(value.replace(tzinfo=UTC).timestamp() * 1000)
+
+
 def print_summary(cassandra: CassandraConfig, kafka: KafkaConfig, replay: Any, events: int, seconds: float,
                   titles: dict[str, str]) -> None:
     session = connect(cassandra, cassandra.keyspace)
     try:
         store = FeatureStore(session, cassandra.keyspace)
         plays = Counter(v.user.user_id for v in replay.viewings)
-        user = plays.most_common(1)[0][0]
+        sessions_of = closed_sessions(store, sorted(plays), replay.rebase(replay.start_ms))
+        # the most active user with a closed session (a session row is written when its gap closes;
+        # a user who binges to the replay's end has one still open)
+        user = max(plays, key=lambda u: (bool(sessions_of[u]), plays[u], u))
+        sessions = sessions_of[user]
         profile = (store.rows("get_profile", user) or [None])[0]
         cw = sorted(store.rows("get_cw", user), key=lambda r: r.last_watched, reverse=True)
-        sessions = store.rows("get_sessions", user)
         trending = store.rows("get_trending", "global")
         newest = max((r.window_end for r in trending), default=None)
         trending = sorted((r for r in trending if r.window_end == newest), key=lambda r: r.rank)
         profiled = sum(1 for u in plays if store.rows("get_profile", u))
+        closed_count = sum(len(rows) for rows in sessions_of.values())
     finally:
         session.cluster.shutdown()
     late = len(read_snapshot(TOPICS_BY_NAME["late-events"].full_name(kafka), kafka, idle_s=1.0))
@@ -114,7 +189,8 @@ def print_summary(cassandra: CassandraConfig, kafka: KafkaConfig, replay: Any, e
 
     print(f"\nFeature job over {len(replay.ratings):,} MovieLens ratings ({events:,} events): {seconds:.0f}s "
           f"from submit to the last partition's sentinel in Cassandra ({events / seconds:,.0f} events/s)")
-    print(f"  users with a profile: {profiled:,} of {len(plays):,}; late events: {late:,}; dead-lettered: {dead:,}")
+    print(f"  users with a profile: {profiled:,} of {len(plays):,}; closed sessions: {closed_count:,}; "
+          f"late events: {late:,}; dead-lettered: {dead:,}")
     if profile is not None:
         genres = sorted((profile.genre_affinity or {}).items(), key=lambda kv: kv[1], reverse=True)[:4]
         print(f"\nUser {user} (profile v{profile.version}, last event {profile.updated_time:%Y-%m-%d %H:%M} UTC)")
@@ -123,9 +199,10 @@ def print_summary(cassandra: CassandraConfig, kafka: KafkaConfig, replay: Any, e
               f"{profile.preferred_runtime_minutes:.0f} min; dayparts {dict(profile.daypart_plays or {})}")
         print(f"  continue watching ({len(cw)}): " + "; ".join(
             f"{titles.get(r.title_id, r.title_id)} at {r.position_ms / r.duration_ms:.0%}" for r in cw[:5]))
-        print(f"  sessions: {len(sessions)}; latest: " + (
+        print(f"  closed sessions: {len(sessions)}; latest: " + (
             f"{sessions[0].titles_played} titles, {sessions[0].watch_ms / 60_000:.0f} min watched, "
-            f"CTR {sessions[0].ctr:.0%}, {sessions[0].daypart} on {sessions[0].weekday}" if sessions else "none"))
+            f"CTR {sessions[0].ctr:.0%}, {sessions[0].daypart} on {sessions[0].weekday}" if sessions
+            else "none closed yet"))
     if trending:
         print(f"\nTrending now (window ending {newest} UTC): " + ", ".join(
             f"{titles.get(r.title_id, r.title_id)} ({r.plays})" for r in trending[:8]))

@@ -208,8 +208,12 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
 
         def process_element(self, event: Any, ctx: Any) -> Iterator[Any]:
             self.lag_ms = now_ms() - event.event_time_ms
+            state: UserState = self.state.value() or UserState()
             watermark = ctx.timer_service().current_watermark()
             if event.event_time_ms <= watermark:
+                if state.has_seen(event.event_id):  # a redelivery of an applied event, not a late one
+                    self.duplicates.inc()
+                    return
                 self.late.inc()
                 reason = (f"event_time_ms {event.event_time_ms} is {watermark - event.event_time_ms} ms behind the "
                           f"watermark (allowed lateness {settings.out_of_orderness_ms} ms)")
@@ -217,7 +221,6 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
                 record = rejection_record("LATE", reason, JOB_NAME, original, event=event)
                 yield late_tag, _kafka_row(event.user_id.encode(), self.codec.encode_record("rejected_event", record))
                 return
-            state: UserState = self.state.value() or UserState()
             title = self._title(ctx, getattr(event, "title_id", None))
             outcome = state.apply(event, title)
             if not outcome.applied:

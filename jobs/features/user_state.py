@@ -131,6 +131,10 @@ class UserState:
         self.seen_ids = dict(zip(k, v, strict=True))
         self.playhead = playhead
 
+    def has_seen(self, event_id: str) -> bool:
+        """Whether an event with this id was applied recently (within the dedupe memory)."""
+        return id_hash(event_id) in self.seen_ids
+
     def apply(self, event: Any, title: TitleInfo = UNKNOWN_TITLE) -> Outcome:
         key = id_hash(event.event_id)
         if key in self.seen_ids:

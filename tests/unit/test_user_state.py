@@ -29,6 +29,7 @@ def test_duplicates_are_ignored(make_event: Any) -> None:
     assert not state.apply(event, DRAMA).applied
     assert state.profile.version == 1
     assert state.profile.total_watch_ms == 20 * MIN
+    assert state.has_seen(event.event_id) and not state.has_seen("another-event")
 
 
 def test_watch_time_counts_the_furthest_playhead_once(make_event: Any) -> None:
