@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from connectors.config import state_dir
 from infra.process import RunRecord, free_port, port_open
@@ -185,6 +186,36 @@ def job_parallelism(job_id: str) -> dict[str, int]:
         return {}
     with urllib.request.urlopen(f"http://127.0.0.1:{record.ports['rest']}/jobs/{job_id}", timeout=5) as response:
         return {v["name"]: v["parallelism"] for v in json.load(response)["vertices"]}
+
+
+def job_metrics(job_id: str, names: set[str]) -> dict[str, float]:
+    """Metric name -> value summed over every operator and subtask of a job, from the REST API.
+
+    Operator metrics are scoped ``<operator>.<name>``; ``names`` are matched on the last part.
+    """
+    import json
+    import urllib.parse
+    import urllib.request
+
+    record = RunRecord.load(FlinkCluster.name)
+    if record is None:
+        return {}
+    base = f"http://127.0.0.1:{record.ports['rest']}/jobs/{job_id}"
+
+    def get(path: str) -> Any:
+        with urllib.request.urlopen(base + path, timeout=5) as response:
+            return json.load(response)
+
+    totals: dict[str, float] = {}
+    for vertex in get("")["vertices"]:
+        path = f"/vertices/{vertex['id']}/subtasks/metrics"
+        wanted = [m["id"] for m in get(path) if m["id"].rsplit(".", 1)[-1] in names]
+        if wanted:
+            query = urllib.parse.urlencode({"get": ",".join(wanted), "agg": "sum"})
+            for metric in get(f"{path}?{query}"):
+                name = metric["id"].rsplit(".", 1)[-1]
+                totals[name] = totals.get(name, 0.0) + float(metric["sum"])
+    return totals
 
 
 def running_jobs() -> list[tuple[str, str]]:

@@ -153,8 +153,8 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
         def open(self, runtime_context: RuntimeContext) -> None:
             self.codec = EventCodec()
             metrics = runtime_context.get_metrics_group()
-            self.events_in = BatchedCounter(metrics.counter("events_in"))
-            self.invalid = BatchedCounter(metrics.counter("events_invalid"))
+            self.events_in = EventCount(metrics, "events_in")
+            self.invalid = EventCount(metrics, "events_invalid")
 
         def process_element(self, value: bytes, ctx: ProcessFunction.Context) -> Iterator[Any]:
             self.events_in.inc()
@@ -189,9 +189,9 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
             self.codec = EventCodec()
             self.titles: dict[str, TitleInfo] = catalog_snapshot(kafka)
             metrics = runtime_context.get_metrics_group()
-            self.duplicates = BatchedCounter(metrics.counter("events_duplicate"))
-            self.late = BatchedCounter(metrics.counter("events_late"))
-            self.applied = BatchedCounter(metrics.counter("events_applied"))
+            self.duplicates = EventCount(metrics, "events_duplicate")
+            self.late = EventCount(metrics, "events_late")
+            self.applied = EventCount(metrics, "events_applied")
             self.lag_ms = 0
             metrics.gauge("freshness_lag_ms", lambda: self.lag_ms)
 
@@ -333,17 +333,19 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
     }
 
 
-class BatchedCounter:
-    """A Flink counter incremented in batches: each increment is a call into Java in thread mode."""
+class EventCount:
+    """An event count kept in Python and read by Flink's metric system as a gauge.
 
-    def __init__(self, counter: Any, every: int = 500) -> None:
-        self.counter, self.every, self.pending = counter, every, 0
+    A Flink counter's ``inc()`` is a call into Java per event in thread mode; the gauge is read
+    only when a reporter or the REST API asks, and is exact at any moment.
+    """
+
+    def __init__(self, metrics: Any, name: str) -> None:
+        self.value = 0
+        metrics.gauge(name, lambda: self.value)
 
     def inc(self) -> None:
-        self.pending += 1
-        if self.pending >= self.every:
-            self.counter.inc(self.pending)
-            self.pending = 0
+        self.value += 1
 
 
 def _tag(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The feature job on a standalone Flink cluster at parallelism 2: submit, stop with a savepoint, resume."""
+"""The feature job on a standalone Flink cluster at parallelism 2: submit, stop with a savepoint, resume, metrics."""
 
 from __future__ import annotations
 
@@ -50,9 +50,26 @@ def test_feature_job_on_the_standalone_cluster(kafka_config: Any, cassandra_conf
         with EventProducer(kafka) as producer:  # arrives while the job is stopped
             for event in history.events[8:]:
                 producer.send(event)
+            for garbage in history.garbage:
+                producer.send_encoded(kafka.topic_prefix + "play", history.user.encode(), garbage, history.base_ms)
         job_ids.append(flink_cluster.submit(REPO_ROOT / "jobs" / "feature_job.py", parallelism=2,
                                             savepoint=savepoint, env=env))
         _wait_for_version(store, history.user, 19)  # 7 restored from the savepoint + 12 new
+
+        # Flink's metric system, read back through the cluster's REST API (summed over subtasks)
+        names = {"events_in", "events_invalid", "events_duplicate", "events_late", "events_applied",
+                 "freshness_lag_ms"}
+        deadline = time.monotonic() + 30
+        while (metrics := flink_cluster.job_metrics(job_ids[1], names)).get("events_invalid", 0) < 3:
+            assert time.monotonic() < deadline, f"metrics never showed the dead-lettered input: {metrics}"
+            time.sleep(1.0)
+        new_events = len(history.events) - 8
+        assert metrics["events_in"] == new_events + len(history.garbage)
+        assert metrics["events_invalid"] == len(history.garbage)
+        assert metrics["events_applied"] + metrics["events_duplicate"] == new_events
+        ids = [e.event_id for e in history.events]
+        assert metrics["events_duplicate"] == sum(1 for n in range(8, len(ids)) if ids[n] in ids[:n])
+        assert metrics["events_late"] == 0 and metrics["freshness_lag_ms"] > 0
     finally:
         running = dict(flink_cluster.running_jobs())
         for job_id in job_ids:
