@@ -94,6 +94,33 @@ def _catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infra.replay.movielens import load_movielens, load_ratings_file
+    from jobs.evaluation import default_models, evaluate, format_report, ratings_stream
+
+    data = Path(args.data) if args.data else None
+    if data is not None and not data.exists():
+        raise NextwatchError(f"--data {data}: no such file or folder")
+    try:
+        if data is not None and data.is_file() and data.suffix not in (".whl", ".zip"):
+            dataset = load_ratings_file(data, Path(args.titles) if args.titles else None)
+        else:
+            dataset = load_movielens(data)
+    except (OSError, ValueError) as exc:
+        raise NextwatchError(str(exc)) from exc
+    ratings = dataset.ratings[:args.limit] if args.limit else dataset.ratings
+    source = str(data) if data else "MovieLens 100K"
+    print(f"test-then-train over {len(ratings):,} ratings of {source} in time order; a positive is a rating "
+          f">= {args.positive_at:g}, ranked among the user's untouched titles", file=sys.stderr)
+    report = evaluate(ratings_stream((r.user_id, r.title_id, r.stars, r.timestamp_s) for r in ratings),
+                      default_models(), k=args.k, positive_at=args.positive_at,
+                      progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True))
+    print(format_report(report, args.k))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nextwatch",
                                      description="Streaming recommendations: Kafka -> Flink -> Cassandra")
@@ -127,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="MovieLens ratings to replay (default 3,000; 0 for all 100,000)")
     p_demo.add_argument("--rate", type=float, default=0.0, help="events/s (0: as fast as possible)")
     p_demo.set_defaults(func=_demo)
+
+    p_eval = sub.add_parser("eval", help="leak-free test-then-train evaluation of the online models and baselines")
+    p_eval.add_argument("--data", default=None,
+                        help="ratings: a file (user, title, rating, unix seconds) or a folder of RecBole "
+                             "*.inter/*.item files (default: MovieLens 100K)")
+    p_eval.add_argument("--titles", default=None, help="with a ratings file: titles (id, name, genres)")
+    p_eval.add_argument("--limit", type=int, default=0, help="only the first N ratings in time order")
+    p_eval.add_argument("--k", type=int, default=10, help="cut-off of Recall@k and NDCG@k")
+    p_eval.add_argument("--positive-at", type=float, default=4.0, help="ratings at or above are positives")
+    p_eval.set_defaults(func=_eval)
 
     p_catalog = sub.add_parser("catalog", help="copy the catalog topic into Cassandra's titles table")
     p_catalog.add_argument("action", choices=["sync"])

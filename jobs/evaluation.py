@@ -1,0 +1,179 @@
+"""Leak-free test-then-train evaluation of the online models (``nextwatch eval``).
+
+The stream is replayed in time order. At the first event of a (user, title) pair,
+before any model learns from it:
+
+* if the pair is eventually rated, every model that predicts ratings predicts it
+  (RMSE);
+* if that rating is a positive (>= ``positive_at``), every model ranks all titles
+  the user has not touched yet (being shown is not being touched) and we note
+  whether the title is in its top ``k`` (Recall@k) and where (NDCG@k). A title the
+  models have never seen cannot be ranked: it counts as a miss (cold start, #5).
+
+Then every model learns from the event. Baselines run in the same stream:
+popularity, river's BiasedMF and the plain co-occurrence kNN over the last 20 titles.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jobs.models.base import Feedback, Recommender
+from jobs.models.item_cf import ItemCooccurrence
+from jobs.models.mf import ImplicitMF, RatingMF
+from jobs.models.popularity import Popularity
+from jobs.models.river_mf import RiverBiasedMF
+from jobs.models.scorer import Scorer
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LabeledFeedback:
+    """An event as the models see it, plus the eventual rating of its (user, title) pair when there is one."""
+
+    feedback: Feedback
+    label: float | None = None
+
+
+@dataclass
+class Score:
+    """Running metrics of one model (or one signal of the scorer)."""
+
+    positives: int = 0
+    hits: int = 0
+    dcg: float = 0.0
+    squared_error: float = 0.0
+    rated: int = 0
+
+    @property
+    def recall(self) -> float:
+        return self.hits / self.positives if self.positives else 0.0
+
+    @property
+    def ndcg(self) -> float:  # one relevant title per ranking: the ideal DCG is 1
+        return self.dcg / self.positives if self.positives else 0.0
+
+    @property
+    def rmse(self) -> float | None:
+        return math.sqrt(self.squared_error / self.rated) if self.rated else None
+
+
+@dataclass
+class Report:
+    scores: dict[str, Score] = field(default_factory=dict)
+    events: int = 0
+    seconds: float = 0.0
+    blend: dict[str, float] = field(default_factory=dict)
+
+
+def default_models() -> dict[str, Recommender]:
+    """The scorer (its signals reported one by one too) and the three baselines."""
+    return {
+        "popularity (baseline)": Popularity(),
+        "river BiasedMF (baseline)": RiverBiasedMF(),
+        "item-kNN, last 20 (baseline)": ItemCooccurrence(window=20, recency=1.0, normalize=False),
+        "scorer": Scorer({"item_cf": ItemCooccurrence(), "implicit_mf": ImplicitMF(),
+                          "popularity": Popularity(half_life_days=30), "rating_mf": RatingMF()},
+                         candidates=None),
+    }
+
+
+def ratings_stream(ratings: Iterable[tuple[str, str, float, int]]) -> Iterator[LabeledFeedback]:
+    """(user, title, stars, unix seconds) in time order -> one labeled event per rating."""
+    for user_id, title_id, stars, timestamp_s in ratings:
+        yield LabeledFeedback(Feedback(user_id, title_id, timestamp_s * 1000, 1.0, stars), stars)
+
+
+def _rank_of(scores: np.ndarray, position: int, excluded: np.ndarray) -> int:
+    candidate = np.where(excluded, -np.inf, scores)
+    return int(np.count_nonzero(candidate > candidate[position]))
+
+
+def evaluate(stream: Iterable[LabeledFeedback], models: Mapping[str, Recommender], k: int = 10,
+             positive_at: float = 4.0, progress: Progress | None = None, every: int = 10_000) -> Report:
+    report = Report()
+    for name, model in models.items():  # table rows in the models' order
+        report.scores[name] = Score()
+        if isinstance(model, Scorer):
+            report.scores.update({f"{name}: {signal}": Score() for signal in model.signals})
+    touched: dict[str, set[str]] = {}
+    started = time.monotonic()
+
+    for report.events, item in enumerate(stream, start=1):
+        event = item.feedback
+        seen = touched.setdefault(event.user_id, set())
+        if event.title_id not in seen and item.label is not None:
+            for name, model in models.items():
+                prediction = model.predict_one(event.user_id, event.title_id)
+                if prediction is not None:
+                    score = report.scores.setdefault(name, Score())
+                    score.squared_error += (prediction - item.label) ** 2
+                    score.rated += 1
+            if item.label >= positive_at:
+                for name, model in models.items():
+                    _rank(report, name, model, event, seen, k)
+        for model in models.values():
+            model.learn_one(event)
+        seen.add(event.title_id)
+        if progress and report.events % every == 0:
+            progress(_progress_line(report, started))
+    report.seconds = time.monotonic() - started
+    report.blend = next((dict(m.weights) for m in models.values() if isinstance(m, Scorer)), {})
+    return report
+
+
+def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: set[str], k: int) -> None:
+    """Where each view of ``model`` (the scorer: each signal and the blend) ranks the event's title."""
+    parts: dict[str, np.ndarray] = {}
+    if isinstance(model, Scorer):
+        parts = model.signal_scores(event.user_id)
+        views = {**{f"{name}: {signal}": scores for signal, scores in parts.items()},
+                 name: model.blend(parts, model.weights)}
+    else:
+        views = {name: model.score(event.user_id)}
+    position = model.titles.positions.get(event.title_id)
+    excluded = np.zeros(len(model.titles), dtype=bool)
+    for title_id in seen:
+        excluded[model.titles.positions[title_id]] = True
+    for view, scores in views.items():
+        score = report.scores.setdefault(view, Score())
+        score.positives += 1
+        if position is None:
+            continue  # never seen: no model can rank it
+        rank = _rank_of(scores, position, excluded)
+        if rank < k:
+            score.hits += 1
+            score.dcg += 1.0 / math.log2(rank + 2)
+    if isinstance(model, Scorer) and position is not None:
+        model.observe(parts, event.title_id, excluded)
+
+
+def _progress_line(report: Report, started: float) -> str:
+    elapsed = time.monotonic() - started
+    best = max(report.scores.items(), key=lambda kv: kv[1].recall, default=None)
+    lead = f"; best so far {best[0]} Recall@10 {best[1].recall:.3f}" if best else ""
+    return f"{report.events:,} events in {elapsed:.0f}s ({report.events / max(elapsed, 1e-9):,.0f}/s){lead}"
+
+
+def format_report(report: Report, k: int = 10) -> str:
+    """The table ``nextwatch eval`` prints."""
+    rows = [("model", f"Recall@{k}", f"NDCG@{k}", "RMSE", "positives")]
+    for name, score in report.scores.items():
+        if not score.positives and score.rmse is None:
+            continue
+        rmse = f"{score.rmse:.4f}" if score.rmse is not None else "-"
+        rows.append((name, f"{score.recall:.4f}", f"{score.ndcg:.4f}", rmse, f"{score.positives:,}"))
+    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) if n == 0 else cell.rjust(width)
+                       for n, (cell, width) in enumerate(zip(row, widths, strict=True))) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    if report.blend:
+        lines.append("scorer blend serving at the end: " + ", ".join(f"{n} {w:g}" for n, w in report.blend.items()))
+    lines.append(f"{report.events:,} events in {report.seconds:.0f}s")
+    return "\n".join(lines)

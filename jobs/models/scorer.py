@@ -1,0 +1,122 @@
+"""The scorer: the one place signals are blended into a score per (user, title) and ranked.
+
+Each signal's scores are min-max scaled over the catalog, then blended with one of
+a fixed grid of weight vectors. Which one is learned online, prequentially: every
+time a user touches a title for the first time, before the models learn from it,
+each candidate blend is asked where it would have ranked that title, and the blend
+with the best recent hit rate (exponentially weighted, ``memory`` events) serves
+next. Nothing is tuned on the part of the stream that is reported.
+
+The rows job (#6) calls :meth:`Scorer.rank`; later signals (#5) plug in as more
+entries of ``signals``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from jobs.models.base import Feedback, Recommender, TitleIndex
+
+
+def scaled(scores: np.ndarray) -> np.ndarray:
+    """Min-max scaled to [0, 1] (all zeros when the scores are flat)."""
+    if len(scores) == 0:
+        return scores.astype(np.float64)
+    low, high = float(scores.min()), float(scores.max())
+    if high <= low:
+        return np.zeros(len(scores))
+    return (scores - low) / (high - low)
+
+
+def weight_grid(signals: Sequence[str], levels: Sequence[float] = (0.0, 0.1, 0.3, 1.0)) -> list[dict[str, float]]:
+    """Every combination of ``levels`` per signal, the first signal fixed at 1 (scale is irrelevant)."""
+    first, *others = signals
+    return [{first: 1.0, **dict(zip(others, combo, strict=True))}
+            for combo in itertools.product(levels, repeat=len(others))]
+
+
+class Scorer(Recommender):
+    """Blends ``signals`` (models sharing one title index) with weights learned prequentially.
+
+    >>> from jobs.models.item_cf import ItemCooccurrence
+    >>> from jobs.models.popularity import Popularity
+    >>> scorer = Scorer({"item_cf": ItemCooccurrence(), "popularity": Popularity()})
+    >>> for user, title in [("a", "m1"), ("a", "m2"), ("b", "m1"), ("b", "m2"), ("c", "m3"), ("d", "m3")]:
+    ...     scorer.learn_one(Feedback(user, title, time_ms=0))
+    >>> scorer.learn_one(Feedback("e", "m1", time_ms=0))
+    >>> scorer.rank("e", k=1, exclude={"m1"})
+    ['m2']
+    """
+
+    def __init__(self, signals: Mapping[str, Recommender], candidates: Sequence[Mapping[str, float]] | None = None,
+                 memory: int = 2000, k: int = 10, titles: TitleIndex | None = None) -> None:
+        super().__init__(titles)
+        if not signals:
+            raise ValueError("a scorer needs at least one signal")
+        for name, model in signals.items():
+            if len(model.titles):
+                raise ValueError(f"signal {name!r} has already learned: give the scorer untrained models")
+            model.titles = self.titles  # one title index, so score vectors line up
+        self.signals = dict(signals)
+        self.candidates = [dict(c) for c in (candidates or weight_grid(list(self.signals)))]
+        unknown = {n for c in self.candidates for n in c} - set(self.signals)
+        if unknown:
+            raise ValueError(f"blend weights name unknown signals: {sorted(unknown)}")
+        self.memory, self.k = memory, k
+        self.hit_rates = np.zeros(len(self.candidates))
+        self.observed = 0
+
+    def _params(self) -> dict[str, Any]:
+        return {"signals": {n: m.clone() for n, m in self.signals.items()}, "candidates": self.candidates,
+                "memory": self.memory, "k": self.k}
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The blend serving now (the candidate with the best recent hit rate; the first on ties)."""
+        return self.candidates[int(np.argmax(self.hit_rates))]
+
+    def signal_scores(self, user_id: str) -> dict[str, np.ndarray]:
+        return {name: model.score(user_id)[:len(self.titles)] for name, model in self.signals.items()}
+
+    def blend(self, parts: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+        total = np.zeros(len(self.titles))
+        for name, weight in weights.items():
+            if weight:
+                total += weight * scaled(parts[name])
+        return total
+
+    def score(self, user_id: str) -> np.ndarray:
+        return self.blend(self.signal_scores(user_id), self.weights)
+
+    def observe(self, parts: Mapping[str, np.ndarray], title_id: str, excluded: np.ndarray) -> None:
+        """Before learning from a first touch: credit every candidate blend that had the title in its top ``k``.
+
+        ``excluded`` marks titles that were not candidates (already touched by the user).
+        """
+        position = self.titles.positions.get(title_id)
+        if position is None:
+            return
+        names = list(self.signals)
+        stacked = np.stack([scaled(parts[name]) for name in names])  # signals x titles
+        weights = np.array([[c.get(name, 0.0) for name in names] for c in self.candidates])
+        blends = weights @ stacked  # candidates x titles, all at once
+        blends[:, excluded[:blends.shape[1]]] = -np.inf
+        hits = (np.count_nonzero(blends > blends[:, position:position + 1], axis=1) < self.k).astype(float)
+        rate = 1.0 / min(self.observed + 1, self.memory)
+        self.hit_rates += rate * (hits - self.hit_rates)
+        self.observed += 1
+
+    def learn_one(self, feedback: Feedback) -> None:
+        for model in self.signals.values():
+            model.learn_one(feedback)
+
+    def predict_one(self, user_id: str, title_id: str) -> float | None:
+        for model in self.signals.values():  # the first signal that predicts ratings
+            prediction = model.predict_one(user_id, title_id)
+            if prediction is not None:
+                return prediction
+        return None

@@ -1,0 +1,106 @@
+"""The test-then-train harness: leak-free, touched titles excluded, metrics computed as documented."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infra.replay.movielens import load_ratings_file
+from jobs.evaluation import LabeledFeedback, evaluate, format_report, ratings_stream
+from jobs.models.base import Feedback, Recommender
+from jobs.models.popularity import Popularity
+
+
+class Memorizer(Recommender):
+    """Scores a title 1 for a user once it has learned that pair: perfect if the harness leaked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def learn_one(self, feedback: Feedback) -> None:
+        self.titles.add(feedback.title_id)
+        self.seen.add((feedback.user_id, feedback.title_id))
+
+    def score(self, user_id: str) -> np.ndarray:
+        return np.array([float((user_id, t) in self.seen) for t in self.titles.ids])
+
+    def predict_one(self, user_id: str, title_id: str) -> float:
+        return 5.0 if (user_id, title_id) in self.seen else 1.0
+
+
+class Fixed(Recommender):
+    """Ranks titles in a fixed order, whatever it learns."""
+
+    def __init__(self, order: list[str]) -> None:
+        super().__init__()
+        self.order = order
+        for title in order:
+            self.titles.add(title)
+
+    def learn_one(self, feedback: Feedback) -> None:
+        self.titles.add(feedback.title_id)
+
+    def score(self, user_id: str) -> np.ndarray:
+        return np.array([-self.order.index(t) if t in self.order else -99.0 for t in self.titles.ids])
+
+
+def labeled(user: str, title: str, rating: float | None, at: int = 0) -> LabeledFeedback:
+    return LabeledFeedback(Feedback(user, title, at, 1.0, rating), rating)
+
+
+def test_models_are_tested_before_they_learn() -> None:
+    stream = [labeled("a", "m1", 5.0), labeled("b", "m1", 5.0), labeled("a", "m2", 5.0)]
+    report = evaluate(stream, {"memorizer": Memorizer()})
+    score = report.scores["memorizer"]
+    # a leak would make all three hits; tested first, m1 and m2 are unknown titles when a touches them, and
+    # b's m1 is a hit only because it is the one title the model knows
+    assert score.positives == 3 and score.hits == 1
+    assert score.rmse == pytest.approx(4.0)  # predicted 1.0 every time: never the pair it had not yet learned
+
+
+def test_touched_titles_are_not_candidates() -> None:
+    order = ["m1", "m2", "m3", "m4"]
+    stream = [labeled("a", "m1", 5.0), labeled("a", "m2", 5.0), labeled("a", "m3", 5.0)]
+    report = evaluate(stream, {"fixed": Fixed(order)}, k=1)
+    # each positive is the top untouched title once the titles before it are touched
+    assert report.scores["fixed"].hits == 3
+    assert report.scores["fixed"].ndcg == pytest.approx(1.0)
+
+
+def test_only_positives_are_ranked_and_a_pair_is_tested_once() -> None:
+    stream = [labeled("a", "m1", 2.0), labeled("a", "m2", 4.0), labeled("a", "m2", 5.0),
+              labeled("a", "m3", None)]
+    report = evaluate(stream, {"fixed": Fixed(["m2", "m1", "m3"])}, k=1)
+    assert report.scores["fixed"].positives == 1 and report.events == 4
+
+
+def test_ndcg_discounts_by_rank() -> None:
+    order = ["m9", "m1"]  # the positive comes second
+    report = evaluate([labeled("a", "m1", 5.0)], {"fixed": Fixed(order)}, k=10)
+    assert report.scores["fixed"].ndcg == pytest.approx(1 / math.log2(3))
+
+
+def test_ratings_stream_and_report() -> None:
+    stream = list(ratings_stream([("u1", "m1", 4.0, 10), ("u2", "m1", 3.0, 20)]))
+    assert stream[0].feedback.time_ms == 10_000 and stream[1].label == 3.0
+    report = evaluate(stream, {"popularity": Popularity()})
+    table = format_report(report)
+    assert "popularity" in table and "Recall@10" in table and "2 events" in table
+
+
+def test_ratings_files_load_with_clear_errors(tmp_path: Path) -> None:
+    good = tmp_path / "ratings.csv"
+    good.write_text("userId,movieId,rating,timestamp\n1,31,2.5,1260759144\n1,10,4.0,1260759100\n")
+    titles = tmp_path / "movies.csv"
+    titles.write_text("movieId,title,genres\n31,Dangerous Minds,Drama\n10,GoldenEye,Action|Thriller\n")
+    data = load_ratings_file(good, titles)
+    assert [r.title_id for r in data.ratings] == ["10", "31"]  # time order
+    assert data.titles["10"].genres == ["Action", "Thriller"]
+    bad = tmp_path / "bad.dat"
+    bad.write_text("1::31::2.5::1260759144\n1::10::four::1260759100\n")
+    with pytest.raises(ValueError, match=r"bad.dat:2: expected user, title, rating"):
+        load_ratings_file(bad)

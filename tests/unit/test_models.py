@@ -1,0 +1,150 @@
+"""Contract checks over every online model: learn, score, rank, pickle, clone, new users and titles."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from jobs.models.base import Feedback, Recommender, TitleIndex
+from jobs.models.item_cf import ItemCooccurrence
+from jobs.models.mf import ImplicitMF, RatingMF
+from jobs.models.popularity import Popularity
+from jobs.models.river_mf import RiverBiasedMF
+from jobs.models.scorer import Scorer, scaled, weight_grid
+
+MODELS: dict[str, Callable[[], Recommender]] = {
+    "popularity": Popularity,
+    "popularity-decayed": lambda: Popularity(half_life_days=7),
+    "item-cf": ItemCooccurrence,
+    "item-knn-baseline": lambda: ItemCooccurrence(window=20, recency=1.0, normalize=False),
+    "implicit-mf": ImplicitMF,
+    "rating-mf": RatingMF,
+    "river-biased-mf": RiverBiasedMF,
+    "scorer": lambda: Scorer({"item_cf": ItemCooccurrence(), "implicit_mf": ImplicitMF(),
+                              "popularity": Popularity(), "rating_mf": RatingMF()}),
+}
+
+DAY = 86_400_000
+
+
+def history() -> list[Feedback]:
+    """Two taste groups (u* watch m1-m4, v* watch m5-m8), ratings high inside a group."""
+    events = []
+    for n in range(40):
+        group, titles = (("u", ["m1", "m2", "m3", "m4"]) if n % 2 else ("v", ["m5", "m6", "m7", "m8"]))
+        for step, title in enumerate(titles):
+            events.append(Feedback(f"{group}{n % 10}", title, n * DAY + step * 60_000, 1.0, 5.0 - step * 0.5))
+    return events
+
+
+@pytest.fixture(params=sorted(MODELS))
+def make_model(request: pytest.FixtureRequest) -> Callable[[], Recommender]:
+    return MODELS[request.param]
+
+
+def trained(make_model: Callable[[], Recommender]) -> Recommender:
+    model = make_model()
+    for feedback in history():
+        model.learn_one(feedback)
+    return model
+
+
+def test_scores_cover_every_title_and_are_finite(make_model: Callable[[], Recommender]) -> None:
+    model = trained(make_model)
+    for user in ("u1", "never-seen-user"):
+        scores = model.score(user)
+        assert scores.shape == (len(model.titles),) == (8,)
+        assert np.isfinite(scores).all()
+
+
+def test_rank_leaves_out_excluded_titles(make_model: Callable[[], Recommender]) -> None:
+    model = trained(make_model)
+    ranked = model.rank("u1", k=8, exclude={"m1", "m2"})
+    assert len(ranked) == 6 and not {"m1", "m2"} & set(ranked)
+    assert model.rank("u1", k=3) == model.rank("u1", k=3)  # deterministic
+
+
+def test_a_new_title_can_be_learned_and_scored(make_model: Callable[[], Recommender]) -> None:
+    model = trained(make_model)
+    model.learn_one(Feedback("u1", "brand-new", 50 * DAY, 1.0, 4.0))
+    assert "brand-new" in model.titles
+    assert len(model.score("u1")) == 9 and len(model.score("new-user")) == 9
+
+
+def test_pickle_round_trip_keeps_the_scores(make_model: Callable[[], Recommender]) -> None:
+    model = trained(make_model)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(restored.score("u1"), model.score("u1"))
+    assert restored.predict_one("u1", "m1") == model.predict_one("u1", "m1")
+    event = Feedback("u1", "m5", 60 * DAY, 1.0, 3.0)
+    model.learn_one(event)
+    restored.learn_one(event)  # and learns on exactly as the original
+    np.testing.assert_allclose(restored.score("u1"), model.score("u1"))
+
+
+def test_clone_is_untrained_with_the_same_parameters(make_model: Callable[[], Recommender]) -> None:
+    model = trained(make_model)
+    fresh = model.clone()
+    assert type(fresh) is type(model) and len(fresh.titles) == 0
+    assert fresh._params().keys() == model._params().keys()
+    for feedback in history():
+        fresh.learn_one(feedback)
+    np.testing.assert_allclose(fresh.score("u1"), trained(make_model).score("u1"))
+
+
+def test_collaborative_models_learn_the_taste_groups() -> None:
+    for model in (trained(ItemCooccurrence), trained(ImplicitMF), trained(MODELS["scorer"])):
+        model.learn_one(Feedback("newcomer", "m5", 100 * DAY))
+        best = model.rank("newcomer", k=3, exclude={"m5"})
+        assert set(best) == {"m6", "m7", "m8"}, (type(model).__name__, best)
+
+
+def test_rating_models_predict_the_group_ratings() -> None:
+    for model in (trained(RatingMF), trained(RiverBiasedMF)):
+        assert model.predict_one("u1", "m1") > model.predict_one("u1", "m4"), type(model).__name__
+
+
+def test_scorer_needs_untrained_signals_on_one_index() -> None:
+    used = trained(Popularity)
+    with pytest.raises(ValueError, match="already learned"):
+        Scorer({"popularity": used})
+    with pytest.raises(ValueError, match="unknown signals"):
+        Scorer({"popularity": Popularity()}, candidates=[{"popularity": 1.0, "nope": 1.0}])
+    shared = TitleIndex()
+    scorer = Scorer({"a": Popularity(), "b": ItemCooccurrence()}, titles=shared)
+    assert all(model.titles is shared for model in scorer.signals.values())
+
+
+def test_scorer_serves_the_blend_that_hits_most() -> None:
+    # popularity is useless here (all titles equally popular), item-cf is perfect: the blend must follow it
+    scorer = Scorer({"popularity": Popularity(), "item_cf": ItemCooccurrence()},
+                    candidates=[{"popularity": 1.0}, {"item_cf": 1.0}], k=1)
+    for feedback in history():
+        parts = scorer.signal_scores(feedback.user_id)
+        excluded = np.zeros(len(scorer.titles), dtype=bool)
+        scorer.observe(parts, feedback.title_id, excluded)
+        scorer.learn_one(feedback)
+    assert scorer.weights == {"item_cf": 1.0}
+
+
+def test_scaling_and_weight_grid() -> None:
+    np.testing.assert_allclose(scaled(np.array([2.0, 4.0, 3.0])), [0.0, 1.0, 0.5])
+    assert not scaled(np.array([1.0, 1.0])).any()
+    grid = weight_grid(["a", "b"], levels=(0.0, 1.0))
+    assert grid == [{"a": 1.0, "b": 0.0}, {"a": 1.0, "b": 1.0}]
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="window"):
+        ItemCooccurrence(window=0)
+    with pytest.raises(ValueError, match="factors"):
+        ImplicitMF(factors=0)
+
+
+def test_user_state_is_small() -> None:
+    model = trained(ImplicitMF)
+    assert 0 < model.user_state_bytes("u1") <= 1024
+    assert model.user_state_bytes("nobody") == 0
