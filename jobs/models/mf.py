@@ -100,6 +100,10 @@ class RatingMF(_Factors):
     def _params(self) -> dict[str, Any]:
         return {**super()._params(), "bias_learning_rate": self.bias_learning_rate, "shrinkage": self.shrinkage}
 
+    def user_state_bytes(self, user_id: str) -> int:
+        """The vector, the bias and the rating count."""
+        return super().user_state_bytes(user_id) + (4 if user_id in self.user_counts else 0)
+
     @property
     def mean(self) -> float:
         return self.rating_sum / self.rating_count if self.rating_count else 3.5
