@@ -115,6 +115,14 @@ def _split(line: str) -> list[str]:
     return line.split()
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def load_ratings_file(ratings: Path, titles: Path | None = None) -> Dataset:
     """A delimited ratings file (user, title, rating, unix seconds; ``,`` ``\t`` ``;`` or ``::``; a header
     line is skipped) and optionally a titles file (title id, name, genres separated by ``|``)."""
@@ -126,7 +134,7 @@ def load_ratings_file(ratings: Path, titles: Path | None = None) -> Dataset:
         try:
             rows.append(Rating(cells[0], cells[1], float(cells[2]), int(float(cells[3]))))
         except (IndexError, ValueError) as exc:
-            if n == 1 and len(cells) >= 4:  # a header
+            if n == 1 and len(cells) >= 4 and not any(_is_number(c) for c in cells[2:4]):  # a header
                 continue
             raise ValueError(f"{ratings}:{n}: expected user, title, rating, unix timestamp; got {line!r}") from exc
     if not rows:

@@ -104,3 +104,18 @@ def test_ratings_files_load_with_clear_errors(tmp_path: Path) -> None:
     bad.write_text("1::31::2.5::1260759144\n1::10::four::1260759100\n")
     with pytest.raises(ValueError, match=r"bad.dat:2: expected user, title, rating"):
         load_ratings_file(bad)
+
+
+def test_eval_command_prints_the_table_and_names_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from infra.cli import main
+
+    ratings = tmp_path / "ratings.tsv"
+    ratings.write_text("".join(f"u{n % 7}\tm{n % 11}\t{1 + n % 5}\t{1000 + n}\n" for n in range(300)))
+    assert main(["eval", "--data", str(ratings)]) == 0
+    out = capsys.readouterr().out
+    assert "scorer" in out and "item-kNN, last 20 (baseline)" in out and "300 events" in out
+    assert main(["eval", "--data", str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv: no such file" in capsys.readouterr().err
+    ratings.write_text("u1\tm1\tfive\t1000\n")
+    assert main(["eval", "--data", str(ratings)]) == 2
+    assert "ratings.tsv:1: expected user, title, rating" in capsys.readouterr().err
