@@ -5,13 +5,7 @@ Rows are absolute state (never increments), so a replayed write is harmless.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
-from cassandra.cluster import ResponseFuture
-from cassandra.query import BatchStatement, BatchType
-
-from connectors.cassandra_store import CassandraStore
+from connectors.cassandra_store import AsyncStore
 
 UPSERT_PROFILE = """
 INSERT INTO {keyspace}.user_profile (user_id, version, updated_time, last_event_id, genre_affinity, daypart_plays,
@@ -41,7 +35,7 @@ SELECT_TRENDING = "SELECT * FROM {keyspace}.trending WHERE scope = ?"
 SELECT_ITEM_STATS = "SELECT * FROM {keyspace}.item_stats WHERE title_id = ?"
 
 
-class FeatureStore(CassandraStore):
+class FeatureStore(AsyncStore):
     """Writes (asynchronously, a bounded number in flight) and reads of the feature tables."""
 
     STATEMENTS = {
@@ -50,45 +44,3 @@ class FeatureStore(CassandraStore):
         "get_profile": SELECT_PROFILE, "get_cw": SELECT_CONTINUE_WATCHING, "get_sessions": SELECT_SESSIONS,
         "get_trending": SELECT_TRENDING, "get_item_stats": SELECT_ITEM_STATS,
     }
-    MAX_IN_FLIGHT = 128
-
-    def __init__(self, session: Any, keyspace: str) -> None:
-        super().__init__(session, keyspace)
-        self._in_flight: list[ResponseFuture] = []
-
-    def write(self, statement: str, params: tuple[Any, ...]) -> None:
-        """Queue one write; blocks (and raises the first failure) once MAX_IN_FLIGHT are outstanding."""
-        self._in_flight.append(self.session.execute_async(self.statement(statement), params))
-        if len(self._in_flight) >= self.MAX_IN_FLIGHT:
-            self.drain()
-
-    def write_together(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
-        """Several writes of one key (e.g. a user's profile and continue-watching rows) in one request.
-
-        An UNLOGGED batch: no atomicity across tables is promised, it only saves
-        round trips and client work (each request costs the Python driver ~0.1 ms).
-        """
-        if len(writes) == 1:
-            self.write(*writes[0])
-            return
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        for statement, params in writes:
-            batch.add(self.statement(statement), params)
-        self._in_flight.append(self.session.execute_async(batch))
-        if len(self._in_flight) >= self.MAX_IN_FLIGHT:
-            self.drain()
-
-    def drain(self) -> int:
-        """Wait for every queued write; raises the first error."""
-        pending, self._in_flight = self._in_flight, []
-        for future in pending:
-            future.result()
-        return len(pending)
-
-    def rows(self, statement: str, *params: Any) -> list[Any]:
-        return list(self.session.execute(self.statement(statement), params))
-
-    def write_all(self, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
-        for params in rows:
-            self.write(statement, params)
-        self.drain()

@@ -52,6 +52,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               doc="SessionFeatures, one per closed session, keyed by user_id"),
     TopicSpec("user-features", "user_features", "user_id", config={"retention.ms": _WEEK_MS},
               doc="UserFeatures changelog: the absolute profile after each change, keyed by user_id"),
+    TopicSpec("model-updates", "item_vectors", "title_id", config={"cleanup.policy": "compact"},
+              doc="ItemVectors: each title's absolute, versioned model state, keyed by title_id; compacted"),
 )
 
 USER_EVENT_TOPICS = ("play", "search", "browse", "rating")

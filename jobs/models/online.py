@@ -1,0 +1,357 @@
+"""The models split for a streaming job: a user side keyed by user, an item side keyed by title.
+
+Why the split, and how item vectors stay consistent at any parallelism:
+
+* Each user's state (:class:`UserModel`: rating and implicit vectors, bias, last
+  titles, recent event ids) lives only on the subtask that owns the user; each
+  title's state (:class:`ItemModel`) only on the subtask that owns the title.
+* On a user's event the user side takes one SGD step for the user, using the item
+  vectors it holds, and sends the item half of that step to the title's owner as an
+  :class:`ItemStep` (the user's vector before the step and the gradient
+  coefficient), with an id made from the event id. The item side applies each step
+  id once (a redelivered event never moves an item twice) and is the only writer of
+  its title's vectors.
+* Every ``publish_ms`` the item side publishes each changed title as an absolute,
+  versioned :class:`ItemVectors` (vectors, touches, top-K similar titles) to the
+  model-updates topic; the user side holds the newest version per title in
+  broadcast state (an older version never replaces a newer one). Nothing travels as
+  a delta, so replays and duplicates are harmless.
+
+Staleness bound: a user step sees a title's vectors as of at most ``publish_ms`` plus
+one Kafka hop ago (about 0.3 s here), at parallelism 1 as at N. The user side and the
+published vectors are the model state; both are checkpointed (keyed and broadcast
+state) and snapshotted to Cassandra for warm starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from jobs.features.user_state import id_hash
+from jobs.models.base import Feedback, Recommender, TitleIndex
+
+StepKind = Literal["rating", "implicit", "cowatch"]
+
+
+@dataclass(frozen=True)
+class LearningConfig:
+    """Hyperparameters shared by both sides (the offline models' defaults, see :mod:`jobs.models.mf`)."""
+
+    rating_factors: int = 16
+    implicit_factors: int = 32
+    rating_learning_rate: float = 0.01
+    rating_regularization: float = 0.05
+    bias_learning_rate: float = 0.04
+    bias_shrinkage: float = 3.0
+    mean_rating: float = 3.53  # a prior: the global mean is shared state we do not synchronize
+    implicit_learning_rate: float = 0.05
+    implicit_regularization: float = 0.01
+    negatives: int = 3
+    window: int = 20
+    neighbors: int = 50
+    recent_event_ids: int = 32
+
+
+def initial_vector(key: str, factors: int, salt: str) -> np.ndarray:
+    """The starting vector of a user or title: the same on every subtask and after every restart."""
+    return np.random.default_rng(id_hash(f"{salt}:{key}")).normal(0.0, 0.1, factors).astype(np.float32)
+
+
+@dataclass
+class ItemVectors:
+    """A title's model state as published (absolute and versioned): what the user side and the rows job hold."""
+
+    title_id: str
+    version: int
+    rating_vector: np.ndarray
+    rating_bias: float
+    implicit_vector: np.ndarray
+    implicit_bias: float
+    touches: float = 0.0
+    neighbors: tuple[tuple[str, float], ...] = ()
+    updated_ms: int = 0
+
+    @classmethod
+    def initial(cls, title_id: str, config: LearningConfig) -> ItemVectors:
+        return cls(title_id, 0, initial_vector(title_id, config.rating_factors, "item-rating"), 0.0,
+                   initial_vector(title_id, config.implicit_factors, "item-implicit"), 0.0)
+
+
+@dataclass(frozen=True)
+class ItemStep:
+    """The item half of one learning step, sent to the title's owner."""
+
+    title_id: str
+    step_id: str  # event id + role: applied once
+    kind: StepKind
+    user_vector: np.ndarray | None = None  # the user's vector before the step
+    gradient: float = 0.0
+    cowatched: tuple[str, ...] = ()  # titles to count as watched together with this one
+    touched: bool = False  # the user touched this title (not a sampled negative or a neighbour's update)
+    time_ms: int = 0
+
+
+@dataclass
+class UserModel:
+    """One user's model state (keyed state on the user side): well under 1 KiB pickled."""
+
+    rating_vector: np.ndarray | None = None
+    rating_bias: float = 0.0
+    ratings: int = 0
+    implicit_vector: np.ndarray | None = None
+    recent: list[str] = field(default_factory=list)
+    seen: list[int] = field(default_factory=list)  # hashes of recent event ids (dedupe of redeliveries)
+    version: int = 0  # feedback applied
+    last_event_id: str = ""
+    updated_ms: int = 0
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        def packed(vector: np.ndarray | None) -> bytes:
+            return b"" if vector is None else vector.astype(np.float32).tobytes()
+
+        return (1, packed(self.rating_vector), self.rating_bias, self.ratings, packed(self.implicit_vector),
+                self.recent, np.array(self.seen, dtype=np.uint64).tobytes(), self.version, self.last_event_id,
+                self.updated_ms)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        def unpacked(raw: bytes) -> np.ndarray | None:
+            return np.frombuffer(raw, dtype=np.float32).copy() if raw else None
+
+        (_, rating, self.rating_bias, self.ratings, implicit, self.recent, seen, self.version,
+         self.last_event_id, self.updated_ms) = state
+        self.rating_vector, self.implicit_vector = unpacked(rating), unpacked(implicit)
+        self.seen = [int(h) for h in np.frombuffer(seen, dtype=np.uint64)]
+
+    def has_seen(self, event_id: str) -> bool:
+        return id_hash(event_id) in self.seen
+
+
+def learn_user(user: UserModel, user_id: str, feedback: Feedback, event_id: str,
+               items: Mapping[str, ItemVectors], titles: Sequence[str], config: LearningConfig) -> list[ItemStep]:
+    """Apply ``feedback`` to the user's state with the item vectors held; return the item halves of the steps.
+
+    Returns ``[]`` for a redelivered event id. ``titles`` are the titles negatives are sampled from.
+    """
+    if user.has_seen(event_id):
+        return []
+    user.seen = [*user.seen[-(config.recent_event_ids - 1):], id_hash(event_id)]
+    user.version += 1
+    user.last_event_id, user.updated_ms = event_id, feedback.time_ms
+    item = items.get(feedback.title_id) or ItemVectors.initial(feedback.title_id, config)
+    steps: list[ItemStep] = []
+    if feedback.rating is not None:
+        steps.append(_rating_step(user, user_id, feedback, event_id, item, config))
+    if feedback.weight > 0:
+        steps += _implicit_steps(user, user_id, feedback, event_id, item, items, titles, config)
+        if feedback.title_id not in user.recent:  # a new title in the window: co-watched with the others
+            window = tuple(user.recent)
+            steps.append(ItemStep(feedback.title_id, f"{event_id}:cowatch", "cowatch", cowatched=window,
+                                  touched=True, time_ms=feedback.time_ms))
+            steps += [ItemStep(other, f"{event_id}:cowatch:{n}", "cowatch", cowatched=(feedback.title_id,),
+                               time_ms=feedback.time_ms) for n, other in enumerate(window)]
+            user.recent = [*window, feedback.title_id][-config.window:]
+    return steps
+
+
+def _rating_step(user: UserModel, user_id: str, feedback: Feedback, event_id: str, item: ItemVectors,
+                 config: LearningConfig) -> ItemStep:
+    if user.rating_vector is None:
+        user.rating_vector = initial_vector(user_id, config.rating_factors, "user-rating")
+    vector = user.rating_vector
+    assert feedback.rating is not None
+    error = feedback.rating - (config.mean_rating + user.rating_bias + item.rating_bias
+                               + float(vector @ item.rating_vector))
+    user.ratings += 1
+    bias_rate = max(config.bias_learning_rate, 1.0 / (user.ratings + config.bias_shrinkage))
+    user.rating_bias += bias_rate * (error - config.rating_regularization * user.rating_bias)
+    before = vector.copy()
+    vector += config.rating_learning_rate * (error * item.rating_vector - config.rating_regularization * vector)
+    return ItemStep(feedback.title_id, f"{event_id}:rating", "rating", before, error, time_ms=feedback.time_ms)
+
+
+def _implicit_steps(user: UserModel, user_id: str, feedback: Feedback, event_id: str, positive: ItemVectors,
+                    items: Mapping[str, ItemVectors], titles: Sequence[str], config: LearningConfig) -> list[ItemStep]:
+    if user.implicit_vector is None:
+        user.implicit_vector = initial_vector(user_id, config.implicit_factors, "user-implicit")
+    vector = user.implicit_vector
+    rng = np.random.default_rng(id_hash(event_id))  # the same negatives if the event is replayed
+    rate, reg = config.implicit_learning_rate * feedback.weight, config.implicit_regularization
+    steps = []
+    candidates = [titles[int(n)] for n in rng.integers(0, len(titles), config.negatives)] if titles else []
+    for n, title_id in enumerate(candidates):
+        if title_id == feedback.title_id:
+            continue
+        negative = items.get(title_id) or ItemVectors.initial(title_id, config)
+        difference = positive.implicit_vector - negative.implicit_vector
+        margin = float(vector @ difference) + positive.implicit_bias - negative.implicit_bias
+        gradient = 1.0 / (1.0 + math.exp(min(margin, 50.0)))
+        before = vector.copy()
+        vector += rate * (gradient * difference - reg * vector)
+        steps.append(ItemStep(feedback.title_id, f"{event_id}:pos:{n}", "implicit", before,
+                              gradient * feedback.weight, time_ms=feedback.time_ms))
+        steps.append(ItemStep(title_id, f"{event_id}:neg:{n}", "implicit", before,
+                              -gradient * feedback.weight, time_ms=feedback.time_ms))
+    return steps
+
+
+@dataclass
+class ItemModel:
+    """One title's state on the item side (keyed by title)."""
+
+    vectors: ItemVectors
+    cowatch: dict[str, float] = field(default_factory=dict)
+    applied: list[int] = field(default_factory=list)  # hashes of recent step ids
+    ratings: int = 0
+    dirty: bool = False
+
+
+def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, memory: int = 512) -> bool:
+    """Apply one item step once; ``False`` for a step id already applied."""
+    key = id_hash(step.step_id)
+    if key in item.applied:
+        return False
+    item.applied = [*item.applied[-(memory - 1):], key]
+    vectors = item.vectors
+    if step.kind == "rating" and step.user_vector is not None:
+        item.ratings += 1
+        reg = config.rating_regularization
+        bias_rate = max(config.bias_learning_rate, 1.0 / (item.ratings + config.bias_shrinkage))
+        vectors.rating_bias += bias_rate * (step.gradient - reg * vectors.rating_bias)
+        vectors.rating_vector += config.rating_learning_rate * (step.gradient * step.user_vector
+                                                                - reg * vectors.rating_vector)
+    elif step.kind == "implicit" and step.user_vector is not None:
+        rate, reg = config.implicit_learning_rate, config.implicit_regularization
+        vectors.implicit_vector += rate * (step.gradient * step.user_vector - reg * vectors.implicit_vector)
+        vectors.implicit_bias += rate * (step.gradient - reg * vectors.implicit_bias)
+    elif step.kind == "cowatch":
+        for other in step.cowatched:
+            item.cowatch[other] = item.cowatch.get(other, 0.0) + 1.0
+        vectors.touches += 1.0 if step.touched else 0.0
+    vectors.version += 1
+    vectors.updated_ms = max(vectors.updated_ms, step.time_ms)
+    item.dirty = True
+    return True
+
+
+def publish(item: ItemModel, touches: Mapping[str, float], config: LearningConfig) -> ItemVectors:
+    """The title's absolute vectors with its top-K neighbours (cosine of co-watching), to publish."""
+    own = max(item.vectors.touches, 1.0)
+    scored = sorted(((count / math.sqrt(own * max(touches.get(other, 1.0), 1.0)), other)
+                     for other, count in item.cowatch.items()), key=lambda pair: (-pair[0], pair[1]))
+    item.vectors.neighbors = tuple((other, round(score, 6)) for score, other in scored[:config.neighbors])
+    item.dirty = False
+    return item.vectors
+
+
+class LocalLoop:
+    """Both sides in one process, published vectors lagging by ``publish_every`` events.
+
+    What the streaming job does, without Kafka: for tests, and for ``nextwatch eval``
+    to measure what the staleness of published item vectors costs. ``publish_every=1``
+    is a job whose item vectors are never stale.
+
+    >>> loop = LocalLoop(publish_every=1)
+    >>> for n, (user, title) in enumerate([("a", "m1"), ("a", "m2"), ("b", "m1")]):
+    ...     loop.learn(user, Feedback(user, title, n, 1.0), f"e{n}")
+    >>> loop.similar_titles("m1")
+    ['m2']
+    >>> loop.recommend("b", k=1, exclude={"m1"})
+    ['m2']
+    """
+
+    def __init__(self, config: LearningConfig | None = None, publish_every: int = 1) -> None:
+        self.config = config or LearningConfig()
+        self.publish_every = publish_every
+        self.users: dict[str, UserModel] = {}
+        self.items: dict[str, ItemModel] = {}
+        self.published: dict[str, ItemVectors] = {}  # what the user side holds (broadcast state)
+        self.titles: list[str] = []
+        self.events = 0
+
+    def learn(self, user_id: str, feedback: Feedback, event_id: str) -> None:
+        user = self.users.setdefault(user_id, UserModel())
+        for step in learn_user(user, user_id, feedback, event_id, self.published, self.titles, self.config):
+            item = self.items.get(step.title_id)
+            if item is None:
+                item = self.items[step.title_id] = ItemModel(ItemVectors.initial(step.title_id, self.config))
+                self.titles.append(step.title_id)
+            apply_step(item, step, self.config)
+        self.events += 1
+        if self.events % self.publish_every == 0:
+            self.publish()
+
+    def publish(self) -> None:
+        touches = {title: item.vectors.touches for title, item in self.items.items()}
+        for title, item in self.items.items():
+            if item.dirty:
+                vectors = publish(item, touches, self.config)
+                self.published[title] = ItemVectors(**{**vectors.__dict__,
+                                                       "rating_vector": vectors.rating_vector.copy(),
+                                                       "implicit_vector": vectors.implicit_vector.copy()})
+
+    def similar_titles(self, title_id: str, k: int = 10) -> list[str]:
+        vectors = self.published.get(title_id)
+        return [other for other, _ in vectors.neighbors[:k]] if vectors else []
+
+    def cf_scores(self, user_id: str) -> dict[str, float]:
+        """Item-item CF from the published neighbour lists of the user's last titles (recent ones count more)."""
+        user = self.users.get(user_id)
+        scores: dict[str, float] = {}
+        if user is None:
+            return scores
+        for age, title in enumerate(reversed(user.recent)):
+            vectors = self.published.get(title)
+            weight = 0.9 ** age
+            for other, similarity in (vectors.neighbors if vectors else ()):
+                scores[other] = scores.get(other, 0.0) + weight * similarity
+        return scores
+
+    def recommend(self, user_id: str, k: int = 10, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        scores = self.cf_scores(user_id)
+        ranked = sorted((t for t in scores if t not in exclude), key=lambda t: (-scores[t], t))
+        return ranked[:k]
+
+    def predict_rating(self, user_id: str, title_id: str) -> float:
+        user, item = self.users.get(user_id), self.published.get(title_id)
+        prediction = self.config.mean_rating + (user.rating_bias if user else 0.0)
+        if item is not None:
+            prediction += item.rating_bias
+            if user is not None and user.rating_vector is not None:
+                prediction += float(user.rating_vector @ item.rating_vector)
+        return min(5.0, max(1.0, prediction))
+
+
+class LoopRecommender(Recommender):
+    """A :class:`LocalLoop` behind the :class:`Recommender` contract, so ``nextwatch eval`` can measure it.
+
+    Scores are the loop's item-item CF over published neighbour lists; ratings its rating MF.
+    """
+
+    def __init__(self, publish_every: int = 1, titles: TitleIndex | None = None) -> None:
+        super().__init__(titles)
+        self.publish_every = publish_every
+        self.loop = LocalLoop(publish_every=publish_every)
+
+    def _params(self) -> dict[str, Any]:
+        return {"publish_every": self.publish_every}
+
+    def learn_one(self, feedback: Feedback) -> None:
+        self.titles.add(feedback.title_id)
+        event_id = f"{feedback.user_id}|{feedback.title_id}|{feedback.time_ms}|{self.loop.events}"
+        self.loop.learn(feedback.user_id, feedback, event_id)
+
+    def score(self, user_id: str) -> np.ndarray:
+        scores = np.zeros(len(self.titles))
+        for title_id, value in self.loop.cf_scores(user_id).items():
+            position = self.titles.positions.get(title_id)
+            if position is not None:
+                scores[position] = value
+        return scores
+
+    def predict_one(self, user_id: str, title_id: str) -> float:
+        return self.loop.predict_rating(user_id, title_id)
