@@ -46,17 +46,19 @@ def _topics(args: argparse.Namespace) -> int:
     return 0 if all(spec.full_name(kafka) in existing for spec in TOPICS) else 1
 
 
-JOB_MODULES = {"features": "jobs/feature_job.py"}
+JOB_MODULES = {"features": "jobs/feature_job.py", "learning": "jobs/learning_job.py"}
 
 
 def _jobs(args: argparse.Namespace) -> int:
     from infra import flink_cluster
 
     if args.action == "run":
-        from jobs import feature_job
+        import importlib
 
-        print("[jobs] feature job running in the local mini-cluster; Ctrl-C stops it", file=sys.stderr, flush=True)
-        feature_job.run()
+        module = importlib.import_module(JOB_MODULES[args.job].removesuffix(".py").replace("/", "."))
+        print(f"[jobs] {args.job} job running in the local mini-cluster; Ctrl-C stops it", file=sys.stderr,
+              flush=True)
+        module.run()
     elif args.action == "submit":
         from connectors.config import REPO_ROOT
 

@@ -109,3 +109,19 @@ def start_feature_job(kafka: KafkaConfig, cassandra: CassandraConfig, group_id: 
     env = stream_environment(flink or FlinkConfig.load())
     feature_job.build(env, kafka, cassandra, settings)
     return env.execute_async(feature_job.JOB_NAME)
+
+
+def start_learning_job(kafka: KafkaConfig, cassandra: CassandraConfig, group_id: str | None = None,
+                       flink: Any = None, settings: Any = None) -> Any:
+    """Submit the learning job to this process's mini-cluster; returns its JobClient."""
+    from dataclasses import replace
+
+    from jobs import learning_job
+    from jobs.runtime import FlinkConfig, stream_environment
+
+    settings = settings or learning_job.LearningJobConfig.load()
+    if group_id:
+        settings = replace(settings, group_id=group_id)
+    env = stream_environment(flink or FlinkConfig.load())
+    learning_job.build(env, kafka, cassandra, settings)
+    return env.execute_async(learning_job.JOB_NAME)

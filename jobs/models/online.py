@@ -92,6 +92,7 @@ class ItemStep:
     user_vector: np.ndarray | None = None  # the user's vector before the step
     gradient: float = 0.0
     cowatched: tuple[str, ...] = ()  # titles to count as watched together with this one
+    cowatched_touches: tuple[float, ...] = ()  # their touches as the user side knew them (normalization)
     touched: bool = False  # the user touched this title (not a sampled negative or a neighbour's update)
     time_ms: int = 0
 
@@ -109,6 +110,7 @@ class UserModel:
     version: int = 0  # feedback applied
     last_event_id: str = ""
     updated_ms: int = 0
+    flush_armed: bool = False  # the job's flush timer for this user is set
 
     def __getstate__(self) -> tuple[Any, ...]:
         def packed(vector: np.ndarray | None) -> bytes:
@@ -116,14 +118,14 @@ class UserModel:
 
         return (1, packed(self.rating_vector), self.rating_bias, self.ratings, packed(self.implicit_vector),
                 self.recent, np.array(self.seen, dtype=np.uint64).tobytes(), self.version, self.last_event_id,
-                self.updated_ms)
+                self.updated_ms, self.flush_armed)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         def unpacked(raw: bytes) -> np.ndarray | None:
             return np.frombuffer(raw, dtype=np.float32).copy() if raw else None
 
         (_, rating, self.rating_bias, self.ratings, implicit, self.recent, seen, self.version,
-         self.last_event_id, self.updated_ms) = state
+         self.last_event_id, self.updated_ms, self.flush_armed) = state
         self.rating_vector, self.implicit_vector = unpacked(rating), unpacked(implicit)
         self.seen = [int(h) for h in np.frombuffer(seen, dtype=np.uint64)]
 
@@ -150,12 +152,19 @@ def learn_user(user: UserModel, user_id: str, feedback: Feedback, event_id: str,
         steps += _implicit_steps(user, user_id, feedback, event_id, item, items, titles, config)
         if feedback.title_id not in user.recent:  # a new title in the window: co-watched with the others
             window = tuple(user.recent)
+            touches = tuple(_touches(items, title) for title in window)
             steps.append(ItemStep(feedback.title_id, f"{event_id}:cowatch", "cowatch", cowatched=window,
-                                  touched=True, time_ms=feedback.time_ms))
+                                  cowatched_touches=touches, touched=True, time_ms=feedback.time_ms))
+            own = (_touches(items, feedback.title_id) + 1.0,)
             steps += [ItemStep(other, f"{event_id}:cowatch:{n}", "cowatch", cowatched=(feedback.title_id,),
-                               time_ms=feedback.time_ms) for n, other in enumerate(window)]
+                               cowatched_touches=own, time_ms=feedback.time_ms) for n, other in enumerate(window)]
             user.recent = [*window, feedback.title_id][-config.window:]
     return steps
+
+
+def _touches(items: Mapping[str, ItemVectors], title_id: str) -> float:
+    vectors = items.get(title_id)
+    return vectors.touches if vectors is not None else 0.0
 
 
 def _rating_step(user: UserModel, user_id: str, feedback: Feedback, event_id: str, item: ItemVectors,
@@ -204,7 +213,8 @@ class ItemModel:
     """One title's state on the item side (keyed by title)."""
 
     vectors: ItemVectors
-    cowatch: dict[str, float] = field(default_factory=dict)
+    cowatch: dict[str, float] = field(default_factory=dict)  # title -> times co-watched with this one
+    other_touches: dict[str, float] = field(default_factory=dict)  # title -> its touches, newest known
     applied: list[int] = field(default_factory=list)  # hashes of recent step ids
     ratings: int = 0
     dirty: bool = False
@@ -229,8 +239,10 @@ def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, memory: 
         vectors.implicit_vector += rate * (step.gradient * step.user_vector - reg * vectors.implicit_vector)
         vectors.implicit_bias += rate * (step.gradient - reg * vectors.implicit_bias)
     elif step.kind == "cowatch":
-        for other in step.cowatched:
+        for other, touches in zip(step.cowatched, step.cowatched_touches or (0.0,) * len(step.cowatched),
+                                  strict=True):
             item.cowatch[other] = item.cowatch.get(other, 0.0) + 1.0
+            item.other_touches[other] = max(item.other_touches.get(other, 0.0), touches)
         vectors.touches += 1.0 if step.touched else 0.0
     vectors.version += 1
     vectors.updated_ms = max(vectors.updated_ms, step.time_ms)
@@ -238,10 +250,14 @@ def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, memory: 
     return True
 
 
-def publish(item: ItemModel, touches: Mapping[str, float], config: LearningConfig) -> ItemVectors:
-    """The title's absolute vectors with its top-K neighbours (cosine of co-watching), to publish."""
+def publish(item: ItemModel, config: LearningConfig) -> ItemVectors:
+    """The title's absolute vectors with its top-K neighbours (cosine of co-watching), to publish.
+
+    The other titles' touches are the newest the user side had published when it sent the
+    co-watch (a little stale at most); a title's own touches are exact here.
+    """
     own = max(item.vectors.touches, 1.0)
-    scored = sorted(((count / math.sqrt(own * max(touches.get(other, 1.0), 1.0)), other)
+    scored = sorted(((count / math.sqrt(own * max(item.other_touches.get(other, 1.0), 1.0)), other)
                      for other, count in item.cowatch.items()), key=lambda pair: (-pair[0], pair[1]))
     item.vectors.neighbors = tuple((other, round(score, 6)) for score, other in scored[:config.neighbors])
     item.dirty = False
@@ -286,10 +302,9 @@ class LocalLoop:
             self.publish()
 
     def publish(self) -> None:
-        touches = {title: item.vectors.touches for title, item in self.items.items()}
         for title, item in self.items.items():
             if item.dirty:
-                vectors = publish(item, touches, self.config)
+                vectors = publish(item, self.config)
                 self.published[title] = ItemVectors(**{**vectors.__dict__,
                                                        "rating_vector": vectors.rating_vector.copy(),
                                                        "implicit_vector": vectors.implicit_vector.copy()})

@@ -1,0 +1,363 @@
+"""Learning job: user events -> online models -> user vectors, item vectors and similar titles.
+
+The design (user side keyed by user, item side keyed by title, item vectors shared
+as absolute versioned records through the model-updates topic) and its staleness
+bound are in :mod:`jobs.models.online`. Steps, each with a stable uid:
+
+1. ``learning-source``: play, browse and rating topics (raw bytes). Searches teach
+   these models nothing; the feature job dead-letters bad input, so this job only
+   counts what it cannot read (``events_invalid``).
+2. ``learning-decode``: Avro decode + contract checks, shared with the feature job.
+3. ``model-updates-source``: the job's own model-updates topic, read from the start
+   (the compacted topic is the item side's published state), broadcast.
+4. ``user-learner`` (keyed by user; item vectors in broadcast state): event ->
+   feedback (:mod:`jobs.models.feedback`), one learning step for the user, the item
+   halves of it to a side output; each changed user's vectors flushed at most every
+   ``flush_ms`` (coalesced per user).
+5. ``item-learner`` (keyed by title): applies each item step once, and every
+   ``publish_ms`` writes each changed title's vectors and similar titles to
+   Cassandra and publishes them to the model-updates topic.
+6. ``write-user-vectors``: user vectors to Cassandra.
+
+Warm start: with no checkpoint or savepoint, titles start from the Cassandra
+snapshot (``item_vectors``) and the user side from the model-updates topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from connectors.cassandra_store import connect
+from connectors.codec import EventCodec
+from connectors.config import CassandraConfig, KafkaConfig, load_section
+from connectors.errors import DecodeError, UnknownSchemaError
+from connectors.flink_kafka import kafka_sink_table_ddl, kafka_source
+from connectors.model_store import ModelStore
+from connectors.topics import TOPICS_BY_NAME
+from jobs.feature_job import KAFKA_ROW_TYPE, EventCount, _kafka_row, decode_message
+from jobs.features.outputs import now_ms
+from jobs.models.feedback import feedback_from_event
+from jobs.models.online import (
+    ItemModel,
+    ItemStep,
+    ItemVectors,
+    LearningConfig,
+    UserModel,
+    apply_step,
+    learn_user,
+    publish,
+)
+from jobs.runtime import FlinkConfig, stream_environment
+
+JOB_NAME = "nextwatch-learning"
+MODEL_VERSION = "online-mf-cf-v1"  # bump when LearningConfig's meaning changes
+LEARNING_TOPICS = ("play", "browse", "rating")
+
+
+@dataclass(frozen=True)
+class LearningJobConfig:
+    """``[learning]`` in the config file / ``NEXTWATCH_LEARNING_*``."""
+
+    flush_ms: int = 100  # user vectors: per user, at most this often
+    publish_ms: int = 250  # item vectors: per changed title, at most this often
+    group_id: str = "nextwatch-learning"
+
+    @classmethod
+    def load(cls) -> LearningJobConfig:
+        return load_section(cls, "learning")
+
+
+# -- rows and records (pure) --------------------------------------------------------
+
+
+def _time(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _floats(vector: np.ndarray | None) -> list[float]:
+    return [] if vector is None else [float(v) for v in vector]
+
+
+def user_vector_params(user_id: str, user: UserModel, written_ms: int) -> tuple[Any, ...]:
+    return (user_id, MODEL_VERSION, user.version, _floats(user.implicit_vector), _floats(user.rating_vector),
+            user.rating_bias, list(user.recent), user.last_event_id, _time(user.updated_ms), _time(written_ms))
+
+
+def item_vector_params(vectors: ItemVectors, written_ms: int) -> tuple[Any, ...]:
+    return (vectors.title_id, MODEL_VERSION, vectors.version, _floats(vectors.implicit_vector),
+            vectors.implicit_bias, _floats(vectors.rating_vector), vectors.rating_bias, vectors.touches,
+            _time(vectors.updated_ms), _time(written_ms))
+
+
+def similar_titles_params(vectors: ItemVectors) -> tuple[Any, ...]:
+    return (vectors.title_id, MODEL_VERSION, vectors.version, [t for t, _ in vectors.neighbors],
+            [s for _, s in vectors.neighbors], _time(vectors.updated_ms))
+
+
+def item_vectors_record(vectors: ItemVectors, ingest_ms: int) -> dict[str, Any]:
+    return {"schema_version": 1, "event_id": f"{vectors.title_id}:{vectors.version}", "title_id": vectors.title_id,
+            "model_version": MODEL_VERSION, "version": vectors.version,
+            "rating_vector": _floats(vectors.rating_vector), "rating_bias": vectors.rating_bias,
+            "implicit_vector": _floats(vectors.implicit_vector), "implicit_bias": vectors.implicit_bias,
+            "touches": vectors.touches, "neighbor_ids": [t for t, _ in vectors.neighbors],
+            "neighbor_scores": [s for _, s in vectors.neighbors], "updated_ms": vectors.updated_ms,
+            "ingest_time_ms": ingest_ms}
+
+
+def item_vectors_from_record(record: dict[str, Any]) -> ItemVectors:
+    return ItemVectors(record["title_id"], record["version"], np.array(record["rating_vector"], dtype=np.float32),
+                       record["rating_bias"], np.array(record["implicit_vector"], dtype=np.float32),
+                       record["implicit_bias"], record["touches"],
+                       tuple(zip(record["neighbor_ids"], record["neighbor_scores"], strict=True)),
+                       record["updated_ms"])
+
+
+def item_vectors_from_row(row: Any) -> ItemVectors:
+    """A Cassandra ``item_vectors`` row (the warm-start snapshot) as vectors, neighbours left to the next publish."""
+    return ItemVectors(row.title_id, row.version, np.array(row.rating_vector or [], dtype=np.float32),
+                       row.rating_bias, np.array(row.implicit_vector or [], dtype=np.float32), row.implicit_bias,
+                       row.touches, (), int(row.updated_time.replace(tzinfo=UTC).timestamp() * 1000))
+
+
+# -- Flink wiring ------------------------------------------------------------------
+
+
+def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: LearningJobConfig,
+               model: LearningConfig) -> dict[str, Any]:
+    """The Python operator classes, defined here so that importing this module does not need Flink."""
+    from pyflink.common import Types
+    from pyflink.datastream import KeyedBroadcastProcessFunction, KeyedProcessFunction, MapFunction, ProcessFunction
+    from pyflink.datastream.functions import RuntimeContext
+    from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+    items_desc = MapStateDescriptor("item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+    steps_tag = _tag_pickled("item-steps")
+
+    def snapshot() -> dict[str, ItemVectors]:
+        """The item vectors last written to Cassandra (a new job's starting point)."""
+        session = connect(cassandra, cassandra.keyspace)
+        try:
+            store = ModelStore(session, cassandra.keyspace)
+            return {row.title_id: item_vectors_from_row(row) for row in store.rows("get_all_item_vectors")
+                    if row.model_version == MODEL_VERSION}
+        finally:
+            session.cluster.shutdown()
+
+    class Decode(ProcessFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.codec = EventCodec()
+            metrics = runtime_context.get_metrics_group()
+            self.events_in = EventCount(metrics, "events_in")
+            self.invalid = EventCount(metrics, "events_invalid")
+
+        def process_element(self, value: bytes, ctx: Any) -> Iterator[Any]:
+            self.events_in.inc()
+            event, _reason = decode_message(self.codec, value, now_ms())
+            if event is None:
+                self.invalid.inc()  # the feature job dead-letters it with the reason
+                return
+            feedback = feedback_from_event(event)
+            if feedback is not None:
+                yield event.user_id, event.event_id, feedback
+
+    class DecodeItemVectors(MapFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.codec = EventCodec()
+
+        def map(self, value: bytes) -> Any:
+            try:
+                return item_vectors_from_record(self.codec.decode(value).record)
+            except (DecodeError, UnknownSchemaError, KeyError, TypeError):
+                return None
+
+    class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.state = runtime_context.get_state(ValueStateDescriptor("user-model", Types.PICKLED_BYTE_ARRAY()))
+            self.items: dict[str, ItemVectors] = snapshot()
+            self.titles: list[str] = sorted(self.items)
+            self.restored = False
+            metrics = runtime_context.get_metrics_group()
+            self.applied = EventCount(metrics, "feedback_applied")
+            self.duplicates = EventCount(metrics, "events_duplicate")
+            self.lag_ms = 0
+            metrics.gauge("freshness_lag_ms", lambda: self.lag_ms)
+
+        def _hold(self, vectors: ItemVectors) -> None:
+            current = self.items.get(vectors.title_id)
+            if current is None:
+                self.titles.append(vectors.title_id)
+            if current is None or vectors.version >= current.version:  # never an older version over a newer
+                self.items[vectors.title_id] = vectors
+
+        def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
+            if not self.restored:  # after a restore the broadcast state has what the Python cache lost
+                for _title, vectors in ctx.get_broadcast_state(items_desc).items():
+                    self._hold(vectors)
+                self.restored = True
+            user_id, event_id, feedback = value
+            self.lag_ms = now_ms() - feedback.time_ms
+            user: UserModel = self.state.value() or UserModel()
+            version = user.version
+            steps = learn_user(user, user_id, feedback, event_id, self.items, self.titles, model)
+            if user.version == version:  # a redelivery of an applied event
+                self.duplicates.inc()
+                return
+            self.applied.inc()
+            if not user.flush_armed:
+                timers = ctx.timer_service()
+                timers.register_processing_time_timer(timers.current_processing_time() + settings.flush_ms)
+                user.flush_armed = True
+            self.state.update(user)
+            for step in steps:
+                yield steps_tag, step
+
+        def process_broadcast_element(self, value: Any, ctx: Any) -> None:
+            if value is None:
+                return
+            state = ctx.get_broadcast_state(items_desc)
+            current = state.get(value.title_id)
+            if current is None or value.version >= current.version:
+                state.put(value.title_id, value)
+            self._hold(value)
+
+        def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+            user: UserModel | None = self.state.value()
+            if user is None:
+                return
+            user.flush_armed = False
+            self.state.update(user)
+            # main output (side outputs from timers are not supported for this function in PyFlink)
+            yield ctx.get_current_key(), user
+
+    class WriteUserVectors(ProcessFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.session = connect(cassandra, cassandra.keyspace)
+            self.store = ModelStore(self.session, cassandra.keyspace)
+
+        def process_element(self, value: Any, ctx: Any) -> None:
+            user_id, user = value
+            self.store.write("user_vectors", user_vector_params(user_id, user, now_ms()))
+
+        def close(self) -> None:
+            self.store.drain()
+            self.session.cluster.shutdown()
+
+    class ItemLearner(KeyedProcessFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.state = runtime_context.get_state(ValueStateDescriptor("item-model", Types.PICKLED_BYTE_ARRAY()))
+            self.session = connect(cassandra, cassandra.keyspace)
+            self.store = ModelStore(self.session, cassandra.keyspace)
+            self.codec = EventCodec()
+            metrics = runtime_context.get_metrics_group()
+            self.steps = EventCount(metrics, "item_steps_applied")
+            self.published = EventCount(metrics, "items_published")
+
+        def _start(self, title_id: str) -> ItemModel:
+            rows = self.store.rows("get_item_vectors", title_id)  # once per title per job: the warm start
+            if rows and rows[0].model_version == MODEL_VERSION:
+                return ItemModel(item_vectors_from_row(rows[0]))
+            return ItemModel(ItemVectors.initial(title_id, model))
+
+        def process_element(self, step: ItemStep, ctx: Any) -> None:
+            item: ItemModel = self.state.value() or self._start(step.title_id)
+            was_dirty = item.dirty
+            if apply_step(item, step, model):
+                self.steps.inc()
+                if not was_dirty:
+                    timers = ctx.timer_service()
+                    timers.register_processing_time_timer(timers.current_processing_time() + settings.publish_ms)
+            self.state.update(item)
+
+        def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+            item: ItemModel | None = self.state.value()
+            if item is None or not item.dirty:
+                return
+            vectors = publish(item, model)
+            self.state.update(item)
+            written = now_ms()
+            self.store.write_together([("item_vectors", item_vector_params(vectors, written)),
+                                       ("similar_titles", similar_titles_params(vectors))])
+            self.published.inc()
+            record = item_vectors_record(vectors, written)
+            yield _kafka_row(vectors.title_id.encode(), self.codec.encode_record("item_vectors", record))
+
+        def close(self) -> None:
+            self.store.drain()
+            self.session.cluster.shutdown()
+
+    return {"Decode": Decode, "DecodeItemVectors": DecodeItemVectors, "UserLearner": UserLearner,
+            "WriteUserVectors": WriteUserVectors, "ItemLearner": ItemLearner, "items_desc": items_desc,
+            "steps_tag": steps_tag}
+
+
+def _tag_pickled(name: str) -> Any:
+    from pyflink.common import Types
+    from pyflink.datastream import OutputTag
+
+    return OutputTag(name, Types.PICKLED_BYTE_ARRAY())
+
+
+def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: LearningJobConfig,
+          model: LearningConfig | None = None) -> Any:
+    """Wire the whole job onto ``env``; returns the statement set that carries the Kafka sink."""
+    from pyflink.common import Types, WatermarkStrategy
+    from pyflink.table import StreamTableEnvironment
+
+    fn = _functions(kafka, cassandra, settings, model or LearningConfig())
+    topic = lambda name: TOPICS_BY_NAME[name].full_name(kafka)  # noqa: E731
+    no_clock = WatermarkStrategy.no_watermarks()  # no event-time windows here
+
+    events = env.from_source(kafka_source(kafka, [topic(t) for t in LEARNING_TOPICS], settings.group_id),
+                             no_clock, "learning events") \
+        .uid("learning-source").name("play, browse, rating (Kafka)") \
+        .process(fn["Decode"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .uid("learning-decode").name("decode -> feedback")
+    updates = env.from_source(kafka_source(kafka, [topic("model-updates")], settings.group_id + "-updates"),
+                              no_clock, "model updates") \
+        .uid("model-updates-source").name("model-updates (Kafka)") \
+        .map(fn["DecodeItemVectors"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .uid("model-updates-decode").name("decode item vectors")
+
+    users = events.key_by(lambda value: value[0], key_type=Types.STRING()) \
+        .connect(updates.broadcast(fn["items_desc"])) \
+        .process(fn["UserLearner"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .uid("user-learner").name("user learner (user vectors)")
+    users.process(fn["WriteUserVectors"]()).uid("write-user-vectors").name("write user vectors (Cassandra)")
+
+    published = users.get_side_output(fn["steps_tag"]) \
+        .key_by(lambda step: step.title_id, key_type=Types.STRING()) \
+        .process(fn["ItemLearner"](), output_type=KAFKA_ROW_TYPE()) \
+        .uid("item-learner").name("item learner (item vectors, similar titles)")
+
+    t_env = StreamTableEnvironment.create(env)
+    t_env.execute_sql(kafka_sink_table_ddl("sink_model_updates", kafka, topic("model-updates")))
+    statements = t_env.create_statement_set()
+    statements.add_insert("sink_model_updates", t_env.from_data_stream(published))
+    statements.attach_as_datastream()
+    return statements
+
+
+def run(detached: bool = False, flink: FlinkConfig | None = None) -> Any:
+    """Build and run the job in this process's mini-cluster (or the cluster `flink run` submitted it to)."""
+    env = stream_environment(flink or FlinkConfig.load())
+    build(env, KafkaConfig.load(), CassandraConfig.load(), LearningJobConfig.load())
+    if detached:
+        return env.execute_async(JOB_NAME)
+    return env.execute(JOB_NAME)
+
+
+def main() -> None:
+    """Entry point for `flink run -py jobs/learning_job.py` (parallelism from ``-p``)."""
+    parser = argparse.ArgumentParser(description="nextwatch learning job")
+    parser.parse_args()
+    run(flink=replace(FlinkConfig.load(), parallelism=0))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The learning job on the real stack: user vectors change with a user's events, item vectors and similar
+titles are published, duplicates are applied once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from connectors.consumer import read_snapshot
+from connectors.events import Context, PlayEvent, RatingEvent
+from connectors.kafka_admin import delete_topics, ensure_topics
+from connectors.model_store import ModelStore
+from connectors.producer import EventProducer
+from infra.pipeline import start_learning_job
+from jobs.learning_job import LearningJobConfig
+from jobs.runtime import FlinkConfig
+
+MIN = 60_000
+
+
+def _wait(what: str, check: Callable[[], Any], timeout_s: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_user_vectors_follow_events_and_items_are_published(kafka_config: Any, cassandra_config: Any,
+                                                            cassandra_session: Any, tmp_path: Any) -> None:
+    tag = uuid.uuid4().hex[:8]
+    kafka = replace(kafka_config, topic_prefix=f"learn-{tag}.")
+    created = ensure_topics(kafka)
+    ctx = Context("tv-1", "TV", "US", 0)
+    t0 = int(time.time() * 1000) - 600 * MIN
+    drama = [f"drama{n}-{tag}" for n in range(3)]
+    comedy = [f"comedy{n}-{tag}" for n in range(3)]
+    alice = f"alice-{tag}"
+
+    def rating(user: str, title: str, at: int, event_id: str | None = None) -> RatingEvent:
+        return RatingEvent(user, t0 + at * MIN, ctx, title, "STARS", 5.0, event_id=event_id or uuid.uuid4().hex)
+
+    history = [rating(f"{group[0][:5]}-fan{n}-{tag}", title, n * 10 + step)
+               for n in range(6) for group in (drama, comedy) for step, title in enumerate(group)]
+    first = rating(alice, drama[0], 100, event_id=f"alice-first-{tag}")
+    store = ModelStore(cassandra_session, cassandra_config.keyspace)
+    flink = FlinkConfig(checkpoint_interval_ms=2000, checkpoint_dir=str(tmp_path / "checkpoints"))
+    job = None
+    try:
+        with EventProducer(kafka) as producer:
+            for event in [*history, first]:
+                producer.send(event)
+            producer.flush()
+            job = start_learning_job(kafka, cassandra_config, flink=flink,
+                                     settings=LearningJobConfig(group_id=f"learning-{tag}"))
+
+            before = _wait("alice's vector", lambda: (rows := store.rows("get_user_vectors", alice)) and rows[0])
+            assert before.version == 1 and before.last_event_id == first.event_id
+            assert len(before.implicit_vector) == 32 and len(before.rating_vector) == 16
+            assert before.recent_titles == [drama[0]]
+
+            # co-watching makes the drama titles each other's neighbours, not the comedies
+            similar = _wait("similar titles of drama0", lambda: (
+                (rows := store.rows("get_similar_titles", drama[0])) and set(drama[1:]) <= set(rows[0].neighbor_ids)
+                and rows[0]))
+            assert not set(comedy) & set(similar.neighbor_ids[:2])
+            assert store.rows("get_item_vectors", drama[0])[0].touches >= 7
+
+            # her next events move her vector; a redelivered event does not
+            producer.send(rating(alice, drama[1], 110, event_id=first.event_id))  # same id: a duplicate
+            producer.send(PlayEvent(alice, t0 + 120 * MIN, ctx, drama[1], "COMPLETE", f"pb-{tag}", 100 * MIN,
+                                    100 * MIN))
+            producer.flush()
+            after = _wait("alice's second event applied",
+                          lambda: (rows := store.rows("get_user_vectors", alice)) and rows[0].version >= 2 and rows[0])
+            time.sleep(1.0)
+            after = store.rows("get_user_vectors", alice)[0]
+            assert after.version == 2 and after.recent_titles == [drama[0], drama[1]]
+            assert not np.allclose(after.implicit_vector, before.implicit_vector)
+
+        # the item side published absolute, versioned vectors to the model-updates topic
+        records = [d.record for d in read_snapshot(kafka.topic_prefix + "model-updates", kafka, idle_s=2.0)]
+        versions = [r["version"] for r in records if r["title_id"] == drama[0]]
+        assert versions and versions == sorted(versions)
+        assert all(r["event_id"] == f"{r['title_id']}:{r['version']}" for r in records)
+    finally:
+        if job is not None:
+            job.cancel().result()
+        delete_topics(kafka, created)
