@@ -1,0 +1,121 @@
+"""The streaming split of the models (user side, item side, published vectors), without Flink."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from connectors.events import BrowseEvent, Context, PlayEvent, RatingEvent, SearchEvent
+from jobs.models.base import Feedback
+from jobs.models.feedback import CLICK_WEIGHT, START_WEIGHT, feedback_from_event
+from jobs.models.online import (
+    ItemModel,
+    ItemVectors,
+    LearningConfig,
+    LocalLoop,
+    UserModel,
+    apply_step,
+    initial_vector,
+    learn_user,
+)
+
+CTX = Context("tv-1", "TV", "US", 0)
+CONFIG = LearningConfig()
+
+
+def taste_groups(loop: LocalLoop, users: int = 12) -> None:
+    n = 0
+    for user in range(users):
+        titles = ["d1", "d2", "d3", "d4"] if user % 2 else ["c1", "c2", "c3", "c4"]
+        for title in titles:
+            loop.learn(f"u{user}", Feedback(f"u{user}", title, n * 60_000, 1.0, 5.0), f"e{n}")
+            n += 1
+
+
+def test_events_become_feedback_by_one_rule() -> None:
+    play = PlayEvent("u", 1, CTX, "m1", "STOP", "pb", 30, 100)
+    assert feedback_from_event(play) == Feedback("u", "m1", 1, 0.3)
+    assert feedback_from_event(PlayEvent("u", 1, CTX, "m1", "STOP", "pb", 97, 100)).weight == 1.0  # finished
+    assert feedback_from_event(PlayEvent("u", 1, CTX, "m1", "START", "pb", 0, 100)).weight == START_WEIGHT
+    assert feedback_from_event(PlayEvent("u", 1, CTX, "m1", "PROGRESS", "pb", 10, 100)) is None
+    click = BrowseEvent("u", 1, CTX, "CLICK", "imp", "home", title_id="m1")
+    assert feedback_from_event(click) == Feedback("u", "m1", 1, CLICK_WEIGHT)
+    assert feedback_from_event(BrowseEvent("u", 1, CTX, "IMPRESSION", "imp", "home")) is None
+    down = feedback_from_event(RatingEvent("u", 1, CTX, "m1", "THUMBS_DOWN"))
+    assert down is not None and down.rating == 1.0 and down.weight == 0.0
+    assert feedback_from_event(SearchEvent("u", 1, CTX, "query", [])) is None
+
+
+def test_a_redelivered_event_is_applied_once_on_both_sides() -> None:
+    user, item = UserModel(), ItemModel(ItemVectors.initial("m1", CONFIG))
+    feedback = Feedback("u", "m1", 0, 1.0, 5.0)
+    steps = learn_user(user, "u", feedback, "e1", {}, ["m1", "m2"], CONFIG)
+    assert steps and user.version == 1
+    assert learn_user(user, "u", feedback, "e1", {}, ["m1", "m2"], CONFIG) == [] and user.version == 1
+    own = [s for s in steps if s.title_id == "m1"]
+    assert all(apply_step(item, s, CONFIG) for s in own)
+    version = item.vectors.version
+    assert not any(apply_step(item, s, CONFIG) for s in own)  # the same step ids again
+    assert item.vectors.version == version
+
+
+def test_starting_vectors_are_the_same_everywhere() -> None:
+    np.testing.assert_array_equal(initial_vector("m1", 8, "item"), initial_vector("m1", 8, "item"))
+    assert not np.array_equal(initial_vector("m1", 8, "item"), initial_vector("m2", 8, "item"))
+
+
+def test_negatives_are_reproducible_from_the_event_id() -> None:
+    titles = [f"m{n}" for n in range(50)]
+
+    def negatives() -> list[str]:
+        steps = learn_user(UserModel(), "u", Feedback("u", "m1", 0, 1.0), "e-42", {}, titles, CONFIG)
+        return [s.title_id for s in steps if s.step_id.startswith("e-42:neg")]
+
+    assert negatives() == negatives() and len(negatives()) >= 2
+
+
+def test_the_loop_learns_neighbours_and_recommends_from_them() -> None:
+    loop = LocalLoop()
+    taste_groups(loop)
+    assert set(loop.similar_titles("d1", k=3)) == {"d2", "d3", "d4"}
+    loop.learn("new", Feedback("new", "c1", 10**9), "new-1")
+    assert set(loop.recommend("new", k=3, exclude={"c1"})) == {"c2", "c3", "c4"}
+
+
+def test_the_loop_predicts_ratings() -> None:
+    loop = LocalLoop()
+    for n in range(40):
+        user = f"u{n % 8}"
+        loop.learn(user, Feedback(user, "liked", n, 1.0, 5.0), f"like-{n}")
+        loop.learn(user, Feedback(user, "disliked", n, 0.0, 1.0), f"dislike-{n}")
+    assert loop.predict_rating("newcomer", "liked") > 4.0 > 2.0 > loop.predict_rating("newcomer", "disliked")
+
+
+def test_stale_item_vectors_still_learn_the_groups() -> None:
+    loop = LocalLoop(publish_every=10)  # the user side sees item vectors up to 10 events old
+    taste_groups(loop)
+    loop.publish()
+    assert set(loop.similar_titles("c1", k=3)) == {"c2", "c3", "c4"}
+
+
+def test_published_versions_only_grow() -> None:
+    loop = LocalLoop()
+    taste_groups(loop, users=4)
+    before = loop.published["d1"].version
+    taste_groups(loop, users=4)  # the same event ids: nothing is applied again
+    assert loop.published["d1"].version == before
+
+
+def test_user_state_is_under_a_kibibyte() -> None:
+    loop = LocalLoop()
+    for n in range(200):  # a heavy user: the window, the id memory and both vectors full
+        loop.learn("heavy", Feedback("heavy", f"title-{n:05d}", n, 1.0, 4.0), f"event-{n:032d}")
+    state = loop.users["heavy"]
+    assert len(state.recent) == CONFIG.window and len(state.seen) == CONFIG.recent_event_ids
+    size = len(pickle.dumps(state))
+    assert size <= 1024, size
+    restored = pickle.loads(pickle.dumps(state))
+    assert restored.recent == state.recent and restored.seen == state.seen
+    assert restored.implicit_vector is not None and state.implicit_vector is not None
+    np.testing.assert_array_equal(restored.implicit_vector, state.implicit_vector)
