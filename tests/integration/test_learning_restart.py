@@ -1,0 +1,131 @@
+"""Kill the learning job mid-stream and restore it from its last checkpoint: the same user and item vectors as
+an uninterrupted run, within a tolerance (item vectors reach the user side on a timer, so the exact
+interleaving of user steps and published item versions differs between runs)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from connectors.cassandra_store import apply_schema, connect
+from connectors.events import Context, RatingEvent
+from connectors.kafka_admin import delete_topics, ensure_topics
+from connectors.model_store import ModelStore
+from connectors.producer import EventProducer
+from jobs import learning_job
+from jobs.runtime import FlinkConfig, latest_checkpoint, stream_environment
+
+MIN = 60_000
+TOLERANCE = 0.06  # max absolute difference of any vector component (components are ~0.1); measured 0.02-0.04
+
+
+def _history(tag: str) -> list[RatingEvent]:
+    ctx = Context("tv-1", "TV", "US", 0)
+    t0 = int(time.time() * 1000) - 900 * MIN
+    groups = [[f"g{g}t{n}-{tag}" for n in range(4)] for g in range(3)]
+    return [RatingEvent(f"user{u}-{tag}", t0 + (u * 10 + step) * MIN, ctx, title, "STARS", 5.0 - step * 0.5,
+                        event_id=f"{tag}-{u}-{step}")
+            for u in range(18) for step, title in enumerate(groups[u % 3])]
+
+
+def _start(kafka: Any, cassandra: Any, group: str, checkpoints: Path, restore: Path | None = None) -> Any:
+    flink = FlinkConfig(checkpoint_interval_ms=1000, checkpoint_dir=str(checkpoints),
+                        restore_from=str(restore) if restore else "")
+    env = stream_environment(flink)
+    learning_job.build(env, kafka, cassandra, learning_job.LearningJobConfig(group_id=group))
+    return env.execute_async("learning-restart-test")
+
+
+def _state(store: ModelStore, events: list[RatingEvent]) -> dict[str, Any]:
+    users = sorted({e.user_id for e in events})
+    titles = sorted({e.title_id for e in events})
+    deadline = time.monotonic() + 90
+    while True:
+        rows = {u: store.rows("get_user_vectors", u) for u in users}
+        if all(r and r[0].version == 4 for r in rows.values()):
+            break
+        assert time.monotonic() < deadline, "not every event was applied"
+        time.sleep(0.5)
+    time.sleep(2.0)  # the last item publishes
+    return {"users": {u: (r[0].version, r[0].last_event_id, r[0].recent_titles, np.array(r[0].implicit_vector),
+                          np.array(r[0].rating_vector)) for u, r in
+                      ((u, store.rows("get_user_vectors", u)) for u in users)},
+            "items": {t: (r[0].touches, np.array(r[0].implicit_vector)) for t, r in
+                      ((t, store.rows("get_item_vectors", t)) for t in titles)},
+            "similar": {t: list(store.rows("get_similar_titles", t)[0].neighbor_ids[:3]) for t in titles}}
+
+
+def test_restart_from_checkpoint_ends_with_the_same_vectors(kafka_config: Any, cassandra_config: Any,
+                                                            tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:6]
+    events = _history(tag)
+    half = len(events) // 2
+    created: list[tuple[Any, dict[str, str]]] = []
+    sessions = []
+
+    def setup(name: str) -> tuple[Any, Any, ModelStore, EventProducer]:
+        kafka = replace(kafka_config, topic_prefix=f"lrestart-{name}-{tag}.")
+        created.append((kafka, ensure_topics(kafka)))
+        cassandra = replace(cassandra_config, keyspace=f"nextwatch_test_learn_{name}")
+        apply_schema(cassandra)
+        session = connect(cassandra, cassandra.keyspace)
+        sessions.append(session)
+        return kafka, cassandra, ModelStore(session, cassandra.keyspace), EventProducer(kafka)
+
+    def send(producer: EventProducer, batch: list[RatingEvent]) -> None:
+        for event in batch:
+            producer.send(event)
+        producer.flush()
+
+    try:
+        kafka, cassandra, store, producer = setup("whole")
+        send(producer, events)
+        job = _start(kafka, cassandra, f"whole-{tag}", tmp_path / "whole")
+        try:
+            expected = _state(store, events)
+        finally:
+            job.cancel().result()
+
+        kafka, cassandra, store, producer = setup("killed")
+        send(producer, events[:half])
+        group = f"killed-{tag}"
+        job = _start(kafka, cassandra, group, tmp_path / "killed")
+        try:
+            some = events[half - 1]
+            deadline = time.monotonic() + 60
+            while not store.rows("get_user_vectors", some.user_id):
+                assert time.monotonic() < deadline, "the first half was not applied"
+                time.sleep(0.2)
+            time.sleep(3.0)  # at least one checkpoint after the first half
+        finally:
+            job.cancel().result()
+        checkpoint = latest_checkpoint(tmp_path / "killed")
+        assert checkpoint is not None, "no checkpoint was retained"
+        send(producer, events[half:])
+        job = _start(kafka, cassandra, group, tmp_path / "restarted", restore=checkpoint)
+        try:
+            actual = _state(store, events)
+        finally:
+            job.cancel().result()
+    finally:
+        for session in sessions:
+            session.cluster.shutdown()
+        for kafka, topics in created:
+            delete_topics(kafka, topics)
+
+    worst = 0.0
+    for user, (version, last, recent, implicit, rating) in expected["users"].items():
+        got = actual["users"][user]
+        assert (got[0], got[1], got[2]) == (version, last, recent), user  # exactly: what was applied
+        worst = max(worst, float(np.abs(got[3] - implicit).max()), float(np.abs(got[4] - rating).max()))
+    for title, (touches, implicit) in expected["items"].items():
+        assert actual["items"][title][0] == touches, title  # co-watch counts: exact
+        worst = max(worst, float(np.abs(actual["items"][title][1] - implicit).max()))
+    print(f"largest vector component difference after the restart: {worst:.4f}")
+    assert worst <= TOLERANCE
+    assert actual["similar"] == expected["similar"]
