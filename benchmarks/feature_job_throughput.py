@@ -22,9 +22,12 @@ from connectors.config import CassandraConfig, KafkaConfig
 from connectors.consumer import read_snapshot
 from connectors.feature_store import FeatureStore
 from connectors.kafka_admin import delete_topics, ensure_topics
+from connectors.model_store import ModelStore
 from connectors.producer import EventProducer
-from infra.pipeline import feed, send_sentinels, start_feature_job, wait_for_profiles
+from connectors.topics import USER_EVENT_TOPICS
+from infra.pipeline import feed, send_sentinels, start_feature_job, start_learning_job, wait_for_profiles
 from infra.replay.movielens import MovieLensReplay, load_movielens
+from jobs.learning_job import LEARNING_TOPICS
 from jobs.runtime import FlinkConfig
 
 
@@ -42,8 +45,9 @@ class Result:
     invalid: int
 
 
-def run_workload(ratings: int, timeout_s: float = 900.0, keep_topics: bool = False) -> Result:
-    """Feed the workload, run the job until every sentinel is visible, return the timings."""
+def run_workload(ratings: int, timeout_s: float = 900.0, keep_topics: bool = False, job: str = "features") -> Result:
+    """Feed the workload, run ``job`` (features or learning) until every sentinel is visible, return the timings."""
+    learning = job == "learning"
     kafka = replace(KafkaConfig.load(), topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.")
     cassandra = replace(CassandraConfig.load(), keyspace="nextwatch_bench")
     apply_schema(cassandra)
@@ -53,24 +57,26 @@ def run_workload(ratings: int, timeout_s: float = 900.0, keep_topics: bool = Fal
         first_user = replay.viewings[0].user.user_id
         with EventProducer(kafka) as producer:
             fed = feed(replay, producer, progress=say)
-            sentinels = send_sentinels(producer, kafka, fed.last_event_ms + 60_000)
-        say(f"{fed.events:,} events in topics; starting the feature job")
+            sentinels = send_sentinels(producer, kafka, fed.last_event_ms + 60_000,
+                                       topics=LEARNING_TOPICS if learning else USER_EVENT_TOPICS, feedback=learning)
+        say(f"{fed.events:,} events in topics; starting the {job} job")
         submitted = time.monotonic()
-        client = start_feature_job(kafka, cassandra, group_id=f"bench-{uuid.uuid4().hex[:6]}",
-                                   flink=replace(FlinkConfig.load(), checkpoint_interval_ms=10_000))
+        start = start_learning_job if learning else start_feature_job
+        client = start(kafka, cassandra, group_id=f"bench-{uuid.uuid4().hex[:6]}",
+                       flink=replace(FlinkConfig.load(), checkpoint_interval_ms=10_000))
         try:
             session = connect(cassandra, cassandra.keyspace)
-            store = FeatureStore(session, cassandra.keyspace)
-            while not store.rows("get_profile", first_user):
+            store = (ModelStore if learning else FeatureStore)(session, cassandra.keyspace)
+            while not store.rows("get_user_vectors" if learning else "get_profile", first_user):
                 time.sleep(0.05)
             first_visible = time.monotonic()
             session.cluster.shutdown()
             say("first rows visible; waiting for every partition's sentinel")
-            done = wait_for_profiles(cassandra, sentinels, timeout_s, progress=say)
+            done = wait_for_profiles(cassandra, sentinels, timeout_s, progress=say, vectors=learning)
         finally:
             client.cancel().result()
-        late = len(read_snapshot(kafka.topic_prefix + "late-events", kafka, idle_s=2))
-        invalid = len(read_snapshot(kafka.topic_prefix + "dead-letter", kafka, idle_s=2))
+        late = 0 if learning else len(read_snapshot(kafka.topic_prefix + "late-events", kafka, idle_s=2))
+        invalid = 0 if learning else len(read_snapshot(kafka.topic_prefix + "dead-letter", kafka, idle_s=2))
     finally:
         if keep_topics:
             say(f"topics kept under prefix {kafka.topic_prefix}")

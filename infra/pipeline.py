@@ -26,9 +26,16 @@ Progress = Callable[[str], None]
 _SENTINEL_CONTEXT = Context("sentinel", "WEB", "US", 0, "sentinel")
 
 
-def _sentinel_event(topic: str, user_id: str, at_ms: int) -> Any:
+def _sentinel_event(topic: str, user_id: str, at_ms: int, feedback: bool = False) -> Any:
+    """A harmless event; with ``feedback``, one the learning job learns from (so it writes a user vector)."""
     common: dict[str, Any] = {"user_id": user_id, "event_time_ms": at_ms, "context": _SENTINEL_CONTEXT,
               "event_id": f"{user_id}:sentinel"}
+    if feedback and topic == "play":
+        return PlayEvent(title_id="sentinel", action="START", playback_id=user_id, position_ms=0, duration_ms=1,
+                         **common)
+    if feedback and topic == "browse":
+        return BrowseEvent(action="CLICK", impression_id=user_id, page="home", title_id="sentinel",
+                           position_in_row=0, **common)
     if topic == "play":
         return PlayEvent(title_id="sentinel", action="PAUSE", playback_id=user_id, position_ms=0, duration_ms=1,
                          **common)
@@ -39,15 +46,19 @@ def _sentinel_event(topic: str, user_id: str, at_ms: int) -> Any:
     return RatingEvent(title_id="sentinel", kind="THUMBS_UP", **common)
 
 
-def send_sentinels(producer: EventProducer, kafka: KafkaConfig, at_ms: int, run_id: str | None = None) -> list[str]:
-    """One sentinel per partition of each user-event topic; returns their user ids."""
+def send_sentinels(producer: EventProducer, kafka: KafkaConfig, at_ms: int, run_id: str | None = None,
+                   topics: Iterable[str] = USER_EVENT_TOPICS, feedback: bool = False) -> list[str]:
+    """One sentinel per partition of each of ``topics``; returns their user ids.
+
+    ``feedback``: sentinels the learning job learns from (a play START, a click, a thumbs up).
+    """
     run_id = run_id or uuid.uuid4().hex[:8]
     users = []
-    for name in USER_EVENT_TOPICS:
+    for name in topics:
         spec = TOPICS_BY_NAME[name]
         for partition in range(spec.partition_count(kafka)):
             user_id = f"sentinel-{run_id}-{name}-{partition}"
-            event = _sentinel_event(name, user_id, at_ms)
+            event = _sentinel_event(name, user_id, at_ms, feedback)
             producer.send_encoded(spec.full_name(kafka), user_id.encode(), producer.codec.encode(event), at_ms,
                                   partition=partition)
             users.append(user_id)
@@ -72,16 +83,19 @@ def feed(events: Iterable[Any], producer: EventProducer, progress: Progress | No
 
 
 def wait_for_profiles(cassandra: CassandraConfig, user_ids: list[str], timeout_s: float,
-                      progress: Progress | None = None, poll_s: float = 0.05) -> float:
-    """Block until every user has a profile row; returns the monotonic time it happened."""
+                      progress: Progress | None = None, poll_s: float = 0.05, vectors: bool = False) -> float:
+    """Block until every user has a profile row (``vectors``: a user-vector row); returns when it happened."""
+    from connectors.model_store import ModelStore
+
     session = connect(cassandra, cassandra.keyspace)
     try:
-        store = FeatureStore(session, cassandra.keyspace)
+        store = (ModelStore if vectors else FeatureStore)(session, cassandra.keyspace)
+        lookup = "get_user_vectors" if vectors else "get_profile"
         pending = set(user_ids)
         deadline = time.monotonic() + timeout_s
         last_report = time.monotonic()
         while pending:
-            pending = {u for u in pending if not store.rows("get_profile", u)}
+            pending = {u for u in pending if not store.rows(lookup, u)}
             if not pending:
                 break
             if time.monotonic() > deadline:
