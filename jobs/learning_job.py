@@ -248,9 +248,23 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             self.store.drain()
             self.session.cluster.shutdown()
 
+    class CowatchState:
+        """The co-watch row in MapState: a step reads and writes only the entries it changes."""
+
+        def __init__(self, state: Any) -> None:
+            self.state = state
+
+        def get(self, key: str) -> tuple[float, float] | None:
+            return self.state.get(key)  # type: ignore[no-any-return]
+
+        def __setitem__(self, key: str, value: tuple[float, float]) -> None:
+            self.state.put(key, value)
+
     class ItemLearner(KeyedProcessFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
             self.state = runtime_context.get_state(ValueStateDescriptor("item-model", Types.PICKLED_BYTE_ARRAY()))
+            self.cowatch = runtime_context.get_map_state(
+                MapStateDescriptor("cowatch", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
             self.session = connect(cassandra, cassandra.keyspace)
             self.store = ModelStore(self.session, cassandra.keyspace)
             self.codec = EventCodec()
@@ -267,7 +281,7 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
         def process_element(self, step: ItemStep, ctx: Any) -> None:
             item: ItemModel = self.state.value() or self._start(step.title_id)
             was_dirty = item.dirty
-            if apply_step(item, step, model):
+            if apply_step(item, step, model, CowatchState(self.cowatch)):
                 self.steps.inc()
                 if not was_dirty:
                     timers = ctx.timer_service()
@@ -278,7 +292,7 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             item: ItemModel | None = self.state.value()
             if item is None or not item.dirty:
                 return
-            vectors = publish(item, model)
+            vectors = publish(item, self.cowatch.items(), model)
             self.state.update(item)
             written = now_ms()
             self.store.write_together([("item_vectors", item_vector_params(vectors, written)),

@@ -26,9 +26,9 @@ state) and snapshotted to Cassandra for warm starts.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -208,24 +208,38 @@ def _implicit_steps(user: UserModel, user_id: str, feedback: Feedback, event_id:
     return steps
 
 
+class CowatchRow(Protocol):
+    """Other title -> (times co-watched, its touches): a dict here, a MapState in the job."""
+
+    def get(self, key: str) -> tuple[float, float] | None: ...
+
+    def __setitem__(self, key: str, value: tuple[float, float]) -> None: ...
+
+
 @dataclass
 class ItemModel:
-    """One title's state on the item side (keyed by title)."""
+    """One title's state on the item side (keyed by title), bar its co-watch row.
+
+    The co-watch row (:data:`CowatchRow`, up to one entry per title) is kept apart, in
+    the job a MapState, so that a step reads and writes only the entries it changes.
+    """
 
     vectors: ItemVectors
-    cowatch: dict[str, float] = field(default_factory=dict)  # title -> times co-watched with this one
-    other_touches: dict[str, float] = field(default_factory=dict)  # title -> its touches, newest known
-    applied: list[int] = field(default_factory=list)  # hashes of recent step ids
+    applied: bytes = b""  # 64-bit hashes of recent step ids, packed
     ratings: int = 0
     dirty: bool = False
 
+    def has_applied(self, key: int) -> bool:
+        return bool(self.applied) and key in np.frombuffer(self.applied, dtype=np.uint64)
 
-def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, memory: int = 512) -> bool:
-    """Apply one item step once; ``False`` for a step id already applied."""
+
+def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, cowatch: CowatchRow,
+               memory: int = 128) -> bool:
+    """Apply one item step once (co-watch counts into ``cowatch``); ``False`` for a step id already applied."""
     key = id_hash(step.step_id)
-    if key in item.applied:
+    if item.has_applied(key):
         return False
-    item.applied = [*item.applied[-(memory - 1):], key]
+    item.applied = (item.applied + np.array([key], dtype=np.uint64).tobytes())[-8 * memory:]
     vectors = item.vectors
     if step.kind == "rating" and step.user_vector is not None:
         item.ratings += 1
@@ -241,8 +255,8 @@ def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, memory: 
     elif step.kind == "cowatch":
         for other, touches in zip(step.cowatched, step.cowatched_touches or (0.0,) * len(step.cowatched),
                                   strict=True):
-            item.cowatch[other] = item.cowatch.get(other, 0.0) + 1.0
-            item.other_touches[other] = max(item.other_touches.get(other, 0.0), touches)
+            count, known = cowatch.get(other) or (0.0, 0.0)
+            cowatch[other] = (count + 1.0, max(known, touches))
         vectors.touches += 1.0 if step.touched else 0.0
     vectors.version += 1
     vectors.updated_ms = max(vectors.updated_ms, step.time_ms)
@@ -250,18 +264,21 @@ def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, memory: 
     return True
 
 
-def publish(item: ItemModel, config: LearningConfig) -> ItemVectors:
+def publish(item: ItemModel, cowatch: Iterable[tuple[str, tuple[float, float]]],
+            config: LearningConfig) -> ItemVectors:
     """The title's absolute vectors with its top-K neighbours (cosine of co-watching), to publish.
 
     The other titles' touches are the newest the user side had published when it sent the
     co-watch (a little stale at most); a title's own touches are exact here.
     """
     own = max(item.vectors.touches, 1.0)
-    scored = sorted(((count / math.sqrt(own * max(item.other_touches.get(other, 1.0), 1.0)), other)
-                     for other, count in item.cowatch.items()), key=lambda pair: (-pair[0], pair[1]))
-    item.vectors.neighbors = tuple((other, round(score, 6)) for score, other in scored[:config.neighbors])
+    scored = sorted(((count / math.sqrt(own * max(touches, 1.0)), other) for other, (count, touches) in cowatch),
+                    key=lambda pair: (-pair[0], pair[1]))
     item.dirty = False
-    return item.vectors
+    return replace(item.vectors, neighbors=tuple((other, round(score, 6)) for score, other in
+                                                 scored[:config.neighbors]),
+                   rating_vector=item.vectors.rating_vector.copy(),
+                   implicit_vector=item.vectors.implicit_vector.copy())
 
 
 class LocalLoop:
@@ -285,6 +302,7 @@ class LocalLoop:
         self.publish_every = publish_every
         self.users: dict[str, UserModel] = {}
         self.items: dict[str, ItemModel] = {}
+        self.cowatch: dict[str, dict[str, tuple[float, float]]] = {}
         self.published: dict[str, ItemVectors] = {}  # what the user side holds (broadcast state)
         self.titles: list[str] = []
         self.events = 0
@@ -296,7 +314,7 @@ class LocalLoop:
             if item is None:
                 item = self.items[step.title_id] = ItemModel(ItemVectors.initial(step.title_id, self.config))
                 self.titles.append(step.title_id)
-            apply_step(item, step, self.config)
+            apply_step(item, step, self.config, self.cowatch.setdefault(step.title_id, {}))
         self.events += 1
         if self.events % self.publish_every == 0:
             self.publish()
@@ -304,10 +322,7 @@ class LocalLoop:
     def publish(self) -> None:
         for title, item in self.items.items():
             if item.dirty:
-                vectors = publish(item, self.config)
-                self.published[title] = ItemVectors(**{**vectors.__dict__,
-                                                       "rating_vector": vectors.rating_vector.copy(),
-                                                       "implicit_vector": vectors.implicit_vector.copy()})
+                self.published[title] = publish(item, self.cowatch.get(title, {}).items(), self.config)
 
     def similar_titles(self, title_id: str, k: int = 10) -> list[str]:
         vectors = self.published.get(title_id)

@@ -54,9 +54,10 @@ def test_a_redelivered_event_is_applied_once_on_both_sides() -> None:
     assert steps and user.version == 1
     assert learn_user(user, "u", feedback, "e1", {}, ["m1", "m2"], CONFIG) == [] and user.version == 1
     own = [s for s in steps if s.title_id == "m1"]
-    assert all(apply_step(item, s, CONFIG) for s in own)
+    row: dict[str, tuple[float, float]] = {}
+    assert all(apply_step(item, s, CONFIG, row) for s in own)
     version = item.vectors.version
-    assert not any(apply_step(item, s, CONFIG) for s in own)  # the same step ids again
+    assert not any(apply_step(item, s, CONFIG, row) for s in own)  # the same step ids again
     assert item.vectors.version == version
 
 
