@@ -65,7 +65,8 @@ class LearningJobConfig:
     """``[learning]`` in the config file / ``NEXTWATCH_LEARNING_*``."""
 
     flush_ms: int = 100  # user vectors: per user, at most this often
-    publish_ms: int = 250  # item vectors: per changed title, at most this often
+    publish_ms: int = 500  # item vectors to model-updates: per changed title, at most this often
+    snapshot_ms: int = 10_000  # item vectors and similar titles to Cassandra: per title, at most this often
     group_id: str = "nextwatch-learning"
 
     @classmethod
@@ -290,16 +291,25 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
 
         def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
             item: ItemModel | None = self.state.value()
-            if item is None or not item.dirty:
+            if item is None:
                 return
-            vectors = publish(item, self.cowatch.items(), model)
+            now = now_ms()
+            if item.dirty:
+                vectors = publish(item, model)
+                self.published.inc()
+                record = item_vectors_record(vectors, now)
+                yield _kafka_row(vectors.title_id.encode(), self.codec.encode_record("item_vectors", record))
+                item.snapshot_pending = True
+            # Cassandra takes ~2-3k rows/s here: the snapshot is throttled per title, and its trailing
+            # write is kept on a timer so the last state always lands
+            if item.snapshot_pending and now >= item.snapshot_at_ms + settings.snapshot_ms:
+                vectors = publish(item, model)
+                self.store.write_together([("item_vectors", item_vector_params(vectors, now)),
+                                           ("similar_titles", similar_titles_params(vectors))])
+                item.snapshot_at_ms, item.snapshot_pending = now, False
+            elif item.snapshot_pending:
+                ctx.timer_service().register_processing_time_timer(item.snapshot_at_ms + settings.snapshot_ms)
             self.state.update(item)
-            written = now_ms()
-            self.store.write_together([("item_vectors", item_vector_params(vectors, written)),
-                                       ("similar_titles", similar_titles_params(vectors))])
-            self.published.inc()
-            record = item_vectors_record(vectors, written)
-            yield _kafka_row(vectors.title_id.encode(), self.codec.encode_record("item_vectors", record))
 
         def close(self) -> None:
             self.store.drain()

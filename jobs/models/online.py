@@ -26,7 +26,7 @@ state) and snapshotted to Cassandra for warm starts.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -228,6 +228,12 @@ class ItemModel:
     applied: bytes = b""  # 64-bit hashes of recent step ids, packed
     ratings: int = 0
     dirty: bool = False
+    # the best neighbour candidates, co-watch count / sqrt(their touches), at most 2 x config.neighbors:
+    # kept as steps arrive, so publishing never reads the whole row (the title's own touches scale every
+    # candidate alike and do not change the order)
+    candidates: dict[str, float] = field(default_factory=dict)
+    snapshot_at_ms: int = 0  # when the vectors were last written to the snapshot table (the job's throttle)
+    snapshot_pending: bool = False
 
     def has_applied(self, key: int) -> bool:
         return bool(self.applied) and key in np.frombuffer(self.applied, dtype=np.uint64)
@@ -256,7 +262,11 @@ def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, cowatch:
         for other, touches in zip(step.cowatched, step.cowatched_touches or (0.0,) * len(step.cowatched),
                                   strict=True):
             count, known = cowatch.get(other) or (0.0, 0.0)
-            cowatch[other] = (count + 1.0, max(known, touches))
+            count, known = count + 1.0, max(known, touches)
+            cowatch[other] = (count, known)
+            item.candidates[other] = count / math.sqrt(max(known, 1.0))
+            if len(item.candidates) > 2 * config.neighbors:
+                del item.candidates[min(item.candidates, key=lambda t: (item.candidates[t], t))]
         vectors.touches += 1.0 if step.touched else 0.0
     vectors.version += 1
     vectors.updated_ms = max(vectors.updated_ms, step.time_ms)
@@ -264,19 +274,16 @@ def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, cowatch:
     return True
 
 
-def publish(item: ItemModel, cowatch: Iterable[tuple[str, tuple[float, float]]],
-            config: LearningConfig) -> ItemVectors:
-    """The title's absolute vectors with its top-K neighbours (cosine of co-watching), to publish.
+def publish(item: ItemModel, config: LearningConfig) -> ItemVectors:
+    """A copy of the title's absolute vectors with its top-K neighbours (cosine of co-watching), to publish.
 
     The other titles' touches are the newest the user side had published when it sent the
     co-watch (a little stale at most); a title's own touches are exact here.
     """
-    own = max(item.vectors.touches, 1.0)
-    scored = sorted(((count / math.sqrt(own * max(touches, 1.0)), other) for other, (count, touches) in cowatch),
-                    key=lambda pair: (-pair[0], pair[1]))
+    own = math.sqrt(max(item.vectors.touches, 1.0))
+    best = sorted(item.candidates.items(), key=lambda pair: (-pair[1], pair[0]))[:config.neighbors]
     item.dirty = False
-    return replace(item.vectors, neighbors=tuple((other, round(score, 6)) for score, other in
-                                                 scored[:config.neighbors]),
+    return replace(item.vectors, neighbors=tuple((other, round(score / own, 6)) for other, score in best),
                    rating_vector=item.vectors.rating_vector.copy(),
                    implicit_vector=item.vectors.implicit_vector.copy())
 
@@ -322,7 +329,7 @@ class LocalLoop:
     def publish(self) -> None:
         for title, item in self.items.items():
             if item.dirty:
-                self.published[title] = publish(item, self.cowatch.get(title, {}).items(), self.config)
+                self.published[title] = publish(item, self.config)
 
     def similar_titles(self, title_id: str, k: int = 10) -> list[str]:
         vectors = self.published.get(title_id)

@@ -59,7 +59,7 @@ def test_user_vectors_follow_events_and_items_are_published(kafka_config: Any, c
                 producer.send(event)
             producer.flush()
             job = start_learning_job(kafka, cassandra_config, flink=flink,
-                                     settings=LearningJobConfig(group_id=f"learning-{tag}"))
+                                     settings=LearningJobConfig(group_id=f"learning-{tag}", snapshot_ms=500))
 
             before = _wait("alice's vector", lambda: (rows := store.rows("get_user_vectors", alice)) and rows[0])
             assert before.version == 1 and before.last_event_id == first.event_id

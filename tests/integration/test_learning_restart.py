@@ -37,7 +37,7 @@ def _start(kafka: Any, cassandra: Any, group: str, checkpoints: Path, restore: P
     flink = FlinkConfig(checkpoint_interval_ms=1000, checkpoint_dir=str(checkpoints),
                         restore_from=str(restore) if restore else "")
     env = stream_environment(flink)
-    learning_job.build(env, kafka, cassandra, learning_job.LearningJobConfig(group_id=group))
+    learning_job.build(env, kafka, cassandra, learning_job.LearningJobConfig(group_id=group, snapshot_ms=500))
     return env.execute_async("learning-restart-test")
 
 
