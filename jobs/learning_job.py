@@ -48,6 +48,7 @@ from jobs.models.online import (
     ItemStep,
     ItemVectors,
     LearningConfig,
+    OnlineEvaluation,
     UserModel,
     apply_step,
     learn_user,
@@ -188,6 +189,12 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             self.duplicates = EventCount(metrics, "events_duplicate")
             self.lag_ms = 0
             metrics.gauge("freshness_lag_ms", lambda: self.lag_ms)
+            # test-then-train in the job (gauges take ints: thousandths)
+            self.evaluation = OnlineEvaluation()
+            metrics.gauge("eval_rmse_milli", lambda: int(self.evaluation.rmse * 1000))
+            metrics.gauge("eval_recall_at_10_milli", lambda: int(self.evaluation.recall * 1000))
+            metrics.gauge("eval_touches", lambda: self.evaluation.touches)
+            metrics.gauge("eval_hits", lambda: self.evaluation.hits)
 
         def _hold(self, vectors: ItemVectors) -> None:
             current = self.items.get(vectors.title_id)
@@ -205,6 +212,8 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             self.lag_ms = now_ms() - feedback.time_ms
             user: UserModel = self.state.value() or UserModel()
             version = user.version
+            if not user.has_seen(event_id):
+                self.evaluation.observe(user, feedback, self.items, model)
             steps = learn_user(user, user_id, feedback, event_id, self.items, self.titles, model)
             if user.version == version:  # a redelivery of an applied event
                 self.duplicates.inc()

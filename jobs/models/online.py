@@ -336,31 +336,75 @@ class LocalLoop:
         return [other for other, _ in vectors.neighbors[:k]] if vectors else []
 
     def cf_scores(self, user_id: str) -> dict[str, float]:
-        """Item-item CF from the published neighbour lists of the user's last titles (recent ones count more)."""
         user = self.users.get(user_id)
-        scores: dict[str, float] = {}
-        if user is None:
-            return scores
-        for age, title in enumerate(reversed(user.recent)):
-            vectors = self.published.get(title)
-            weight = 0.9 ** age
-            for other, similarity in (vectors.neighbors if vectors else ()):
-                scores[other] = scores.get(other, 0.0) + weight * similarity
-        return scores
+        return cf_scores(user, self.published) if user else {}
 
     def recommend(self, user_id: str, k: int = 10, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
-        scores = self.cf_scores(user_id)
-        ranked = sorted((t for t in scores if t not in exclude), key=lambda t: (-scores[t], t))
-        return ranked[:k]
+        return top_titles(self.cf_scores(user_id), k, exclude)
 
     def predict_rating(self, user_id: str, title_id: str) -> float:
-        user, item = self.users.get(user_id), self.published.get(title_id)
-        prediction = self.config.mean_rating + (user.rating_bias if user else 0.0)
-        if item is not None:
-            prediction += item.rating_bias
-            if user is not None and user.rating_vector is not None:
-                prediction += float(user.rating_vector @ item.rating_vector)
-        return min(5.0, max(1.0, prediction))
+        return predict_rating(self.users.get(user_id), self.published.get(title_id), self.config)
+
+
+def cf_scores(user: UserModel, items: Mapping[str, ItemVectors], recency: float = 0.9) -> dict[str, float]:
+    """Item-item CF from the published neighbour lists of the user's last titles (recent ones count more)."""
+    scores: dict[str, float] = {}
+    for age, title in enumerate(reversed(user.recent)):
+        vectors = items.get(title)
+        weight = recency ** age
+        for other, similarity in (vectors.neighbors if vectors else ()):
+            scores[other] = scores.get(other, 0.0) + weight * similarity
+    return scores
+
+
+def top_titles(scores: Mapping[str, float], k: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    return sorted((t for t in scores if t not in exclude), key=lambda t: (-scores[t], t))[:k]
+
+
+def predict_rating(user: UserModel | None, item: ItemVectors | None, config: LearningConfig) -> float:
+    prediction = config.mean_rating + (user.rating_bias if user else 0.0)
+    if item is not None:
+        prediction += item.rating_bias
+        if user is not None and user.rating_vector is not None:
+            prediction += float(user.rating_vector @ item.rating_vector)
+    return min(5.0, max(1.0, prediction))
+
+
+@dataclass
+class OnlineEvaluation:
+    """Test-then-train inside the job, before each learning step, from what the user side holds.
+
+    * RMSE of every rating, predicted before the rating is learned;
+    * next-title Recall@k: whenever a user touches a title that is not among their last
+      titles, was it in the top ``k`` of the item-item CF over the published neighbour
+      lists (leaving out those last titles)? A proxy of ``nextwatch eval``'s Recall@10
+      (which ranks positives at their first event over the whole catalog), cheap enough
+      to run per event.
+    """
+
+    k: int = 10
+    squared_error: float = 0.0
+    ratings: int = 0
+    touches: int = 0
+    hits: int = 0
+
+    def observe(self, user: UserModel, feedback: Feedback, items: Mapping[str, ItemVectors],
+                config: LearningConfig) -> None:
+        if feedback.rating is not None:
+            self.squared_error += (predict_rating(user, items.get(feedback.title_id), config) - feedback.rating) ** 2
+            self.ratings += 1
+        if feedback.weight > 0 and user.recent and feedback.title_id not in user.recent:
+            self.touches += 1
+            recent = set(user.recent)
+            self.hits += feedback.title_id in top_titles(cf_scores(user, items), self.k, recent)
+
+    @property
+    def rmse(self) -> float:
+        return math.sqrt(self.squared_error / self.ratings) if self.ratings else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.hits / self.touches if self.touches else 0.0
 
 
 class LoopRecommender(Recommender):

@@ -120,3 +120,18 @@ def test_user_state_is_under_a_kibibyte() -> None:
     assert restored.recent == state.recent and restored.seen == state.seen
     assert restored.implicit_vector is not None and state.implicit_vector is not None
     np.testing.assert_array_equal(restored.implicit_vector, state.implicit_vector)
+
+
+def test_online_evaluation_tests_before_learning() -> None:
+    from jobs.models.online import OnlineEvaluation
+
+    loop, evaluation = LocalLoop(), OnlineEvaluation(k=3)
+    taste_groups(loop)
+    user = UserModel()
+    for n, title in enumerate(["c1", "c2", "c3"]):
+        feedback = Feedback("new", title, 10**9 + n, 1.0, 5.0)
+        evaluation.observe(user, feedback, loop.published, CONFIG)
+        learn_user(user, "new", feedback, f"new-{n}", loop.published, loop.titles, CONFIG)
+    # c1 had no last titles to go on; c2 and c3 were each in the top 3 of c1's (and c2's) neighbours
+    assert (evaluation.touches, evaluation.hits) == (2, 2) and evaluation.recall == 1.0
+    assert evaluation.ratings == 3 and 0.0 < evaluation.rmse < 4.0
