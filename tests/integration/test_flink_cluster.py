@@ -77,3 +77,52 @@ def test_feature_job_on_the_standalone_cluster(kafka_config: Any, cassandra_conf
                 flink_cluster.flink_cli("cancel", job_id)
         flink_cluster.FlinkCluster().stop()
         delete_topics(kafka, created)
+
+
+def test_learning_job_on_the_standalone_cluster(kafka_config: Any, cassandra_config: Any,
+                                                cassandra_session: Any) -> None:
+    from connectors.model_store import ModelStore
+    from tests.integration.test_learning_restart import _history
+
+    tag = uuid.uuid4().hex[:6]
+    kafka = replace(kafka_config, topic_prefix=f"lcluster-{tag}.")
+    created = ensure_topics(kafka)
+    events = _history(tag)
+    env = {"NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+           "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra_config.keyspace,
+           "NEXTWATCH_LEARNING_GROUP_ID": f"lcluster-{tag}", "NEXTWATCH_LEARNING_SNAPSHOT_MS": "500"}
+    store = ModelStore(cassandra_session, cassandra_config.keyspace)
+    job_id = None
+    try:
+        with EventProducer(kafka) as producer:
+            for event in events:
+                producer.send(event)
+        job_id = flink_cluster.submit(REPO_ROOT / "jobs" / "learning_job.py", parallelism=2, env=env)
+        users = sorted({e.user_id for e in events})
+        deadline = time.monotonic() + 120
+        while not all((rows := store.rows("get_user_vectors", u)) and rows[0].version == 4 for u in users):
+            assert time.monotonic() < deadline, "not every user's events were applied at parallelism 2"
+            time.sleep(0.5)
+        parallelism = flink_cluster.job_parallelism(job_id)
+        assert parallelism and set(parallelism.values()) == {2}, parallelism
+        # item vectors owned by two subtasks, published to both: every title has its neighbours
+        titles = sorted({e.title_id for e in events})
+        deadline = time.monotonic() + 60
+        while not all(store.rows("get_similar_titles", t) for t in titles):
+            assert time.monotonic() < deadline, "similar titles missing"
+            time.sleep(0.5)
+        group = {t for t in titles if t.startswith("g0")}
+        for title in group:
+            assert set(store.rows("get_similar_titles", title)[0].neighbor_ids[:3]) == group - {title}
+        names = {"feedback_applied", "eval_touches", "items_published"}
+        deadline = time.monotonic() + 30  # the REST API fetches metrics every few seconds
+        while (metrics := flink_cluster.job_metrics(job_id, names)).get("feedback_applied", 0) < len(events):
+            assert time.monotonic() < deadline, f"metrics never showed every event applied: {metrics}"
+            time.sleep(1.0)
+        assert metrics["feedback_applied"] == len(events) and metrics["items_published"] > 0
+        assert metrics["eval_touches"] == len(events) - len(users)  # every touch after a user's first
+    finally:
+        if job_id is not None:
+            flink_cluster.flink_cli("cancel", job_id)
+        flink_cluster.FlinkCluster().stop()
+        delete_topics(kafka, created)
