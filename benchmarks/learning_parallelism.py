@@ -20,7 +20,7 @@ import uuid
 from dataclasses import replace
 
 from benchmarks.feature_job_throughput import say
-from connectors.cassandra_store import apply_schema
+from connectors.cassandra_store import apply_schema, connect
 from connectors.config import REPO_ROOT, CassandraConfig, KafkaConfig
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
@@ -37,6 +37,10 @@ def run(ratings: int, parallelism: int, timeout_s: float) -> dict[str, float]:
     kafka = replace(KafkaConfig.load(), topic_prefix=f"lpar-{tag}.")
     cassandra = replace(CassandraConfig.load(), keyspace=f"nextwatch_bench_p{parallelism}")
     apply_schema(cassandra)
+    session = connect(cassandra, cassandra.keyspace)
+    for table in ("user_vectors", "item_vectors", "similar_titles"):  # no warm start from an earlier run
+        session.execute(f"TRUNCATE {table}")
+    session.cluster.shutdown()
     created = ensure_topics(kafka)
     job_id = None
     try:
