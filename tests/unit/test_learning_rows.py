@@ -1,0 +1,56 @@
+"""The learning job's rows and records, without Flink: Avro round trip, Cassandra parameters."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from connectors.codec import EventCodec
+from jobs.learning_job import (
+    MODEL_VERSION,
+    item_vector_params,
+    item_vectors_from_record,
+    item_vectors_from_row,
+    item_vectors_record,
+    similar_titles_params,
+    user_vector_params,
+)
+from jobs.models.base import Feedback
+from jobs.models.online import LocalLoop
+
+
+def published_loop() -> LocalLoop:
+    loop = LocalLoop()
+    for n, (user, title) in enumerate([("a", "m1"), ("a", "m2"), ("b", "m1"), ("b", "m2"), ("b", "m3")]):
+        loop.learn(user, Feedback(user, title, 1_700_000_000_000 + n, 1.0, 4.0), f"e{n}")
+    return loop
+
+
+def test_item_vectors_survive_the_topic() -> None:
+    vectors = published_loop().published["m1"]
+    codec = EventCodec()
+    record = codec.decode(codec.encode_record("item_vectors", item_vectors_record(vectors, 123))).record
+    assert record["event_id"] == f"m1:{vectors.version}" and record["model_version"] == MODEL_VERSION
+    back = item_vectors_from_record(record)
+    assert back.title_id == "m1" and back.version == vectors.version and back.neighbors[0][0] == "m2"
+    np.testing.assert_allclose(back.implicit_vector, vectors.implicit_vector, rtol=1e-6)
+    np.testing.assert_allclose(back.rating_vector, vectors.rating_vector, rtol=1e-6)
+
+
+def test_cassandra_parameters_follow_the_tables() -> None:
+    loop = published_loop()
+    user = loop.users["b"]
+    params = user_vector_params("b", user, 1_700_000_001_000)
+    assert params[0] == "b" and params[2] == user.version == 3 and params[6] == ["m1", "m2", "m3"]
+    assert len(params[3]) == 32 and len(params[4]) == 16 and params[8].year == 2023
+    vectors = loop.published["m2"]
+    item = item_vector_params(vectors, 1_700_000_001_000)
+    assert item[0] == "m2" and item[2] == vectors.version and item[7] == vectors.touches
+    similar = similar_titles_params(vectors)
+    assert similar[3] == [t for t, _ in vectors.neighbors] and len(similar[4]) == len(similar[3])
+    row = SimpleNamespace(title_id="m2", version=item[2], rating_vector=item[5], rating_bias=item[6],
+                          implicit_vector=item[3], implicit_bias=item[4], touches=item[7], updated_time=item[8])
+    warm = item_vectors_from_row(row)
+    assert warm.version == vectors.version and warm.updated_ms == vectors.updated_ms
+    np.testing.assert_allclose(warm.implicit_vector, vectors.implicit_vector, rtol=1e-6)
