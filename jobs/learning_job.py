@@ -20,7 +20,8 @@ bound are in :mod:`jobs.models.online`. Steps, each with a stable uid:
 6. ``write-user-vectors``: user vectors to Cassandra.
 
 Warm start: with no checkpoint or savepoint, titles start from the Cassandra
-snapshot (``item_vectors``) and the user side from the model-updates topic.
+snapshot (``item_vectors``) and the user side from the model-updates topic; see
+``LearningJobConfig.warm_start`` for when to turn it off.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class LearningJobConfig:
     flush_ms: int = 100  # user vectors: per user, at most this often
     publish_ms: int = 500  # item vectors to model-updates: per changed title, at most this often
     snapshot_ms: int = 10_000  # item vectors and similar titles to Cassandra: per title, at most this often
+    # Without a checkpoint, start titles from the Cassandra snapshot. Right when the job resumes its
+    # group's committed offsets; turn it off to replay topics from the start under a new group into a
+    # keyspace that already holds vectors (the replayed steps would be learned twice).
+    warm_start: bool = True
     group_id: str = "nextwatch-learning"
 
     @classmethod
@@ -143,6 +148,8 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
 
     def snapshot() -> dict[str, ItemVectors]:
         """The item vectors last written to Cassandra (a new job's starting point)."""
+        if not settings.warm_start:
+            return {}
         session = connect(cassandra, cassandra.keyspace)
         try:
             store = ModelStore(session, cassandra.keyspace)
@@ -285,7 +292,8 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             self.published = EventCount(metrics, "items_published")
 
         def _start(self, title_id: str) -> ItemModel:
-            rows = self.store.rows("get_item_vectors", title_id)  # once per title per job: the warm start
+            # once per title per job (state is empty only before its first step): the warm start
+            rows = self.store.rows("get_item_vectors", title_id) if settings.warm_start else []
             if rows and rows[0].model_version == MODEL_VERSION:
                 return ItemModel(item_vectors_from_row(rows[0]))
             return ItemModel(ItemVectors.initial(title_id, model))
