@@ -11,6 +11,7 @@ import pytest
 from jobs.models.base import Feedback, Recommender, TitleIndex
 from jobs.models.item_cf import ItemCooccurrence
 from jobs.models.mf import ImplicitMF, RatingMF
+from jobs.models.online import LoopRecommender
 from jobs.models.popularity import Popularity
 from jobs.models.river_mf import RiverBiasedMF
 from jobs.models.scorer import Scorer, scaled, weight_grid
@@ -23,6 +24,7 @@ MODELS: dict[str, Callable[[], Recommender]] = {
     "implicit-mf": ImplicitMF,
     "rating-mf": RatingMF,
     "river-biased-mf": RiverBiasedMF,
+    "online-loop": LoopRecommender,  # the learning job's split, both sides in one process
     "scorer": lambda: Scorer({"item_cf": ItemCooccurrence(), "implicit_mf": ImplicitMF(),
                               "popularity": Popularity(), "rating_mf": RatingMF()}),
 }
