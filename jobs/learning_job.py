@@ -54,6 +54,7 @@ from jobs.models.online import (
     apply_step,
     learn_user,
     publish,
+    steps_by_title,
 )
 from jobs.runtime import FlinkConfig, stream_environment
 
@@ -233,8 +234,8 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
                 timers.register_processing_time_timer(timers.current_processing_time() + settings.flush_ms)
                 user.flush_armed = True
             self.state.update(user)
-            for step in steps:
-                yield steps_tag, step
+            for batch in steps_by_title(steps):  # each crossing into Java costs more than the step
+                yield steps_tag, batch
 
         def process_broadcast_element(self, value: Any, ctx: Any) -> None:
             if value is None:
@@ -298,14 +299,17 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
                 return ItemModel(item_vectors_from_row(rows[0]))
             return ItemModel(ItemVectors.initial(title_id, model))
 
-        def process_element(self, step: ItemStep, ctx: Any) -> None:
-            item: ItemModel = self.state.value() or self._start(step.title_id)
+        def process_element(self, batch: tuple[str, list[ItemStep]], ctx: Any) -> None:
+            title_id, steps = batch
+            item: ItemModel = self.state.value() or self._start(title_id)
             was_dirty = item.dirty
-            if apply_step(item, step, model, CowatchState(self.cowatch)):
-                self.steps.inc()
-                if not was_dirty:
-                    timers = ctx.timer_service()
-                    timers.register_processing_time_timer(timers.current_processing_time() + settings.publish_ms)
+            cowatch = CowatchState(self.cowatch)
+            for step in steps:
+                if apply_step(item, step, model, cowatch):
+                    self.steps.inc()
+            if item.dirty and not was_dirty:
+                timers = ctx.timer_service()
+                timers.register_processing_time_timer(timers.current_processing_time() + settings.publish_ms)
             self.state.update(item)
 
         def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
@@ -376,7 +380,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
     users.process(fn["WriteUserVectors"]()).uid("write-user-vectors").name("write user vectors (Cassandra)")
 
     published = users.get_side_output(fn["steps_tag"]) \
-        .key_by(lambda step: step.title_id, key_type=Types.STRING()) \
+        .key_by(lambda batch: batch[0], key_type=Types.STRING()) \
         .process(fn["ItemLearner"](), output_type=KAFKA_ROW_TYPE()) \
         .uid("item-learner").name("item learner (item vectors, similar titles)")
 

@@ -162,6 +162,20 @@ def learn_user(user: UserModel, user_id: str, feedback: Feedback, event_id: str,
     return steps
 
 
+def steps_by_title(steps: Sequence[ItemStep]) -> list[tuple[str, list[ItemStep]]]:
+    """One message per title instead of one per step (a rating event sends its title up to five).
+
+    >>> steps = [ItemStep("m1", "e:rating", "rating"), ItemStep("m2", "e:neg:0", "implicit"),
+    ...          ItemStep("m1", "e:pos:0", "implicit")]
+    >>> [(title, [s.step_id for s in group]) for title, group in steps_by_title(steps)]
+    [('m1', ['e:rating', 'e:pos:0']), ('m2', ['e:neg:0'])]
+    """
+    grouped: dict[str, list[ItemStep]] = {}
+    for step in steps:
+        grouped.setdefault(step.title_id, []).append(step)
+    return list(grouped.items())
+
+
 def _touches(items: Mapping[str, ItemVectors], title_id: str) -> float:
     vectors = items.get(title_id)
     return vectors.touches if vectors is not None else 0.0
