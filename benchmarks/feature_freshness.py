@@ -15,7 +15,9 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
@@ -57,8 +59,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+@dataclass
+class Probe:
+    """What one freshness benchmark measures: the job, the probe event, the row that shows it."""
+
+    row: str
+    start_job: Callable[[KafkaConfig, CassandraConfig, str], Any]
+    make_store: Callable[[Any, str], Any]
+    event: Callable[[str, int], Any]  # (probe user, probe number) -> the event to produce
+    visible: Callable[[Any, str, int], bool]  # (store, probe user, probe number) -> is it in Cassandra?
+
+
+def measure(probe: Probe, description: str) -> None:
+    """Live background load, one probe every ``--probe-every`` s, produce -> visible; figures last."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rate", type=float, default=1000.0, help="background events/s")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured period")
     parser.add_argument("--probe-every", type=float, default=0.25)
@@ -70,10 +84,10 @@ def main() -> None:
     created = ensure_topics(kafka)
     stop = threading.Event()
     loader = threading.Thread(target=background_load, args=(kafka, args.rate, stop), daemon=True)
-    client = start_feature_job(kafka, cassandra, group_id=f"fresh-{uuid.uuid4().hex[:6]}")
+    client = probe.start_job(kafka, cassandra, f"fresh-{uuid.uuid4().hex[:6]}")
     session = connect(cassandra, cassandra.keyspace)
-    store = FeatureStore(session, cassandra.keyspace)
-    probe_user, title = f"probe-{uuid.uuid4().hex[:6]}", "probe-title"
+    store = probe.make_store(session, cassandra.keyspace)
+    probe_user = f"probe-{uuid.uuid4().hex[:6]}"
     latencies: list[float] = []
     lost = 0
     try:
@@ -81,19 +95,14 @@ def main() -> None:
         say("warming up for 20 s (job start-up, first checkpoints)")
         time.sleep(20)
         with EventProducer(kafka) as producer:
-            ctx = Context("probe", "TV", "US", 0)
-            position, deadline = 0, time.monotonic() + args.seconds
+            number, deadline = 0, time.monotonic() + args.seconds
             while time.monotonic() < deadline:
-                position += 1000
-                event = PlayEvent(user_id=probe_user, event_time_ms=now_ms(), context=ctx, title_id=title,
-                                  action="PROGRESS", playback_id="probe", position_ms=position,
-                                  duration_ms=10**9)
+                number += 1
                 sent_at = time.monotonic()
-                producer.send(event)
+                producer.send(probe.event(probe_user, number))
                 producer.flush()
                 while time.monotonic() - sent_at < 10:
-                    rows = store.rows("get_cw", probe_user)
-                    if rows and rows[0].position_ms >= position:
+                    if probe.visible(store, probe_user, number):
                         latencies.append((time.monotonic() - sent_at) * 1000)
                         break
                     time.sleep(0.005)
@@ -108,10 +117,28 @@ def main() -> None:
         client.cancel().result()
         session.cluster.shutdown()
         delete_topics(kafka, created)
-    print(f"workload=synthetic-live rate={args.rate:.0f} probes={len(latencies)} row=continue_watching "
+    print(f"workload=synthetic-live rate={args.rate:.0f} probes={len(latencies)} row={probe.row} "
           f"not_visible_within_10s={lost}")
     print(f"p50_ms={percentile(latencies, 0.5):.0f} p99_ms={percentile(latencies, 0.99):.0f} "
           f"max_ms={max(latencies):.0f}")
+
+
+PROBE_CONTEXT = Context("probe", "TV", "US", 0)
+
+
+def progress_event(user_id: str, number: int) -> PlayEvent:
+    return PlayEvent(user_id=user_id, event_time_ms=now_ms(), context=PROBE_CONTEXT, title_id="probe-title",
+                     action="PROGRESS", playback_id="probe", position_ms=number * 1000, duration_ms=10**9)
+
+
+def progress_visible(store: FeatureStore, user_id: str, number: int) -> bool:
+    rows = store.rows("get_cw", user_id)
+    return bool(rows) and rows[0].position_ms >= number * 1000
+
+
+def main() -> None:
+    measure(Probe("continue_watching", lambda k, c, g: start_feature_job(k, c, group_id=g), FeatureStore,
+                  progress_event, progress_visible), __doc__.split("\n\n")[0])
 
 
 if __name__ == "__main__":
