@@ -100,7 +100,7 @@ def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from infra.replay.movielens import load_movielens, load_ratings_file
-    from jobs.evaluation import default_models, evaluate, format_report, ratings_stream
+    from jobs.evaluation import default_models, evaluate, events_stream, format_report, ratings_stream
 
     data = Path(args.data) if args.data else None
     if data is not None and not data.exists():
@@ -114,10 +114,19 @@ def _eval(args: argparse.Namespace) -> int:
         raise NextwatchError(str(exc)) from exc
     ratings = dataset.ratings[:args.limit] if args.limit else dataset.ratings
     source = str(data) if data else "MovieLens 100K"
-    print(f"test-then-train over {len(ratings):,} ratings of {source} in time order; a positive is a rating "
-          f">= {args.positive_at:g}, ranked among the user's untouched titles", file=sys.stderr)
-    report = evaluate(ratings_stream((r.user_id, r.title_id, r.stars, r.timestamp_s) for r in ratings),
-                      default_models(), k=args.k, positive_at=args.positive_at,
+    print(f"test-then-train over {len(ratings):,} ratings of {source} in time order ({args.stream} stream); a "
+          f"positive is a rating >= {args.positive_at:g}, ranked among the user's untouched titles", file=sys.stderr)
+    if args.stream == "replay":  # the events the jobs see: impressions, clicks, plays, ratings
+        from dataclasses import replace as with_ratings
+
+        from infra.replay.movielens import MovieLensReplay
+
+        replay = MovieLensReplay(with_ratings(dataset, ratings=ratings))
+        labels = {(v.user.user_id, v.title_id): v.stars for v in replay.viewings if v.stars is not None}
+        stream = events_stream(replay.events(), labels)
+    else:
+        stream = ratings_stream((r.user_id, r.title_id, r.stars, r.timestamp_s) for r in ratings)
+    report = evaluate(stream, default_models(), k=args.k, positive_at=args.positive_at,
                       progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True))
     print(format_report(report, args.k))
     return 0
@@ -164,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--titles", default=None, help="with a ratings file: titles (id, name, genres)")
     p_eval.add_argument("--limit", type=int, default=0, help="only the first N ratings in time order")
     p_eval.add_argument("--k", type=int, default=10, help="cut-off of Recall@k and NDCG@k")
+    p_eval.add_argument("--stream", choices=["ratings", "replay"], default="ratings",
+                        help="ratings: one event per rating; replay: the replay's events (impression, click, "
+                             "play, rating), each pair tested at its first event that teaches something")
     p_eval.add_argument("--positive-at", type=float, default=4.0, help="ratings at or above are positives")
     p_eval.set_defaults(func=_eval)
 

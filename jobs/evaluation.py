@@ -20,10 +20,12 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from jobs.models.base import Feedback, Recommender
+from jobs.models.feedback import feedback_from_event
 from jobs.models.item_cf import ItemCooccurrence
 from jobs.models.mf import ImplicitMF, RatingMF
 from jobs.models.popularity import Popularity
@@ -88,6 +90,19 @@ def ratings_stream(ratings: Iterable[tuple[str, str, float, int]]) -> Iterator[L
     """(user, title, stars, unix seconds) in time order -> one labeled event per rating."""
     for user_id, title_id, stars, timestamp_s in ratings:
         yield LabeledFeedback(Feedback(user_id, title_id, timestamp_s * 1000, 1.0, stars), stars)
+
+
+def events_stream(events: Iterable[Any], labels: Mapping[tuple[str, str], float]) -> Iterator[LabeledFeedback]:
+    """Decoded user events (e.g. the MovieLens replay) -> what they teach, labeled with each pair's eventual rating.
+
+    The harness tests a pair at its first event that teaches something (in the replay: the
+    click, after the impression that showed the title and before the play and the rating), so
+    ranking and rating prediction happen before anything about the pair is learned.
+    """
+    for event in events:
+        feedback = feedback_from_event(event)
+        if feedback is not None:
+            yield LabeledFeedback(feedback, labels.get((feedback.user_id, feedback.title_id)))
 
 
 def _rank_of(scores: np.ndarray, position: int, excluded: np.ndarray) -> int:

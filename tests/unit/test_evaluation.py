@@ -119,3 +119,19 @@ def test_eval_command_prints_the_table_and_names_bad_input(tmp_path: Path, capsy
     ratings.write_text("u1\tm1\tfive\t1000\n")
     assert main(["eval", "--data", str(ratings)]) == 2
     assert "ratings.tsv:1: expected user, title, rating" in capsys.readouterr().err
+
+
+def test_replay_events_are_tested_at_their_first_teaching_event() -> None:
+    from connectors.events import BrowseEvent, Context, PlayEvent, RatingEvent
+    from jobs.evaluation import events_stream
+
+    ctx = Context("tv", "TV", "US", 0)
+    events = [BrowseEvent("a", 1, ctx, "IMPRESSION", "i1", "home"),  # teaches nothing: skipped
+              BrowseEvent("a", 2, ctx, "CLICK", "i1", "home", title_id="m1", position_in_row=0),
+              PlayEvent("a", 3, ctx, "m1", "COMPLETE", "pb", 100, 100),
+              RatingEvent("a", 4, ctx, "m1", "STARS", 5.0)]
+    stream = list(events_stream(events, {("a", "m1"): 5.0}))
+    assert [item.feedback.time_ms for item in stream] == [2, 3, 4] and {item.label for item in stream} == {5.0}
+    report = evaluate(stream, {"memorizer": Memorizer()})
+    # tested once, at the click: before the play and the rating were learned
+    assert report.scores["memorizer"].positives == 1 and report.scores["memorizer"].rated == 1
