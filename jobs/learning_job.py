@@ -118,7 +118,10 @@ def item_vectors_record(vectors: ItemVectors, ingest_ms: int) -> dict[str, Any]:
             "ingest_time_ms": ingest_ms}
 
 
-def item_vectors_from_record(record: dict[str, Any]) -> ItemVectors:
+def item_vectors_from_record(record: dict[str, Any]) -> ItemVectors | None:
+    """The published vectors, or ``None`` for another model version (other dimensions, other meaning)."""
+    if record["model_version"] != MODEL_VERSION:
+        return None
     return ItemVectors(record["title_id"], record["version"], np.array(record["rating_vector"], dtype=np.float32),
                        record["rating_bias"], np.array(record["implicit_vector"], dtype=np.float32),
                        record["implicit_bias"], record["touches"],

@@ -33,9 +33,12 @@ def test_item_vectors_survive_the_topic() -> None:
     record = codec.decode(codec.encode_record("item_vectors", item_vectors_record(vectors, 123))).record
     assert record["event_id"] == f"m1:{vectors.version}" and record["model_version"] == MODEL_VERSION
     back = item_vectors_from_record(record)
-    assert back.title_id == "m1" and back.version == vectors.version and back.neighbors[0][0] == "m2"
+    assert back is not None and back.title_id == "m1" and back.version == vectors.version
+    assert back.neighbors[0][0] == "m2"
     np.testing.assert_allclose(back.implicit_vector, vectors.implicit_vector, rtol=1e-6)
     np.testing.assert_allclose(back.rating_vector, vectors.rating_vector, rtol=1e-6)
+    # vectors of another model version (a bumped MODEL_VERSION) are never mixed in
+    assert item_vectors_from_record({**record, "model_version": "some-other-model"}) is None
 
 
 def test_cassandra_parameters_follow_the_tables() -> None:
