@@ -206,7 +206,8 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             metrics.gauge("eval_recall_at_10_milli", lambda: int(self.evaluation.recall * 1000))
             metrics.gauge("eval_touches", lambda: self.evaluation.touches)
             metrics.gauge("eval_hits", lambda: self.evaluation.hits)
-            metrics.gauge("eval_ratings", lambda: self.evaluation.ratings)  # sums over subtasks: these two
+            # raw counts and sums too: summed over subtasks they give the whole job's RMSE and recall
+            metrics.gauge("eval_ratings", lambda: self.evaluation.ratings)
             metrics.gauge("eval_squared_error_milli", lambda: int(self.evaluation.squared_error * 1000))
 
         def _hold(self, vectors: ItemVectors) -> None:
