@@ -135,3 +135,33 @@ def test_online_evaluation_tests_before_learning() -> None:
     # c1 had no last titles to go on; c2 and c3 were each in the top 3 of c1's (and c2's) neighbours
     assert (evaluation.touches, evaluation.hits) == (2, 2) and evaluation.recall == 1.0
     assert evaluation.ratings == 3 and 0.0 < evaluation.rmse < 4.0
+
+
+def test_online_evaluation_skips_feedback_that_arrives_after_later_feedback() -> None:
+    from jobs.models.online import OnlineEvaluation
+
+    loop, evaluation = LocalLoop(), OnlineEvaluation(k=3)
+    taste_groups(loop)
+    user = UserModel()
+    # c3 (newest) is read first, as when a backfill reads the rating topic before the play topic
+    for n, title in [(2, "c3"), (0, "c1"), (1, "c2")]:
+        feedback = Feedback("late", title, 10**9 + n, 1.0, 4.0)
+        evaluation.observe(user, feedback, loop.published, CONFIG)
+        learn_user(user, "late", feedback, f"late-{n}", loop.published, loop.titles, CONFIG)
+    assert evaluation.out_of_order == 2 and evaluation.ratings == 1 and evaluation.touches == 0
+    assert user.updated_ms == 10**9 + 2  # the newest event time applied, not the last to arrive
+
+
+def test_item_state_survives_pickling_as_keyed_state_does() -> None:
+    loop = LocalLoop(publish_every=1)
+    taste_groups(loop)
+    item = loop.items["c1"]
+    restored = pickle.loads(pickle.dumps(item))
+    assert (restored.applied, restored.ratings, restored.dirty, restored.candidates) == \
+        (item.applied, item.ratings, item.dirty, item.candidates)
+    assert restored.vectors.version == item.vectors.version and restored.vectors.touches == item.vectors.touches
+    np.testing.assert_array_equal(restored.vectors.implicit_vector, item.vectors.implicit_vector)
+    np.testing.assert_array_equal(restored.vectors.rating_vector, item.vectors.rating_vector)
+    published = loop.published["c1"]
+    assert pickle.loads(pickle.dumps(published)).neighbors == published.neighbors
+    restored.vectors.implicit_vector += 1.0  # a writable copy, not a view of the pickled bytes
