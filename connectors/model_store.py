@@ -9,8 +9,8 @@ from connectors.cassandra_store import AsyncStore
 
 UPSERT_USER_VECTORS = """
 INSERT INTO {keyspace}.user_vectors (user_id, model_version, version, implicit_vector, rating_vector, rating_bias,
-    recent_titles, last_event_id, updated_time, written_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    recent_titles, last_event_id, updated_time, written_at, ratings, recent_event_hashes)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 UPSERT_ITEM_VECTORS = """
 INSERT INTO {keyspace}.item_vectors (title_id, model_version, version, implicit_vector, implicit_bias, rating_vector,

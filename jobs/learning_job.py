@@ -20,8 +20,9 @@ bound are in :mod:`jobs.models.online`. Steps, each with a stable uid:
 6. ``write-user-vectors``: user vectors to Cassandra.
 
 Warm start: with no checkpoint or savepoint, titles start from the Cassandra
-snapshot (``item_vectors``) and the user side from the model-updates topic; see
-``LearningJobConfig.warm_start`` for when to turn it off.
+snapshot (``item_vectors``), each user from their ``user_vectors`` row (read once, on
+the user's first event in the job) and the user side's item vectors from the
+model-updates topic; see ``LearningJobConfig.warm_start`` for when to turn it off.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class LearningJobConfig:
     flush_ms: int = 100  # user vectors: per user, at most this often
     publish_ms: int = 500  # item vectors to model-updates: per changed title, at most this often
     snapshot_ms: int = 10_000  # item vectors and similar titles to Cassandra: per title, at most this often
-    # Without a checkpoint, start titles from the Cassandra snapshot. Right when the job resumes its
+    # Without a checkpoint, start users and titles from Cassandra. Right when the job resumes its
     # group's committed offsets; turn it off to replay topics from the start under a new group into a
     # keyspace that already holds vectors (the replayed steps would be learned twice).
     warm_start: bool = True
@@ -92,9 +93,37 @@ def _floats(vector: np.ndarray | None) -> list[float]:
     return [] if vector is None else [float(v) for v in vector]
 
 
+def _signed(hash64: int) -> int:
+    """A 64-bit event-id hash as Cassandra's signed bigint (and back with ``& _MASK``)."""
+    return hash64 - (1 << 64) if hash64 >= 1 << 63 else hash64
+
+
+_MASK = (1 << 64) - 1
+
+
 def user_vector_params(user_id: str, user: UserModel, written_ms: int) -> tuple[Any, ...]:
     return (user_id, MODEL_VERSION, user.version, _floats(user.implicit_vector), _floats(user.rating_vector),
-            user.rating_bias, list(user.recent), user.last_event_id, _time(user.updated_ms), _time(written_ms))
+            user.rating_bias, list(user.recent), user.last_event_id, _time(user.updated_ms), _time(written_ms),
+            user.ratings, [_signed(h) for h in user.seen])
+
+
+def user_model_from_row(row: Any) -> UserModel | None:
+    """A ``user_vectors`` row as the user's state (a new job's warm start), ``None`` for another model version.
+
+    The row carries the recent event ids' hashes, so events redelivered after the warm
+    start are skipped as a restored job would skip them.
+    """
+    if row.model_version != MODEL_VERSION:
+        return None
+
+    def vector(values: list[float] | None) -> np.ndarray | None:
+        return np.array(values, dtype=np.float32) if values else None
+
+    return UserModel(rating_vector=vector(row.rating_vector), rating_bias=row.rating_bias or 0.0,
+                     ratings=row.ratings or 0, implicit_vector=vector(row.implicit_vector),
+                     recent=list(row.recent_titles or []), seen=[h & _MASK for h in row.recent_event_hashes or []],
+                     version=row.version, last_event_id=row.last_event_id or "",
+                     updated_ms=int(row.updated_time.replace(tzinfo=UTC).timestamp() * 1000))
 
 
 def item_vector_params(vectors: ItemVectors, written_ms: int) -> tuple[Any, ...]:
@@ -192,6 +221,8 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
     class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
             self.state = runtime_context.get_state(ValueStateDescriptor("user-model", Types.PICKLED_BYTE_ARRAY()))
+            self.session = connect(cassandra, cassandra.keyspace) if settings.warm_start else None
+            self.store = ModelStore(self.session, cassandra.keyspace) if self.session is not None else None
             self.items: dict[str, ItemVectors] = snapshot()
             self.titles: list[str] = sorted(self.items)
             self.restored = False
@@ -209,6 +240,18 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             # raw counts and sums too: summed over subtasks they give the whole job's RMSE and recall
             metrics.gauge("eval_ratings", lambda: self.evaluation.ratings)
             metrics.gauge("eval_squared_error_milli", lambda: int(self.evaluation.squared_error * 1000))
+            metrics.gauge("eval_out_of_order", lambda: self.evaluation.out_of_order)
+
+        def _start(self, user_id: str) -> UserModel:
+            # once per user per job (state is empty only before the user's first event): the warm start
+            if self.store is None:
+                return UserModel()
+            rows = self.store.rows("get_user_vectors", user_id)
+            return (user_model_from_row(rows[0]) if rows else None) or UserModel()
+
+        def close(self) -> None:
+            if self.session is not None:
+                self.session.cluster.shutdown()
 
         def _hold(self, vectors: ItemVectors) -> None:
             current = self.items.get(vectors.title_id)
@@ -224,7 +267,7 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
                 self.restored = True
             user_id, event_id, feedback = value
             self.lag_ms = now_ms() - feedback.time_ms
-            user: UserModel = self.state.value() or UserModel()
+            user: UserModel = self.state.value() or self._start(user_id)
             version = user.version
             if not user.has_seen(event_id):
                 self.evaluation.observe(user, feedback, self.items, model)

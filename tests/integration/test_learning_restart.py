@@ -129,3 +129,51 @@ def test_restart_from_checkpoint_ends_with_the_same_vectors(kafka_config: Any, c
     print(f"largest vector component difference after the restart: {worst:.4f}")
     assert worst <= TOLERANCE
     assert actual["similar"] == expected["similar"]
+
+
+def test_a_new_job_without_a_checkpoint_warm_starts_users_from_cassandra(kafka_config: Any, cassandra_config: Any,
+                                                                         tmp_path: Path) -> None:
+    """The second job reads other topics (only the new events and one redelivery), so only a warm start from
+    the user's Cassandra row can bring the version to 6, and only its event-id hashes can skip the redelivery."""
+    tag = uuid.uuid4().hex[:6]
+    ctx = Context("tv-1", "TV", "US", 0)
+    t0 = int(time.time() * 1000) - 900 * MIN
+    user = f"warm-{tag}"
+    titles = [f"w{n}-{tag}" for n in range(6)]
+    events = [RatingEvent(user, t0 + n * MIN, ctx, title, "STARS", 4.0, event_id=f"{tag}-{n}")
+              for n, title in enumerate(titles)]
+    cassandra = replace(cassandra_config, keyspace="nextwatch_test_learn_warm")
+    apply_schema(cassandra)
+    session = connect(cassandra, cassandra.keyspace)
+    store = ModelStore(session, cassandra.keyspace)
+    created: list[tuple[Any, dict[str, str]]] = []
+
+    def run(name: str, batch: list[RatingEvent], version: int) -> Any:
+        kafka = replace(kafka_config, topic_prefix=f"lwarm-{name}-{tag}.")
+        created.append((kafka, ensure_topics(kafka)))
+        with EventProducer(kafka) as producer:
+            for event in batch:
+                producer.send(event)
+            producer.flush()
+        job = _start(kafka, cassandra, f"{name}-{tag}", tmp_path / name)
+        try:
+            deadline = time.monotonic() + 90
+            while not ((rows := store.rows("get_user_vectors", user)) and rows[0].version >= version):
+                assert time.monotonic() < deadline, f"{name}: the user's vector never reached version {version}"
+                time.sleep(0.3)
+            time.sleep(2.0)  # anything else it would apply
+            return store.rows("get_user_vectors", user)[0]
+        finally:
+            job.cancel().result()
+
+    try:
+        first = run("first", events[:4], 4)
+        assert (first.version, first.ratings, len(first.recent_event_hashes)) == (4, 4, 4)
+        second = run("second", [events[3], *events[4:]], 6)  # events[3]: a redelivery of an applied event
+    finally:
+        session.cluster.shutdown()
+        for kafka, topics in created:
+            delete_topics(kafka, topics)
+    assert second.version == 6 and second.ratings == 6 and second.last_event_id == f"{tag}-5"
+    assert second.recent_titles == titles
+    assert not np.allclose(second.rating_vector, first.rating_vector)  # it went on learning from the warm start

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from connectors.codec import EventCodec
+from connectors.model_store import UPSERT_USER_VECTORS
 from jobs.learning_job import (
     MODEL_VERSION,
     item_vector_params,
@@ -14,6 +15,7 @@ from jobs.learning_job import (
     item_vectors_from_row,
     item_vectors_record,
     similar_titles_params,
+    user_model_from_row,
     user_vector_params,
 )
 from jobs.models.base import Feedback
@@ -57,3 +59,22 @@ def test_cassandra_parameters_follow_the_tables() -> None:
     warm = item_vectors_from_row(row)
     assert warm.version == vectors.version and warm.updated_ms == vectors.updated_ms
     np.testing.assert_allclose(warm.implicit_vector, vectors.implicit_vector, rtol=1e-6)
+
+
+def test_a_user_row_warm_starts_the_user_as_a_restore_would() -> None:
+    loop = published_loop()
+    user = loop.users["b"]
+    user.seen.append(2**64 - 5)  # a hash above the signed range still round-trips
+    params = user_vector_params("b", user, 1_700_000_001_000)
+    columns = UPSERT_USER_VECTORS.split("(", 1)[1].split(")", 1)[0]  # the columns the job writes, in order
+    names = [name.strip() for name in columns.split(",")]
+    row = SimpleNamespace(**dict(zip(names, params, strict=True)))
+    assert all(-(2**63) <= h < 2**63 for h in row.recent_event_hashes)
+    warm = user_model_from_row(row)
+    assert warm is not None
+    assert (warm.version, warm.ratings, warm.recent, warm.seen, warm.last_event_id, warm.updated_ms) == \
+        (user.version, user.ratings, user.recent, user.seen, user.last_event_id, user.updated_ms)
+    assert warm.has_seen("e4")  # a redelivered event is skipped after the warm start
+    np.testing.assert_allclose(warm.implicit_vector, user.implicit_vector, rtol=1e-6)
+    np.testing.assert_allclose(warm.rating_vector, user.rating_vector, rtol=1e-6)
+    assert user_model_from_row(SimpleNamespace(**{**vars(row), "model_version": "older"})) is None
