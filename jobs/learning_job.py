@@ -407,8 +407,9 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
     topic = lambda name: TOPICS_BY_NAME[name].full_name(kafka)  # noqa: E731
     no_clock = WatermarkStrategy.no_watermarks()  # no event-time windows here
 
-    # Known limit: in a backfill the three topics are read nearly one after another here, so a user's
-    # clicks, plays and ratings are learned out of order (see the README); live traffic is unaffected.
+    # Known limit: the broker answers a fetch with whole partitions, so a backfill reads the three topics
+    # one partition after another and a user's feedback is learned in arrival order, not event order
+    # (the README's "Arrival order"); the in-job evaluation skips what arrives out of order.
     events = env.from_source(kafka_source(kafka, [topic(t) for t in LEARNING_TOPICS], settings.group_id),
                              no_clock, "learning events") \
         .uid("learning-source").name("play, browse, rating (Kafka)") \
