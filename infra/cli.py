@@ -101,6 +101,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     from infra.replay.movielens import load_movielens, load_ratings_file
     from jobs.evaluation import default_models, evaluate, events_stream, format_report, ratings_stream
+    from jobs.models.content import TitleText, title_text
 
     data = Path(args.data) if args.data else None
     if data is not None and not data.exists():
@@ -124,9 +125,11 @@ def _eval(args: argparse.Namespace) -> int:
         replay = MovieLensReplay(with_ratings(dataset, ratings=ratings))
         labels = {(v.user.user_id, v.title_id): v.stars for v in replay.viewings if v.stars is not None}
         stream = events_stream(replay.events(), labels)
+        catalog = [title_text(item) for item in replay.catalog()]
     else:
         stream = ratings_stream((r.user_id, r.title_id, r.stars, r.timestamp_s) for r in ratings)
-    report = evaluate(stream, default_models(), k=args.k, positive_at=args.positive_at,
+        catalog = [TitleText(t.title_id, t.title, t.year, tuple(t.genres)) for t in dataset.titles.values()]
+    report = evaluate(stream, default_models(catalog), k=args.k, positive_at=args.positive_at,
                       progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True))
     print(format_report(report, args.k))
     return 0

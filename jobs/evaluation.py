@@ -7,8 +7,13 @@ before any model learns from it:
   (RMSE);
 * if that rating is a positive (>= ``positive_at``), every model ranks all titles
   the user has not touched yet (being shown is not being touched) and we note
-  whether the title is in its top ``k`` (Recall@k) and where (NDCG@k). A title the
-  models have never seen cannot be ranked: it counts as a miss (cold start, #5).
+  whether the title is in its top ``k`` (Recall@k) and where (NDCG@k). A title a
+  model has never seen (not even in the catalog the content signal reads) cannot be
+  ranked by it: it counts as a miss.
+
+Cold start is reported separately: positives of users with fewer than
+``new_user_events`` past events, and positives on titles in their first week in the
+stream (counted from the title's first event).
 
 Then every model learns from the event. Baselines run in the same stream:
 popularity, river's BiasedMF and the plain co-occurrence kNN over the last 20 titles.
@@ -25,12 +30,15 @@ from typing import Any
 import numpy as np
 
 from jobs.models.base import Feedback, Recommender
+from jobs.models.content import ContentProfile, TitleText
 from jobs.models.feedback import feedback_from_event
 from jobs.models.item_cf import ItemCooccurrence
 from jobs.models.mf import ImplicitMF, RatingMF
 from jobs.models.popularity import Popularity
 from jobs.models.river_mf import RiverBiasedMF
-from jobs.models.scorer import Scorer
+from jobs.models.scorer import Scorer, weight_grid
+from jobs.models.sequence import Transitions
+from jobs.models.user_knn import UserKNN
 
 Progress = Callable[[str], None]
 
@@ -66,23 +74,37 @@ class Score:
         return math.sqrt(self.squared_error / self.rated) if self.rated else None
 
 
+NEW_USERS = "new users"
+NEW_TITLES = "new titles"
+WEEK_MS = 7 * 86_400_000
+
+
 @dataclass
 class Report:
     scores: dict[str, Score] = field(default_factory=dict)
+    slices: dict[str, dict[str, Score]] = field(default_factory=lambda: {NEW_USERS: {}, NEW_TITLES: {}})
     events: int = 0
     seconds: float = 0.0
     blend: dict[str, float] = field(default_factory=dict)
 
 
-def default_models() -> dict[str, Recommender]:
-    """The scorer (its signals reported one by one too) and the three baselines."""
+def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
+    """The scorer (its signals reported one by one too) and the three baselines.
+
+    ``catalog`` describes the titles for the content signal (its cold start for titles nobody
+    has touched); without one the scorer has no content signal.
+    """
+    signals: dict[str, Recommender] = {
+        "item_cf": ItemCooccurrence(), "implicit_mf": ImplicitMF(), "popularity": Popularity(half_life_days=30),
+        "rating_mf": RatingMF(), "transitions": Transitions(), "user_knn": UserKNN()}
+    catalog = list(catalog)
+    if catalog:
+        signals["content"] = ContentProfile(catalog)
     return {
         "popularity (baseline)": Popularity(),
         "river BiasedMF (baseline)": RiverBiasedMF(),
         "item-kNN, last 20 (baseline)": ItemCooccurrence(window=20, recency=1.0, normalize=False),
-        "scorer": Scorer({"item_cf": ItemCooccurrence(), "implicit_mf": ImplicitMF(),
-                          "popularity": Popularity(half_life_days=30), "rating_mf": RatingMF()},
-                         candidates=None),
+        "scorer": Scorer(signals, candidates=weight_grid(list(signals), levels=(0.0, 0.3, 1.0))),
     }
 
 
@@ -111,18 +133,27 @@ def _rank_of(scores: np.ndarray, position: int, excluded: np.ndarray) -> int:
 
 
 def evaluate(stream: Iterable[LabeledFeedback], models: Mapping[str, Recommender], k: int = 10,
-             positive_at: float = 4.0, progress: Progress | None = None, every: int = 10_000) -> Report:
+             positive_at: float = 4.0, progress: Progress | None = None, every: int = 10_000,
+             new_user_events: int = 5) -> Report:
     report = Report()
     for name, model in models.items():  # table rows in the models' order
-        report.scores[name] = Score()
-        if isinstance(model, Scorer):
-            report.scores.update({f"{name}: {signal}": Score() for signal in model.signals})
+        views = [name, *(f"{name}: {signal}" for signal in getattr(model, "signals", {}))]
+        for view in views:
+            report.scores[view] = Score()
+            for scores in report.slices.values():
+                scores[view] = Score()
     touched: dict[str, set[str]] = {}
+    past_events: dict[str, int] = {}
+    title_first_ms: dict[str, int] = {}
     started = time.monotonic()
 
     for report.events, item in enumerate(stream, start=1):
         event = item.feedback
         seen = touched.setdefault(event.user_id, set())
+        first_ms = title_first_ms.setdefault(event.title_id, event.time_ms)
+        slices = [report.slices[NEW_USERS]] if past_events.get(event.user_id, 0) < new_user_events else []
+        if event.time_ms - first_ms < WEEK_MS:
+            slices.append(report.slices[NEW_TITLES])
         if event.title_id not in seen and item.label is not None:
             for name, model in models.items():
                 prediction = model.predict_one(event.user_id, event.title_id)
@@ -132,10 +163,11 @@ def evaluate(stream: Iterable[LabeledFeedback], models: Mapping[str, Recommender
                     score.rated += 1
             if item.label >= positive_at:
                 for name, model in models.items():
-                    _rank(report, name, model, event, seen, k)
+                    _rank(report, name, model, event, seen, k, slices)
         for model in models.values():
             model.learn_one(event)
         seen.add(event.title_id)
+        past_events[event.user_id] = past_events.get(event.user_id, 0) + 1
         if progress and report.events % every == 0:
             progress(_progress_line(report, started))
     report.seconds = time.monotonic() - started
@@ -143,7 +175,8 @@ def evaluate(stream: Iterable[LabeledFeedback], models: Mapping[str, Recommender
     return report
 
 
-def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: set[str], k: int) -> None:
+def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: set[str], k: int,
+          slices: list[dict[str, Score]]) -> None:
     """Where each view of ``model`` (the scorer: each signal and the blend) ranks the event's title."""
     parts: dict[str, np.ndarray] = {}
     if isinstance(model, Scorer):
@@ -157,14 +190,16 @@ def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: 
     for title_id in seen:
         excluded[model.titles.positions[title_id]] = True
     for view, scores in views.items():
-        score = report.scores.setdefault(view, Score())
-        score.positives += 1
+        counted = [report.scores[view], *(part[view] for part in slices)]
+        for score in counted:
+            score.positives += 1
         if position is None:
             continue  # never seen: no model can rank it
         rank = _rank_of(scores, position, excluded)
         if rank < k:
-            score.hits += 1
-            score.dcg += 1.0 / math.log2(rank + 2)
+            for score in counted:
+                score.hits += 1
+                score.dcg += 1.0 / math.log2(rank + 2)
     if isinstance(model, Scorer) and position is not None:
         model.observe(parts, event.title_id, excluded)
 
@@ -188,7 +223,26 @@ def format_report(report: Report, k: int = 10) -> str:
     lines = ["  ".join(cell.ljust(width) if n == 0 else cell.rjust(width)
                        for n, (cell, width) in enumerate(zip(row, widths, strict=True))) for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    lines += ["", *_slice_table(report, k)]
     if report.blend:
         lines.append("scorer blend serving at the end: " + ", ".join(f"{n} {w:g}" for n, w in report.blend.items()))
     lines.append(f"{report.events:,} events in {report.seconds:.0f}s")
     return "\n".join(lines)
+
+
+def _slice_table(report: Report, k: int) -> list[str]:
+    """Cold start: Recall@k of every model on the new-user and new-title positives."""
+    names = list(report.scores)
+    header = ("cold start", *(f"{part} R@{k} (n)" for part in report.slices))
+    rows = [header]
+    for name in names:
+        cells = [name]
+        for part in report.slices.values():
+            score = part.get(name, Score())
+            cells.append(f"{score.recall:.4f} ({score.positives:,})")
+        rows.append(tuple(cells))
+    widths = [max(len(row[n]) for row in rows) for n in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) if n == 0 else cell.rjust(width)
+                       for n, (cell, width) in enumerate(zip(row, widths, strict=True))) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines

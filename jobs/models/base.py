@@ -86,6 +86,10 @@ class Recommender(ABC):
         """The predicted rating, for models that predict ratings (``None`` otherwise)."""
         return None
 
+    def attach(self, titles: TitleIndex) -> None:
+        """Share ``titles`` with other models (a scorer's signals), before learning anything."""
+        self.titles = titles
+
     def rank(self, user_id: str, k: int = 10, exclude: set[str] | frozenset[str] = frozenset()) -> list[str]:
         """The ``k`` best titles for the user, leaving out ``exclude`` (e.g. titles already watched)."""
         return top_k(self.score(user_id), self.titles, k, exclude)

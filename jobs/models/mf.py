@@ -49,12 +49,16 @@ class _Factors(Recommender):
 
     def _item(self, title_id: str) -> int:
         position = self.titles.add(title_id)
-        if position >= len(self.item_vectors):
-            old = len(self.item_vectors)
-            self.item_vectors = grown(self.item_vectors, position + 1)
-            self.item_vectors[old:] = self.rng.normal(0.0, 0.1, (len(self.item_vectors) - old, self.factors))
-            self.item_bias = grown(self.item_bias, position + 1)
+        # every title of the index, not just this one: a shared index holds titles other models added
+        self._cover(max(position + 1, len(self.titles)))
         return position
+
+    def _cover(self, size: int) -> None:
+        if size > len(self.item_vectors):
+            old = len(self.item_vectors)
+            self.item_vectors = grown(self.item_vectors, size)
+            self.item_vectors[old:] = self.rng.normal(0.0, 0.1, (len(self.item_vectors) - old, self.factors))
+            self.item_bias = grown(self.item_bias, size)
 
     def _user(self, user_id: str) -> np.ndarray:
         vector = self.user_vectors.get(user_id)

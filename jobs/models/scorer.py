@@ -5,7 +5,11 @@ a fixed grid of weight vectors. Which one is learned online, prequentially: ever
 time a user touches a title for the first time, before the models learn from it,
 each candidate blend is asked where it would have ranked that title, and the blend
 with the best recent hit rate (exponentially weighted, ``memory`` events) serves
-next. Nothing is tuned on the part of the stream that is reported.
+next. Nothing is tuned on the part of the stream that is reported. The grid grows as
+``levels ** (signals - 1)``: with seven signals, three levels (729 blends) cost
+about 3 ms per positive. A pairwise (BPR) weight learner against the blend's top
+titles was tried instead and ranked worse (Recall@10 0.156 against 0.208 on the
+first 30,000 MovieLens ratings): it gave the rating predictor the largest weight.
 
 The rows job (#6) calls :meth:`Scorer.rank`; later signals (#5) plug in as more
 entries of ``signals``.
@@ -60,7 +64,7 @@ class Scorer(Recommender):
         for name, model in signals.items():
             if len(model.titles):
                 raise ValueError(f"signal {name!r} has already learned: give the scorer untrained models")
-            model.titles = self.titles  # one title index, so score vectors line up
+            model.attach(self.titles)  # one title index, so score vectors line up
         self.signals = dict(signals)
         self.candidates = [dict(c) for c in (candidates or weight_grid(list(self.signals)))]
         unknown = {n for c in self.candidates for n in c} - set(self.signals)
@@ -80,7 +84,11 @@ class Scorer(Recommender):
         return self.candidates[int(np.argmax(self.hit_rates))]
 
     def signal_scores(self, user_id: str) -> dict[str, np.ndarray]:
-        return {name: model.score(user_id)[:len(self.titles)] for name, model in self.signals.items()}
+        """Each signal's scores over the whole index (zeros for titles a signal has not seen yet)."""
+        raw = {name: model.score(user_id) for name, model in self.signals.items()}
+        size = len(self.titles)  # after scoring: a content signal adds catalog titles on first use
+        return {name: scores[:size] if len(scores) >= size else np.pad(scores, (0, size - len(scores)))
+                for name, scores in raw.items()}
 
     def blend(self, parts: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
         total = np.zeros(len(self.titles))

@@ -135,3 +135,33 @@ def test_replay_events_are_tested_at_their_first_teaching_event() -> None:
     report = evaluate(stream, {"memorizer": Memorizer()})
     # tested once, at the click: before the play and the rating were learned
     assert report.scores["memorizer"].positives == 1 and report.scores["memorizer"].rated == 1
+
+
+def test_cold_start_positives_are_reported_apart() -> None:
+    from jobs.evaluation import NEW_TITLES, NEW_USERS
+
+    day = 86_400_000
+    stream = [labeled("a", f"m{n}", 5.0, at=n * day) for n in range(8)]  # a's first 5 events: a new user
+    stream.append(labeled("b", "m0", 5.0, at=20 * day))  # m0 is 20 days old by now: not a new title
+    report = evaluate(stream, {"fixed": Fixed([f"m{n}" for n in range(8)])}, k=1)
+    assert report.scores["fixed"].positives == 9 and report.scores["fixed"].hits == 9
+    assert report.slices[NEW_USERS]["fixed"].positives == 6  # a's first 5 and b's first
+    assert report.slices[NEW_TITLES]["fixed"].positives == 8  # every a positive hits a title in its first day
+    assert "new users R@1 (n)" in format_report(report, k=1)
+
+
+def test_the_scorer_reports_each_signal_alone_and_blended() -> None:
+    from jobs.evaluation import NEW_USERS, default_models
+    from jobs.models.content import TitleText
+
+    catalog = [TitleText(f"m{n}", genres=("Drama",) if n % 2 else ("Comedy",)) for n in range(20)]
+    # odd users watch dramas, even users comedies: content and CF signals both carry the taste
+    stream = [labeled(f"u{u}", f"m{2 * step + u % 2}", 5.0, at=(u * 10 + step) * 60_000)
+              for u in range(30) for step in range(6)]
+    models = default_models(catalog)
+    report = evaluate(stream, models)
+    signals = {name.split(": ")[1] for name in report.scores if name.startswith("scorer: ")}
+    assert signals == {"item_cf", "implicit_mf", "popularity", "rating_mf", "transitions", "user_knn", "content"}
+    assert report.slices[NEW_USERS]["scorer: content"].positives > 0
+    assert report.scores["scorer: content"].recall > report.scores["popularity (baseline)"].recall
+    assert set(report.blend) == signals and report.blend["item_cf"] == 1.0  # the grid's first signal is fixed

@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 
 from jobs.models.base import Feedback, Recommender, TitleIndex
+from jobs.models.content import ContentProfile, TitleText
 from jobs.models.item_cf import ItemCooccurrence
 from jobs.models.mf import ImplicitMF, RatingMF
 from jobs.models.online import LoopRecommender
 from jobs.models.popularity import Popularity
 from jobs.models.river_mf import RiverBiasedMF
 from jobs.models.scorer import Scorer, scaled, weight_grid
+from jobs.models.sequence import Transitions
+from jobs.models.user_knn import UserKNN
+
+# what the catalog says of the history's titles: the two taste groups are two genres
+CATALOG = [TitleText(f"m{n}", f"Title {n}", 1990 + n, ("Drama",) if n <= 4 else ("Comedy",)) for n in range(1, 9)]
 
 MODELS: dict[str, Callable[[], Recommender]] = {
     "popularity": Popularity,
@@ -25,8 +31,15 @@ MODELS: dict[str, Callable[[], Recommender]] = {
     "rating-mf": RatingMF,
     "river-biased-mf": RiverBiasedMF,
     "online-loop": LoopRecommender,  # the learning job's split, both sides in one process
+    "content": lambda: ContentProfile(CATALOG),
+    "transitions": Transitions,
+    "user-knn": UserKNN,
     "scorer": lambda: Scorer({"item_cf": ItemCooccurrence(), "implicit_mf": ImplicitMF(),
                               "popularity": Popularity(), "rating_mf": RatingMF()}),
+    "scorer-all-signals": lambda: Scorer({"item_cf": ItemCooccurrence(), "content": ContentProfile(CATALOG),
+                                          "transitions": Transitions(), "user_knn": UserKNN()},
+                                         candidates=weight_grid(["item_cf", "content", "transitions", "user_knn"],
+                                                                levels=(0.0, 1.0))),
 }
 
 DAY = 86_400_000
@@ -150,3 +163,34 @@ def test_user_state_is_small() -> None:
     model = trained(ImplicitMF)
     assert 0 < model.user_state_bytes("u1") <= 1024
     assert model.user_state_bytes("nobody") == 0
+
+
+def test_content_ranks_a_title_nobody_has_touched_for_a_matching_user() -> None:
+    cold = TitleText("m9", "Another Drama", 2001, ("Drama",))
+    model = trained(lambda: ContentProfile([*CATALOG, cold]))
+    assert "m9" in model.titles  # known from the catalog alone
+    assert model.rank("u1", k=1, exclude={"m1", "m2", "m3", "m4"}) == ["m9"]  # u* watch dramas
+    assert "m9" not in model.rank("v0", k=4)  # v* watch comedies
+    model.describe(TitleText("m10", "A Comedy", 2002, ("Comedy",)))  # a catalog update mid-stream
+    assert model.rank("v0", k=1, exclude={"m5", "m6", "m7", "m8"}) == ["m10"]
+
+
+def test_a_new_user_has_a_content_profile_after_one_event() -> None:
+    model = trained(lambda: ContentProfile(CATALOG))
+    model.learn_one(Feedback("newcomer", "m5", 90 * DAY))
+    assert set(model.rank("newcomer", k=3, exclude={"m5"})) == {"m6", "m7", "m8"}
+
+
+def test_transitions_follow_the_order_of_watching() -> None:
+    model = Transitions(order=1)
+    for user in range(5):
+        for title in ("s1e1", "s1e2", "s1e3"):
+            model.learn_one(Feedback(f"u{user}", title, 0))
+    model.learn_one(Feedback("fan", "s1e2", 0))
+    assert model.rank("fan", k=1, exclude={"s1e2"}) == ["s1e3"]  # after e2 comes e3, not e1
+
+
+def test_user_knn_scores_what_similar_users_watched() -> None:
+    model = trained(UserKNN)
+    model.learn_one(Feedback("newcomer", "m1", 90 * DAY))
+    assert set(model.rank("newcomer", k=3, exclude={"m1"})) == {"m2", "m3", "m4"}
