@@ -29,14 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from jobs.models.base import Feedback, Recommender
+from jobs.models.base import Feedback, Recommender, Search
 from jobs.models.content import ContentProfile, TitleText
-from jobs.models.feedback import feedback_from_event
+from jobs.models.feedback import feedback_from_event, search_from_event
 from jobs.models.item_cf import ItemCooccurrence
 from jobs.models.mf import ImplicitMF, RatingMF
 from jobs.models.popularity import Popularity
 from jobs.models.river_mf import RiverBiasedMF
-from jobs.models.scorer import Scorer, weight_grid
+from jobs.models.scorer import Scorer
+from jobs.models.search import SearchIntent
 from jobs.models.sequence import Transitions
 from jobs.models.user_knn import UserKNN
 
@@ -91,8 +92,8 @@ class Report:
 def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
     """The scorer (its signals reported one by one too) and the three baselines.
 
-    ``catalog`` describes the titles for the content signal (its cold start for titles nobody
-    has touched); without one the scorer has no content signal.
+    ``catalog`` describes the titles for the content and search signals (content is the cold
+    start for titles nobody has touched); without one the scorer has neither.
     """
     signals: dict[str, Recommender] = {
         "item_cf": ItemCooccurrence(), "implicit_mf": ImplicitMF(), "popularity": Popularity(half_life_days=30),
@@ -100,11 +101,12 @@ def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
     catalog = list(catalog)
     if catalog:
         signals["content"] = ContentProfile(catalog)
+        signals["search"] = SearchIntent(catalog)
     return {
         "popularity (baseline)": Popularity(),
         "river BiasedMF (baseline)": RiverBiasedMF(),
         "item-kNN, last 20 (baseline)": ItemCooccurrence(window=20, recency=1.0, normalize=False),
-        "scorer": Scorer(signals, candidates=weight_grid(list(signals), levels=(0.0, 0.3, 1.0))),
+        "scorer": Scorer(signals, local_search=True),
     }
 
 
@@ -114,7 +116,8 @@ def ratings_stream(ratings: Iterable[tuple[str, str, float, int]]) -> Iterator[L
         yield LabeledFeedback(Feedback(user_id, title_id, timestamp_s * 1000, 1.0, stars), stars)
 
 
-def events_stream(events: Iterable[Any], labels: Mapping[tuple[str, str], float]) -> Iterator[LabeledFeedback]:
+def events_stream(events: Iterable[Any],
+                  labels: Mapping[tuple[str, str], float]) -> Iterator[LabeledFeedback | Search]:
     """Decoded user events (e.g. the MovieLens replay) -> what they teach, labeled with each pair's eventual rating.
 
     The harness tests a pair at its first event that teaches something (in the replay: the
@@ -125,14 +128,22 @@ def events_stream(events: Iterable[Any], labels: Mapping[tuple[str, str], float]
         feedback = feedback_from_event(event)
         if feedback is not None:
             yield LabeledFeedback(feedback, labels.get((feedback.user_id, feedback.title_id)))
+        search = search_from_event(event)
+        if search is not None:  # learned by the models that use searches; nothing to test
+            yield search
 
 
 def _rank_of(scores: np.ndarray, position: int, excluded: np.ndarray) -> int:
+    """The title's 0-based rank among the candidates, ties broken as ``rank`` serves them (by position).
+
+    A model that scores everything alike therefore ranks by index order, not perfectly.
+    """
     candidate = np.where(excluded, -np.inf, scores)
-    return int(np.count_nonzero(candidate > candidate[position]))
+    target = candidate[position]
+    return int(np.count_nonzero(candidate > target) + np.count_nonzero(candidate[:position] == target))
 
 
-def evaluate(stream: Iterable[LabeledFeedback], models: Mapping[str, Recommender], k: int = 10,
+def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Recommender], k: int = 10,
              positive_at: float = 4.0, progress: Progress | None = None, every: int = 10_000,
              new_user_events: int = 5) -> Report:
     report = Report()
@@ -148,6 +159,10 @@ def evaluate(stream: Iterable[LabeledFeedback], models: Mapping[str, Recommender
     started = time.monotonic()
 
     for report.events, item in enumerate(stream, start=1):
+        if isinstance(item, Search):
+            for model in models.values():
+                model.learn_search(item)
+            continue
         event = item.feedback
         seen = touched.setdefault(event.user_id, set())
         first_ms = title_first_ms.setdefault(event.title_id, event.time_ms)

@@ -31,6 +31,16 @@ class Feedback:
     rating: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A search a user made: the query as typed (and the result they clicked, if any)."""
+
+    user_id: str
+    query: str
+    time_ms: int
+    clicked_title_id: str | None = None
+
+
 class TitleIndex:
     """Title id <-> dense position, growing as titles appear; shared by the models of one scorer.
 
@@ -85,6 +95,9 @@ class Recommender(ABC):
     def predict_one(self, user_id: str, title_id: str) -> float | None:
         """The predicted rating, for models that predict ratings (``None`` otherwise)."""
         return None
+
+    def learn_search(self, search: Search) -> None:  # noqa: B027 - an optional hook, no-op by default
+        """Update the model with one search (most models ignore searches)."""
 
     def attach(self, titles: TitleIndex) -> None:
         """Share ``titles`` with other models (a scorer's signals), before learning anything."""

@@ -6,8 +6,9 @@
 * a star rating is explicit (1-5) and, above 2 stars, an implicit positive too
   (weight ``(stars - 2) / 3``);
   thumbs up counts as 5 stars, thumbs down as 1;
-* impressions, scrolls, searches, heartbeats and pauses teach nothing here (being
-  shown is not being touched; searches are a signal of #5).
+* impressions, scrolls, heartbeats and pauses teach nothing here (being shown is
+  not being touched); a search is not feedback on a title but a signal of its own
+  (:func:`search_from_event`, :mod:`jobs.models.search`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobs.features.user_state import COMPLETION_FRACTION
-from jobs.models.base import Feedback
+from jobs.models.base import Feedback, Search
 
 START_WEIGHT = 0.3
 CLICK_WEIGHT = 0.2
@@ -49,3 +50,10 @@ def feedback_from_event(event: Any) -> Feedback | None:
         stars = min(5.0, max(1.0, float(stars)))
         return Feedback(event.user_id, event.title_id, event.event_time_ms, max(0.0, (stars - 2.0) / 3.0), stars)
     return None
+
+
+def search_from_event(event: Any) -> Search | None:
+    """The search in a decoded SearchEvent (``None`` for any other event or an empty query)."""
+    if type(event).__name__ != "SearchEvent" or not event.query.strip():
+        return None
+    return Search(event.user_id, event.query, event.event_time_ms, event.clicked_title_id)

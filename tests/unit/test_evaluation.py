@@ -161,7 +161,19 @@ def test_the_scorer_reports_each_signal_alone_and_blended() -> None:
     models = default_models(catalog)
     report = evaluate(stream, models)
     signals = {name.split(": ")[1] for name in report.scores if name.startswith("scorer: ")}
-    assert signals == {"item_cf", "implicit_mf", "popularity", "rating_mf", "transitions", "user_knn", "content"}
+    assert signals == {"item_cf", "implicit_mf", "popularity", "rating_mf", "transitions", "user_knn", "content",
+                       "search"}
     assert report.slices[NEW_USERS]["scorer: content"].positives > 0
     assert report.scores["scorer: content"].recall > report.scores["popularity (baseline)"].recall
-    assert set(report.blend) == signals and report.blend["item_cf"] == 1.0  # the grid's first signal is fixed
+    assert set(report.blend) == signals and report.blend["item_cf"] == 1.0  # the first signal is fixed
+
+
+def test_a_model_that_scores_everything_alike_is_not_perfect() -> None:
+    class Flat(Fixed):
+        def score(self, user_id: str) -> np.ndarray:
+            return np.zeros(len(self.titles))
+
+    order = [f"m{n}" for n in range(20)]
+    stream = [labeled(f"u{n}", "m15", 5.0) for n in range(3)]
+    report = evaluate(stream, {"flat": Flat(order)}, k=10)
+    assert report.scores["flat"].hits == 0  # ties go by index order, as rank() serves them: m15 is 16th

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from jobs.models.base import Feedback, Recommender, TitleIndex
+from jobs.models.base import Feedback, Recommender, Search, TitleIndex
 from jobs.models.content import ContentProfile, TitleText
 from jobs.models.item_cf import ItemCooccurrence
 from jobs.models.mf import ImplicitMF, RatingMF
@@ -16,6 +16,7 @@ from jobs.models.online import LoopRecommender
 from jobs.models.popularity import Popularity
 from jobs.models.river_mf import RiverBiasedMF
 from jobs.models.scorer import Scorer, scaled, weight_grid
+from jobs.models.search import SearchIntent
 from jobs.models.sequence import Transitions
 from jobs.models.user_knn import UserKNN
 
@@ -34,6 +35,7 @@ MODELS: dict[str, Callable[[], Recommender]] = {
     "content": lambda: ContentProfile(CATALOG),
     "transitions": Transitions,
     "user-knn": UserKNN,
+    "search": lambda: SearchIntent(CATALOG),
     "scorer": lambda: Scorer({"item_cf": ItemCooccurrence(), "implicit_mf": ImplicitMF(),
                               "popularity": Popularity(), "rating_mf": RatingMF()}),
     "scorer-all-signals": lambda: Scorer({"item_cf": ItemCooccurrence(), "content": ContentProfile(CATALOG),
@@ -194,3 +196,20 @@ def test_user_knn_scores_what_similar_users_watched() -> None:
     model = trained(UserKNN)
     model.learn_one(Feedback("newcomer", "m1", 90 * DAY))
     assert set(model.rank("newcomer", k=3, exclude={"m1"})) == {"m2", "m3", "m4"}
+
+
+def test_a_search_shifts_a_users_scores_toward_matching_titles_and_fades() -> None:
+    catalog = [*CATALOG, TitleText("m9", "Space Station", 2001, ("Sci-Fi",), tags=("space",))]
+    scorer = Scorer({"item_cf": ItemCooccurrence(), "search": SearchIntent(catalog, half_life_minutes=30)},
+                    candidates=[{"item_cf": 1.0, "search": 1.0}])
+    for feedback in history():
+        scorer.learn_one(feedback)
+    watched = {"m1", "m2", "m3", "m4"}
+    assert "m9" not in scorer.rank("u1", k=3, exclude=watched)  # a drama fan, no search yet
+    last = max(f.time_ms for f in history() if f.user_id == "u1")
+    scorer.learn_search(Search("u1", "Space", last + 60_000))
+    assert scorer.rank("u1", k=1, exclude=watched) == ["m9"]  # the search pulls the matching title up
+    search = scorer.signals["search"]
+    fresh = float(search.score("u1")[search.titles.positions["m9"]])
+    scorer.learn_one(Feedback("u1", "m5", last + 61 * 60_000))  # an hour later
+    assert float(search.score("u1")[search.titles.positions["m9"]]) == pytest.approx(fresh / 4, rel=0.05)
