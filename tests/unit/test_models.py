@@ -213,3 +213,20 @@ def test_a_search_shifts_a_users_scores_toward_matching_titles_and_fades() -> No
     fresh = float(search.score("u1")[search.titles.positions["m9"]])
     scorer.learn_one(Feedback("u1", "m5", last + 61 * 60_000))  # an hour later
     assert float(search.score("u1")[search.titles.positions["m9"]]) == pytest.approx(fresh / 4, rel=0.05)
+
+
+def test_local_search_walks_the_blend_away_from_a_useless_signal() -> None:
+    scorer = Scorer({"good": Popularity(), "noise": Popularity()}, local_search=True, step_every=50)
+    for n in range(40):
+        scorer.titles.add(f"m{n}")
+    assert scorer.weights == {"good": 1.0, "noise": 1.0}  # no signal favoured at the start
+    rng = np.random.default_rng(0)
+    nothing_touched = np.zeros(40, dtype=bool)
+    for _ in range(400):
+        target = int(rng.integers(40))
+        good = rng.random(40) * 0.5
+        good[target] = 1.0  # the good signal always ranks the touched title first
+        scorer.observe({"good": good, "noise": rng.random(40)}, f"m{target}", nothing_touched)
+    # down until the good signal alone decides (at 0.3 the noise can no longer outrank the touched title)
+    assert scorer.weights["good"] == 1.0 and scorer.weights["noise"] <= 0.3
+    assert scorer.clone().weights == {"good": 1.0, "noise": 1.0}  # a clone starts over
