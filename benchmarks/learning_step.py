@@ -1,5 +1,9 @@
 """Learning-step speed of the online models, side by side with river's BiasedMF, and state bytes per user.
 
+The scorer with every signal learns each step once per signal; its state bytes per
+user sum the signals' (the search signal keeps nothing here: the ratings stream has
+no searches).
+
 Workload ``movielens-ratings``: the first N MovieLens 100K ratings in time order,
 as :class:`Feedback` built before the clock starts. Each model learns the same
 stream in the same process (no services needed); rates are the median of three
@@ -16,18 +20,28 @@ import time
 from collections.abc import Callable
 
 from infra.replay.movielens import load_movielens
-from jobs.evaluation import ratings_stream
+from jobs.evaluation import default_models, ratings_stream
 from jobs.models.base import Feedback, Recommender
+from jobs.models.content import ContentProfile, TitleText
 from jobs.models.item_cf import ItemCooccurrence
 from jobs.models.mf import ImplicitMF, RatingMF
 from jobs.models.river_mf import RiverBiasedMF
+from jobs.models.sequence import Transitions
+from jobs.models.user_knn import UserKNN
 
-MODELS: dict[str, Callable[[], Recommender]] = {
-    "river_biased_mf": RiverBiasedMF,
-    "rating_mf": RatingMF,
-    "implicit_mf": ImplicitMF,
-    "item_cf": ItemCooccurrence,
-}
+
+def models(catalog: list[TitleText]) -> dict[str, Callable[[], Recommender]]:
+    """Each model alone, then the scorer with every signal (searches: none in the ratings stream)."""
+    return {
+        "river_biased_mf": RiverBiasedMF,
+        "rating_mf": RatingMF,
+        "implicit_mf": ImplicitMF,
+        "item_cf": ItemCooccurrence,
+        "transitions": Transitions,
+        "user_knn": UserKNN,
+        "content": lambda: ContentProfile(catalog),
+        "scorer_all_signals": lambda: default_models(catalog)["scorer"],
+    }
 
 
 def river_alone(stream: list[Feedback]) -> float:
@@ -58,17 +72,20 @@ def main() -> None:
     data = load_movielens()
     stream = [item.feedback for item in ratings_stream(
         (r.user_id, r.title_id, r.stars, r.timestamp_s) for r in data.ratings[:args.ratings])]
+    catalog = [TitleText(t.title_id, t.title, t.year, tuple(t.genres)) for t in data.titles.values()]
     figures: dict[str, float] = {}
     rates = [river_alone(stream) for _ in range(args.rounds)]
     figures["river_biased_mf_raw_steps_per_s"] = statistics.median(rates)
-    for name, make in MODELS.items():
+    for name, make in models(catalog).items():
         runs = [timed(make, stream) for _ in range(args.rounds)]
         figures[f"{name}_steps_per_s"] = statistics.median(rate for rate, _ in runs)
         print(f"[bench] {name}: {figures[f'{name}_steps_per_s']:,.0f} learning steps/s", file=sys.stderr)
         model = runs[-1][1]
-        if isinstance(model, RatingMF | ImplicitMF):
-            users = list(model.user_vectors)
-            figures[f"{name}_state_bytes_per_user"] = sum(model.user_state_bytes(u) for u in users) / len(users)
+        users = sorted({f.user_id for f in stream})
+        parts = list(getattr(model, "signals", {}).values()) or [model]
+        if all(hasattr(part, "user_state_bytes") for part in parts):
+            total = sum(part.user_state_bytes(u) for part in parts for u in users)  # type: ignore[attr-defined]
+            figures[f"{name}_state_bytes_per_user"] = total / len(users)
     print(f"workload=movielens-ratings ratings={len(stream)} rounds={args.rounds}")
     print(" ".join(f"{name}={value:.0f}" for name, value in figures.items()))
 

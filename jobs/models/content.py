@@ -100,6 +100,10 @@ class ContentProfile(Recommender):
     def _params(self) -> dict[str, Any]:
         return {"catalog": list(self.catalog.values()), "dimensions": self.dimensions, "decay": self.decay}
 
+    def user_state_bytes(self, user_id: str) -> int:
+        """Bytes of per-user state: the profile vector."""
+        return self.dimensions * 4 if user_id in self.profiles else 0
+
     def _register(self) -> None:
         if not self._registered:
             self._registered = True

@@ -50,6 +50,10 @@ class ItemCooccurrence(Recommender):
     def _params(self) -> dict[str, Any]:
         return {"window": self.window, "recency": self.recency, "normalize": self.normalize}
 
+    def user_state_bytes(self, user_id: str) -> int:
+        """Bytes of per-user state: the last ``window`` titles (8 bytes each as positions)."""
+        return 8 * len(self.recent.get(user_id, ()))
+
     def _grow(self, size: int) -> None:
         if len(self.cooccurrence) < size:
             bigger = grown(self.cooccurrence, size)

@@ -34,6 +34,10 @@ class Popularity(Recommender):
     def _params(self) -> dict[str, Any]:
         return {"half_life_days": self.half_life_days}
 
+    def user_state_bytes(self, user_id: str) -> int:
+        """No per-user state: popularity is shared."""
+        return 0
+
     def weight_at(self, time_ms: int) -> float:
         """The forward-decay weight of an event at ``time_ms`` (1 without a half-life)."""
         if self.half_life_days is None:

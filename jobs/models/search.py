@@ -77,6 +77,11 @@ class SearchIntent(Recommender):
         return {"catalog": list(self.catalog.values()), "half_life_minutes": self.half_life_minutes,
                 "memory": self.memory}
 
+    def user_state_bytes(self, user_id: str) -> int:
+        """Bytes of per-user state: the kept queries' words and times, and the user's clock."""
+        queries = self.queries.get(user_id, ())
+        return sum(8 + sum(len(w) for w in q.words) for q in queries) + (8 if user_id in self.now_ms else 0)
+
     def _register(self) -> None:
         if not self._registered:  # catalog titles join the index on first use (after a scorer attaches it)
             self._registered = True

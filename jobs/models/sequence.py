@@ -44,6 +44,10 @@ class Transitions(Recommender):
     def _params(self) -> dict[str, Any]:
         return {"order": self.order, "fade": self.fade}
 
+    def user_state_bytes(self, user_id: str) -> int:
+        """Bytes of per-user state: the last titles (8 bytes each as positions)."""
+        return 8 * len(self.last.get(user_id, ()))
+
     def learn_one(self, feedback: Feedback) -> None:
         position = self.titles.add(feedback.title_id)
         last = self.last.setdefault(feedback.user_id, deque(maxlen=self.order))

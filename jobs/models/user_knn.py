@@ -42,6 +42,10 @@ class UserKNN(Recommender):
     def _params(self) -> dict[str, Any]:
         return {"neighbors": self.neighbors, "decay": self.decay}
 
+    def user_state_bytes(self, user_id: str) -> int:
+        """Bytes of per-user state: the dense history row (one float32 per title)."""
+        return 4 * len(self.titles) if user_id in self.users else 0
+
     def _fit(self, users: int, titles: int) -> None:
         if self.rows.shape[0] < users or self.rows.shape[1] < titles:
             bigger = np.zeros((max(users, len(grown(self.rows, users))), max(titles, 2 * self.rows.shape[1], 64)),
