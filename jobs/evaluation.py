@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,6 +226,15 @@ def _progress_line(report: Report, started: float) -> str:
     return f"{report.events:,} events in {elapsed:.0f}s ({report.events / max(elapsed, 1e-9):,.0f}/s){lead}"
 
 
+def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as text columns (the first left-aligned, the rest right-aligned), a rule under the header."""
+    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) if n == 0 else cell.rjust(width)
+                       for n, (cell, width) in enumerate(zip(row, widths, strict=True))) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines
+
+
 def format_report(report: Report, k: int = 10) -> str:
     """The table ``nextwatch eval`` prints."""
     rows = [("model", f"Recall@{k}", f"NDCG@{k}", "RMSE", "positives")]
@@ -234,11 +243,7 @@ def format_report(report: Report, k: int = 10) -> str:
             continue
         rmse = f"{score.rmse:.4f}" if score.rmse is not None else "-"
         rows.append((name, f"{score.recall:.4f}", f"{score.ndcg:.4f}", rmse, f"{score.positives:,}"))
-    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) if n == 0 else cell.rjust(width)
-                       for n, (cell, width) in enumerate(zip(row, widths, strict=True))) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    lines += ["", *_slice_table(report, k)]
+    lines = [*_aligned(rows), "", *_slice_table(report, k)]
     if report.blend:
         lines.append("scorer blend serving at the end: " + ", ".join(f"{n} {w:g}" for n, w in report.blend.items()))
     lines.append(f"{report.events:,} events in {report.seconds:.0f}s")
@@ -247,17 +252,9 @@ def format_report(report: Report, k: int = 10) -> str:
 
 def _slice_table(report: Report, k: int) -> list[str]:
     """Cold start: Recall@k of every model on the new-user and new-title positives."""
-    names = list(report.scores)
-    header = ("cold start", *(f"{part} R@{k} (n)" for part in report.slices))
-    rows = [header]
-    for name in names:
-        cells = [name]
-        for part in report.slices.values():
-            score = part.get(name, Score())
-            cells.append(f"{score.recall:.4f} ({score.positives:,})")
-        rows.append(tuple(cells))
-    widths = [max(len(row[n]) for row in rows) for n in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) if n == 0 else cell.rjust(width)
-                       for n, (cell, width) in enumerate(zip(row, widths, strict=True))) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return lines
+    rows: list[tuple[str, ...]] = [("cold start", *(f"{part} R@{k} (n)" for part in report.slices))]
+    for name in report.scores:
+        cells = [f"{part.get(name, Score()).recall:.4f} ({part.get(name, Score()).positives:,})"
+                 for part in report.slices.values()]
+        rows.append((name, *cells))
+    return _aligned(rows)

@@ -75,7 +75,26 @@ def hashed_vector(features: Mapping[str, float], dimensions: int) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
-class ContentProfile(Recommender):
+class CatalogRecommender(Recommender):
+    """A model that knows titles from the catalog before anyone touches them.
+
+    The catalog's titles join the title index on first use, not at construction, so a
+    scorer can attach its shared index to an untrained model first.
+    """
+
+    def __init__(self, catalog: Iterable[TitleText] = (), titles: TitleIndex | None = None) -> None:
+        super().__init__(titles)
+        self.catalog = {t.title_id: t for t in catalog}
+        self._registered = False
+
+    def _register(self) -> None:
+        if not self._registered:
+            self._registered = True
+            for title_id in self.catalog:
+                self.titles.add(title_id)
+
+
+class ContentProfile(CatalogRecommender):
     """Cosine of a title's metadata vector with the user's decayed content profile.
 
     >>> catalog = [TitleText("m1", "Alien", 1979, ("Sci-Fi", "Horror")), TitleText("m2", "Heat", 1995, ("Crime",)),
@@ -88,14 +107,12 @@ class ContentProfile(Recommender):
 
     def __init__(self, catalog: Iterable[TitleText] = (), dimensions: int = 64, decay: float = 0.98,
                  titles: TitleIndex | None = None) -> None:
-        super().__init__(titles)
+        super().__init__(catalog, titles)
         if dimensions < 1 or not 0 < decay <= 1:
             raise ValueError(f"dimensions must be >= 1 and decay in (0, 1], got {dimensions}, {decay}")
-        self.catalog = {t.title_id: t for t in catalog}
         self.dimensions, self.decay = dimensions, decay
         self.vectors = np.zeros((0, dimensions), dtype=np.float32)
         self.profiles: dict[str, np.ndarray] = {}
-        self._registered = False  # catalog titles join the index on first use (after a scorer attaches it)
 
     def _params(self) -> dict[str, Any]:
         return {"catalog": list(self.catalog.values()), "dimensions": self.dimensions, "decay": self.decay}
@@ -103,12 +120,6 @@ class ContentProfile(Recommender):
     def user_state_bytes(self, user_id: str) -> int:
         """Bytes of per-user state: the profile vector."""
         return self.dimensions * 4 if user_id in self.profiles else 0
-
-    def _register(self) -> None:
-        if not self._registered:
-            self._registered = True
-            for title_id in self.catalog:
-                self.titles.add(title_id)
 
     def describe(self, title: TitleText) -> None:
         """A catalog update: a new title (or new metadata) takes part from now on."""

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from jobs.models.base import Feedback, Recommender, Search, TitleIndex
-from jobs.models.content import TitleText
+from jobs.models.base import Feedback, Search, TitleIndex
+from jobs.models.content import CatalogRecommender, TitleText
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'-]*")
 
@@ -48,7 +48,7 @@ class _Query:
     words: frozenset[str]
 
 
-class SearchIntent(Recommender):
+class SearchIntent(CatalogRecommender):
     """Titles matching the user's recent searches, fading with time.
 
     >>> catalog = [TitleText("m1", "Star Wars", 1977, ("Sci-Fi",)), TitleText("m2", "Heat", 1995, ("Crime",))]
@@ -60,10 +60,9 @@ class SearchIntent(Recommender):
 
     def __init__(self, catalog: Iterable[TitleText] = (), half_life_minutes: float = 60.0, memory: int = 5,
                  titles: TitleIndex | None = None) -> None:
-        super().__init__(titles)
+        super().__init__(catalog, titles)
         if half_life_minutes <= 0 or memory < 1:
             raise ValueError(f"half_life_minutes must be > 0 and memory >= 1, got {half_life_minutes}, {memory}")
-        self.catalog = {t.title_id: t for t in catalog}
         self.half_life_minutes, self.memory = half_life_minutes, memory
         self.index: dict[str, list[str]] = {}  # term -> title ids
         for title in self.catalog.values():
@@ -71,7 +70,6 @@ class SearchIntent(Recommender):
                 self.index.setdefault(term, []).append(title.title_id)
         self.queries: dict[str, list[_Query]] = {}
         self.now_ms: dict[str, int] = {}  # each user's newest event time: searches fade against it
-        self._registered = False
 
     def _params(self) -> dict[str, Any]:
         return {"catalog": list(self.catalog.values()), "half_life_minutes": self.half_life_minutes,
@@ -81,12 +79,6 @@ class SearchIntent(Recommender):
         """Bytes of per-user state: the kept queries' words and times, and the user's clock."""
         queries = self.queries.get(user_id, ())
         return sum(8 + sum(len(w) for w in q.words) for q in queries) + (8 if user_id in self.now_ms else 0)
-
-    def _register(self) -> None:
-        if not self._registered:  # catalog titles join the index on first use (after a scorer attaches it)
-            self._registered = True
-            for title_id in self.catalog:
-                self.titles.add(title_id)
 
     def _clock(self, user_id: str, time_ms: int) -> None:
         self.now_ms[user_id] = max(self.now_ms.get(user_id, time_ms), time_ms)
