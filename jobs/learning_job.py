@@ -1,23 +1,29 @@
-"""Learning job: user events -> online models -> user vectors, item vectors and similar titles.
+"""Learning job: user events -> online models -> user vectors, top picks, item vectors and similar titles.
 
 The design (user side keyed by user, item side keyed by title, item vectors shared
 as absolute versioned records through the model-updates topic) and its staleness
-bound are in :mod:`jobs.models.online`. Steps, each with a stable uid:
+bound are in :mod:`jobs.models.online`; the eight signals and their blend in
+:mod:`jobs.models.signals`. Steps, each with a stable uid:
 
-1. ``learning-source``: play, browse and rating topics (raw bytes). Searches teach
-   these models nothing; the feature job dead-letters bad input, so this job only
-   counts what it cannot read (``events_invalid``).
-2. ``learning-decode``: Avro decode + contract checks, shared with the feature job.
-3. ``model-updates-source``: the job's own model-updates topic, read from the start
-   (the compacted topic is the item side's published state), broadcast.
-4. ``user-learner`` (keyed by user; item vectors in broadcast state): event ->
-   feedback (:mod:`jobs.models.feedback`), one learning step for the user, the item
-   halves of it to a side output; each changed user's vectors flushed at most every
-   ``flush_ms`` (coalesced per user).
+1. ``learning-source``: play, browse, rating and search topics (raw bytes). The
+   feature job dead-letters bad input, so this job only counts what it cannot read
+   (``events_invalid``).
+2. ``learning-decode``: Avro decode + contract checks, shared with the feature job;
+   event -> feedback (:mod:`jobs.models.feedback`) or search.
+3. ``model-updates-source`` and ``catalog-source``: the job's own model-updates
+   topic and the catalog topic, both compacted and read from the start (they are
+   the item side's published state and every title's metadata), decoded and
+   broadcast together.
+4. ``user-learner`` (keyed by user; item vectors and catalog in broadcast state):
+   one learning step for the user (vectors, content profile, searches), the item
+   halves of it to a side output; each changed user's vectors and top picks (the
+   blend of all eight signals) flushed at most every ``flush_ms`` (coalesced per
+   user).
 5. ``item-learner`` (keyed by title): applies each item step once, and every
    ``publish_ms`` writes each changed title's vectors and similar titles to
-   Cassandra and publishes them to the model-updates topic.
-6. ``write-user-vectors``: user vectors to Cassandra.
+   Cassandra and publishes them (with neighbours and successors) to the
+   model-updates topic.
+6. ``write-user-vectors``: user vectors and top picks to Cassandra, one batch per user.
 
 Warm start: with no checkpoint or savepoint, titles start from the Cassandra
 snapshot (``item_vectors``), each user from their ``user_vectors`` row (read once, on
@@ -38,13 +44,16 @@ import numpy as np
 from connectors.cassandra_store import connect
 from connectors.codec import EventCodec
 from connectors.config import CassandraConfig, KafkaConfig, load_section
-from connectors.errors import DecodeError, UnknownSchemaError
+from connectors.errors import ConfigError, DecodeError, UnknownSchemaError
+from connectors.events import CatalogItem, from_record
 from connectors.flink_kafka import kafka_sink_table_ddl, kafka_source
 from connectors.model_store import ModelStore
 from connectors.topics import TOPICS_BY_NAME
 from jobs.feature_job import KAFKA_ROW_TYPE, EventCount, _kafka_row, decode_message
 from jobs.features.outputs import now_ms
-from jobs.models.feedback import feedback_from_event
+from jobs.models.base import Feedback, Search
+from jobs.models.content import TitleText, title_text
+from jobs.models.feedback import feedback_from_event, search_from_event
 from jobs.models.online import (
     ItemModel,
     ItemStep,
@@ -53,15 +62,18 @@ from jobs.models.online import (
     OnlineEvaluation,
     UserModel,
     apply_step,
+    learn_content,
+    learn_search,
     learn_user,
     publish,
     steps_by_title,
 )
+from jobs.models.signals import DEFAULT_BLEND, PeerPool, Pick, TitleTable, parse_blend, signal_scores, top_picks
 from jobs.runtime import FlinkConfig, stream_environment
 
 JOB_NAME = "nextwatch-learning"
 MODEL_VERSION = "online-mf-cf-v1"  # bump when LearningConfig's meaning changes
-LEARNING_TOPICS = ("play", "browse", "rating")
+LEARNING_TOPICS = ("play", "browse", "rating", "search")
 
 
 @dataclass(frozen=True)
@@ -76,10 +88,28 @@ class LearningJobConfig:
     # keyspace that already holds vectors (the replayed steps would be learned twice).
     warm_start: bool = True
     group_id: str = "nextwatch-learning"
+    blend: str = DEFAULT_BLEND  # signal=weight,... (jobs/models/signals.py); signals left out weigh 0
+    top_picks: int = 50  # titles per user in the top_picks table
+    peers: int = 2000  # user-user CF: users held per subtask to find neighbours among
+    search_half_life_minutes: float = 60.0
+    evaluate_blend: bool = True  # test the blend on every first touch too (eval_blend_hits; costs a scoring)
+
+    def __post_init__(self) -> None:
+        try:
+            parse_blend(self.blend)  # a bad blend fails at load, naming the signal
+        except ValueError as exc:
+            raise ConfigError(f"[learning] {exc}") from exc
+        if self.top_picks < 1 or self.peers < 2 or self.search_half_life_minutes <= 0:
+            raise ConfigError(f"[learning] top_picks >= 1, peers >= 2 and search_half_life_minutes > 0, got "
+                             f"{self.top_picks}, {self.peers}, {self.search_half_life_minutes}")
 
     @classmethod
     def load(cls) -> LearningJobConfig:
         return load_section(cls, "learning")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return parse_blend(self.blend)
 
 
 # -- rows and records (pure) --------------------------------------------------------
@@ -104,7 +134,13 @@ _MASK = (1 << 64) - 1
 def user_vector_params(user_id: str, user: UserModel, written_ms: int) -> tuple[Any, ...]:
     return (user_id, MODEL_VERSION, user.version, _floats(user.implicit_vector), _floats(user.rating_vector),
             user.rating_bias, list(user.recent), user.last_event_id, _time(user.updated_ms), _time(written_ms),
-            user.ratings, [_signed(h) for h in user.seen])
+            user.ratings, [_signed(h) for h in user.seen], _floats(user.profile), dict(user.searches))
+
+
+def top_picks_params(user_id: str, user: UserModel, picks: list[Pick], blend: str,
+                     written_ms: int) -> tuple[Any, ...]:
+    return (user_id, MODEL_VERSION, user.version, [p.title_id for p in picks], [p.score for p in picks],
+            [p.reason for p in picks], blend, user.last_event_id, _time(user.updated_ms), _time(written_ms))
 
 
 def user_model_from_row(row: Any) -> UserModel | None:
@@ -123,7 +159,8 @@ def user_model_from_row(row: Any) -> UserModel | None:
                      ratings=row.ratings or 0, implicit_vector=vector(row.implicit_vector),
                      recent=list(row.recent_titles or []), seen=[h & _MASK for h in row.recent_event_hashes or []],
                      version=row.version, last_event_id=row.last_event_id or "",
-                     updated_ms=int(row.updated_time.replace(tzinfo=UTC).timestamp() * 1000))
+                     updated_ms=int(row.updated_time.replace(tzinfo=UTC).timestamp() * 1000),
+                     profile=vector(row.content_profile), searches=sorted((row.recent_searches or {}).items()))
 
 
 def item_vector_params(vectors: ItemVectors, written_ms: int) -> tuple[Any, ...]:
@@ -138,12 +175,13 @@ def similar_titles_params(vectors: ItemVectors) -> tuple[Any, ...]:
 
 
 def item_vectors_record(vectors: ItemVectors, ingest_ms: int) -> dict[str, Any]:
-    return {"schema_version": 1, "event_id": f"{vectors.title_id}:{vectors.version}", "title_id": vectors.title_id,
+    return {"schema_version": 2, "event_id": f"{vectors.title_id}:{vectors.version}", "title_id": vectors.title_id,
             "model_version": MODEL_VERSION, "version": vectors.version,
             "rating_vector": _floats(vectors.rating_vector), "rating_bias": vectors.rating_bias,
             "implicit_vector": _floats(vectors.implicit_vector), "implicit_bias": vectors.implicit_bias,
             "touches": vectors.touches, "neighbor_ids": [t for t, _ in vectors.neighbors],
-            "neighbor_scores": [s for _, s in vectors.neighbors], "updated_ms": vectors.updated_ms,
+            "neighbor_scores": [s for _, s in vectors.neighbors], "successor_ids": [t for t, _ in vectors.successors],
+            "successor_shares": [s for _, s in vectors.successors], "updated_ms": vectors.updated_ms,
             "ingest_time_ms": ingest_ms}
 
 
@@ -155,7 +193,8 @@ def item_vectors_from_record(record: dict[str, Any]) -> ItemVectors | None:
                        record["rating_bias"], np.array(record["implicit_vector"], dtype=np.float32),
                        record["implicit_bias"], record["touches"],
                        tuple(zip(record["neighbor_ids"], record["neighbor_scores"], strict=True)),
-                       record["updated_ms"])
+                       record["updated_ms"],
+                       tuple(zip(record["successor_ids"], record["successor_shares"], strict=True)))
 
 
 def item_vectors_from_row(row: Any) -> ItemVectors:
@@ -177,6 +216,7 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
     from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
     items_desc = MapStateDescriptor("item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+    catalog_desc = MapStateDescriptor("catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
     steps_tag = _tag_pickled("item-steps")
 
     def snapshot() -> dict[str, ItemVectors]:
@@ -204,18 +244,23 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             if event is None:
                 self.invalid.inc()  # the feature job dead-letters it with the reason
                 return
-            feedback = feedback_from_event(event)
-            if feedback is not None:
-                yield event.user_id, event.event_id, feedback
+            signal = feedback_from_event(event) or search_from_event(event)
+            if signal is not None:
+                yield event.user_id, event.event_id, signal
 
-    class DecodeItemVectors(MapFunction):  # type: ignore[misc]
+    class DecodeShared(MapFunction):  # type: ignore[misc]
+        """A model-updates or catalog record -> ItemVectors or TitleText (None: unreadable or another model)."""
+
         def open(self, runtime_context: RuntimeContext) -> None:
             self.codec = EventCodec()
 
         def map(self, value: bytes) -> Any:
             try:
-                return item_vectors_from_record(self.codec.decode(value).record)
-            except (DecodeError, UnknownSchemaError, KeyError, TypeError):
+                decoded = self.codec.decode(value)
+                if decoded.subject == "catalog_item":
+                    return title_text(from_record(CatalogItem, decoded.record))
+                return item_vectors_from_record(decoded.record)
+            except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
                 return None
 
     class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
@@ -223,11 +268,17 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             self.state = runtime_context.get_state(ValueStateDescriptor("user-model", Types.PICKLED_BYTE_ARRAY()))
             self.session = connect(cassandra, cassandra.keyspace) if settings.warm_start else None
             self.store = ModelStore(self.session, cassandra.keyspace) if self.session is not None else None
-            self.items: dict[str, ItemVectors] = snapshot()
-            self.titles: list[str] = sorted(self.items)
+            self.table = TitleTable(model)  # catalog and published item vectors, as arrays
+            self.titles: list[str] = []  # titles with published vectors: where negatives are sampled
+            for vectors in snapshot().values():
+                self._hold(vectors)
+            self.peers = PeerPool(settings.peers)
+            self.weights = settings.weights
+            self._seed_peers()
             self.restored = False
             metrics = runtime_context.get_metrics_group()
             self.applied = EventCount(metrics, "feedback_applied")
+            self.searches = EventCount(metrics, "searches_applied")
             self.duplicates = EventCount(metrics, "events_duplicate")
             self.lag_ms = 0
             metrics.gauge("freshness_lag_ms", lambda: self.lag_ms)
@@ -235,12 +286,22 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             self.evaluation = OnlineEvaluation()
             metrics.gauge("eval_rmse_milli", lambda: int(self.evaluation.rmse * 1000))
             metrics.gauge("eval_recall_at_10_milli", lambda: int(self.evaluation.recall * 1000))
+            metrics.gauge("eval_blend_recall_at_10_milli", lambda: int(self.evaluation.blend_recall * 1000))
             metrics.gauge("eval_touches", lambda: self.evaluation.touches)
             metrics.gauge("eval_hits", lambda: self.evaluation.hits)
+            metrics.gauge("eval_blend_hits", lambda: self.evaluation.blend_hits)
             # raw counts and sums too: summed over subtasks they give the whole job's RMSE and recall
             metrics.gauge("eval_ratings", lambda: self.evaluation.ratings)
             metrics.gauge("eval_squared_error_milli", lambda: int(self.evaluation.squared_error * 1000))
             metrics.gauge("eval_out_of_order", lambda: self.evaluation.out_of_order)
+
+        def _seed_peers(self) -> None:
+            # user-user CF needs other users before they act again: a sample from the last job's vectors
+            if self.store is None:
+                return
+            for row in self.store.rows("get_some_user_vectors", settings.peers):
+                if row.model_version == MODEL_VERSION:
+                    self.peers.update(row.user_id, UserModel(recent=list(row.recent_titles or [])))
 
         def _start(self, user_id: str) -> UserModel:
             # once per user per job (state is empty only before the user's first event): the warm start
@@ -254,37 +315,64 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
                 self.session.cluster.shutdown()
 
         def _hold(self, vectors: ItemVectors) -> None:
-            current = self.items.get(vectors.title_id)
-            if current is None:
+            known = vectors.title_id in self.table.items
+            if self.table.hold(vectors) and not known:  # never an older version over a newer
                 self.titles.append(vectors.title_id)
-            if current is None or vectors.version >= current.version:  # never an older version over a newer
-                self.items[vectors.title_id] = vectors
+
+        def _scores(self, user_id: str, user: UserModel) -> dict[str, np.ndarray]:
+            return signal_scores(user_id, user, self.table, self.peers, settings.search_half_life_minutes)
 
         def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
             if not self.restored:  # after a restore the broadcast state has what the Python cache lost
                 for _title, vectors in ctx.get_broadcast_state(items_desc).items():
                     self._hold(vectors)
+                for _title, title in ctx.get_broadcast_state(catalog_desc).items():
+                    self.table.describe(title)
                 self.restored = True
-            user_id, event_id, feedback = value
-            self.lag_ms = now_ms() - feedback.time_ms
+            user_id, event_id, signal = value
+            self.lag_ms = now_ms() - signal.time_ms
             user: UserModel = self.state.value() or self._start(user_id)
-            version = user.version
-            if not user.has_seen(event_id):
-                self.evaluation.observe(user, feedback, self.items, model)
-            steps = learn_user(user, user_id, feedback, event_id, self.items, self.titles, model)
-            if user.version == version:  # a redelivery of an applied event
+            if isinstance(signal, Search):
+                steps: list[tuple[str, list[ItemStep]]] | None = None
+                if learn_search(user, signal, event_id, model):
+                    steps = []
+                    self.searches.inc()
+            else:
+                steps = self._learn(user_id, user, signal, event_id)
+            if steps is None:  # a redelivery of an applied event
                 self.duplicates.inc()
                 return
-            self.applied.inc()
             if not user.flush_armed:
                 timers = ctx.timer_service()
                 timers.register_processing_time_timer(timers.current_processing_time() + settings.flush_ms)
                 user.flush_armed = True
             self.state.update(user)
-            for batch in steps_by_title(steps):  # each crossing into Java costs more than the step
+            for batch in steps:  # one message per title: each crossing into Java costs more than the step
                 yield steps_tag, batch
 
+        def _learn(self, user_id: str, user: UserModel, feedback: Feedback,
+                   event_id: str) -> list[tuple[str, list[ItemStep]]] | None:
+            """Test, then learn one feedback; its item steps by title, ``None`` for a redelivery."""
+            if user.has_seen(event_id):
+                return None
+
+            def blend_top(exclude: set[str]) -> list[str]:
+                picks = top_picks(self._scores(user_id, user), self.weights, self.table, 10, exclude)
+                return [pick.title_id for pick in picks]
+
+            self.evaluation.observe(user, feedback, self.table.items, model,
+                                    blend_top if settings.evaluate_blend else None)
+            steps = learn_user(user, user_id, feedback, event_id, self.table.items, self.titles, model)
+            learn_content(user, feedback, self.table.content_vector(feedback.title_id), model)
+            self.peers.update(user_id, user)
+            self.applied.inc()
+            return steps_by_title(steps)
+
         def process_broadcast_element(self, value: Any, ctx: Any) -> None:
+            if isinstance(value, TitleText):
+                ctx.get_broadcast_state(catalog_desc).put(value.title_id, value)  # newest on the topic wins
+                self.table.describe(value)
+                return
             if value is None:
                 return
             state = ctx.get_broadcast_state(items_desc)
@@ -299,8 +387,11 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
                 return
             user.flush_armed = False
             self.state.update(user)
+            user_id = ctx.get_current_key()
+            picks = top_picks(self._scores(user_id, user), self.weights, self.table, settings.top_picks,
+                              user.recent)
             # main output (side outputs from timers are not supported for this function in PyFlink)
-            yield ctx.get_current_key(), user
+            yield user_id, user, picks
 
     class WriteUserVectors(ProcessFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
@@ -308,8 +399,10 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             self.store = ModelStore(self.session, cassandra.keyspace)
 
         def process_element(self, value: Any, ctx: Any) -> None:
-            user_id, user = value
-            self.store.write("user_vectors", user_vector_params(user_id, user, now_ms()))
+            user_id, user, picks = value
+            now = now_ms()
+            self.store.write_together([("user_vectors", user_vector_params(user_id, user, now)),
+                                       ("top_picks", top_picks_params(user_id, user, picks, settings.blend, now))])
 
         def close(self) -> None:
             self.store.drain()
@@ -385,9 +478,9 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             self.store.drain()
             self.session.cluster.shutdown()
 
-    return {"Decode": Decode, "DecodeItemVectors": DecodeItemVectors, "UserLearner": UserLearner,
+    return {"Decode": Decode, "DecodeShared": DecodeShared, "UserLearner": UserLearner,
             "WriteUserVectors": WriteUserVectors, "ItemLearner": ItemLearner, "items_desc": items_desc,
-            "steps_tag": steps_tag}
+            "catalog_desc": catalog_desc, "steps_tag": steps_tag}
 
 
 def _tag_pickled(name: str) -> Any:
@@ -418,11 +511,16 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
     updates = env.from_source(kafka_source(kafka, [topic("model-updates")], settings.group_id + "-updates"),
                               no_clock, "model updates") \
         .uid("model-updates-source").name("model-updates (Kafka)") \
-        .map(fn["DecodeItemVectors"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .map(fn["DecodeShared"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("model-updates-decode").name("decode item vectors")
+    catalog = env.from_source(kafka_source(kafka, [topic("catalog")], settings.group_id + "-catalog"),
+                              no_clock, "catalog") \
+        .uid("catalog-source").name("catalog (Kafka)") \
+        .map(fn["DecodeShared"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
+        .uid("catalog-decode").name("decode catalog")
 
     users = events.key_by(lambda value: value[0], key_type=Types.STRING()) \
-        .connect(updates.broadcast(fn["items_desc"])) \
+        .connect(updates.union(catalog).broadcast(fn["items_desc"], fn["catalog_desc"])) \
         .process(fn["UserLearner"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("user-learner").name("user learner (user vectors)")
     users.process(fn["WriteUserVectors"]()).uid("write-user-vectors").name("write user vectors (Cassandra)")

@@ -26,14 +26,15 @@ state) and snapshotted to Cassandra for warm starts.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from jobs.features.user_state import id_hash
-from jobs.models.base import Feedback, Recommender, TitleIndex
+from jobs.models.base import Feedback, Recommender, Search, TitleIndex
+from jobs.models.search import terms
 
 StepKind = Literal["rating", "implicit", "cowatch"]
 
@@ -55,6 +56,12 @@ class LearningConfig:
     window: int = 20
     neighbors: int = 50
     recent_event_ids: int = 32
+    order: int = 3  # transitions: a new title follows each of the user's last `order` titles
+    fade: float = 0.5  # ... the j-th back counting fade ** j
+    content_decay: float = 0.98  # the user's content profile fades by this per title touched
+    content_dimensions: int = 32  # metadata hashed into this many buckets (64 offline; 32 keeps state < 1 KiB)
+    searches: int = 3  # the user's last searches kept (5 offline), each at most search_chars of its words
+    search_chars: int = 40
 
 
 def initial_vector(key: str, factors: int, salt: str) -> np.ndarray:
@@ -75,6 +82,7 @@ class ItemVectors:
     touches: float = 0.0
     neighbors: tuple[tuple[str, float], ...] = ()
     updated_ms: int = 0
+    successors: tuple[tuple[str, float], ...] = ()  # what users watch next after this title, with shares
 
     @classmethod
     def initial(cls, title_id: str, config: LearningConfig) -> ItemVectors:
@@ -84,12 +92,14 @@ class ItemVectors:
     # Pickled into keyed and broadcast state on every step: vectors as raw float32 bytes and
     # a flat tuple are about 10x faster to (un)pickle than numpy arrays in a dataclass.
     def __getstate__(self) -> tuple[Any, ...]:
-        return (1, self.title_id, self.version, _packed(self.rating_vector), self.rating_bias,
-                _packed(self.implicit_vector), self.implicit_bias, self.touches, self.neighbors, self.updated_ms)
+        return (2, self.title_id, self.version, _packed(self.rating_vector), self.rating_bias,
+                _packed(self.implicit_vector), self.implicit_bias, self.touches, self.neighbors, self.updated_ms,
+                self.successors)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         (_, self.title_id, self.version, rating, self.rating_bias, implicit, self.implicit_bias, self.touches,
-         self.neighbors, self.updated_ms) = state
+         self.neighbors, self.updated_ms, *rest) = state
+        self.successors = rest[0] if rest else ()  # version 1 (a checkpoint from before transitions) had none
         self.rating_vector, self.implicit_vector = _unpacked(rating), _unpacked(implicit)
 
 
@@ -114,11 +124,12 @@ class ItemStep:
     cowatched_touches: tuple[float, ...] = ()  # their touches as the user side knew them (normalization)
     touched: bool = False  # the user touched this title (not a sampled negative or a neighbour's update)
     time_ms: int = 0
+    follows: float = 0.0  # transitions: the (single) co-watched title followed this one, with this weight
 
 
 @dataclass
 class UserModel:
-    """One user's model state (keyed state on the user side): well under 1 KiB pickled."""
+    """One user's model state (keyed state on the user side): under 1 KiB pickled (``tests/unit``)."""
 
     rating_vector: np.ndarray | None = None
     rating_bias: float = 0.0
@@ -130,23 +141,33 @@ class UserModel:
     last_event_id: str = ""
     updated_ms: int = 0  # event time of the newest feedback applied
     flush_armed: bool = False  # the job's flush timer for this user is set
+    profile: np.ndarray | None = None  # content profile: decayed sum of touched titles' metadata vectors
+    searches: list[tuple[int, str]] = field(default_factory=list)  # (event time, query words), oldest first
 
     def __getstate__(self) -> tuple[Any, ...]:
-        def packed(vector: np.ndarray | None) -> bytes:
-            return b"" if vector is None else vector.astype(np.float32).tobytes()
+        def packed(vector: np.ndarray | None, dtype: Any = np.float32) -> bytes:
+            return b"" if vector is None else vector.astype(dtype).tobytes()
 
-        return (1, packed(self.rating_vector), self.rating_bias, self.ratings, packed(self.implicit_vector),
+        # the content profile is a direction (scored by cosine): half precision is plenty, and saves 128 B
+        return (2, packed(self.rating_vector), self.rating_bias, self.ratings, packed(self.implicit_vector),
                 self.recent, np.array(self.seen, dtype=np.uint64).tobytes(), self.version, self.last_event_id,
-                self.updated_ms, self.flush_armed)
+                self.updated_ms, self.flush_armed, packed(self.profile, np.float16), self.searches)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        def unpacked(raw: bytes) -> np.ndarray | None:
-            return np.frombuffer(raw, dtype=np.float32).copy() if raw else None
+        def unpacked(raw: bytes, dtype: Any = np.float32) -> np.ndarray | None:
+            return np.frombuffer(raw, dtype=dtype).astype(np.float32) if raw else None
 
         (_, rating, self.rating_bias, self.ratings, implicit, self.recent, seen, self.version,
-         self.last_event_id, self.updated_ms, self.flush_armed) = state
+         self.last_event_id, self.updated_ms, self.flush_armed, *rest) = state
+        profile, self.searches = rest if rest else (b"", [])  # version 1 had neither
         self.rating_vector, self.implicit_vector = unpacked(rating), unpacked(implicit)
+        self.profile = unpacked(profile, np.float16)
         self.seen = [int(h) for h in np.frombuffer(seen, dtype=np.uint64)]
+
+    @property
+    def clock_ms(self) -> int:
+        """The user's own newest event time (feedback or search): what their searches fade against."""
+        return max(self.updated_ms, self.searches[-1][0] if self.searches else 0)
 
     def has_seen(self, event_id: str) -> bool:
         return id_hash(event_id) in self.seen
@@ -158,11 +179,9 @@ def learn_user(user: UserModel, user_id: str, feedback: Feedback, event_id: str,
 
     Returns ``[]`` for a redelivered event id. ``titles`` are the titles negatives are sampled from.
     """
-    if user.has_seen(event_id):
+    if not _first_delivery(user, event_id, config):
         return []
-    user.seen = [*user.seen[-(config.recent_event_ids - 1):], id_hash(event_id)]
-    user.version += 1
-    user.last_event_id, user.updated_ms = event_id, max(user.updated_ms, feedback.time_ms)
+    user.updated_ms = max(user.updated_ms, feedback.time_ms)
     item = items.get(feedback.title_id) or ItemVectors.initial(feedback.title_id, config)
     steps: list[ItemStep] = []
     if feedback.rating is not None:
@@ -175,10 +194,61 @@ def learn_user(user: UserModel, user_id: str, feedback: Feedback, event_id: str,
             steps.append(ItemStep(feedback.title_id, f"{event_id}:cowatch", "cowatch", cowatched=window,
                                   cowatched_touches=touches, touched=True, time_ms=feedback.time_ms))
             own = (_touches(items, feedback.title_id) + 1.0,)
+            # the last `order` titles also learn that this one followed them (transitions)
+            follows = [config.fade ** (len(window) - 1 - n) if len(window) - n <= config.order else 0.0
+                       for n in range(len(window))]
             steps += [ItemStep(other, f"{event_id}:cowatch:{n}", "cowatch", cowatched=(feedback.title_id,),
-                               cowatched_touches=own, time_ms=feedback.time_ms) for n, other in enumerate(window)]
+                               cowatched_touches=own, time_ms=feedback.time_ms, follows=follows[n])
+                      for n, other in enumerate(window)]
             user.recent = [*window, feedback.title_id][-config.window:]
     return steps
+
+
+def _first_delivery(user: UserModel, event_id: str, config: LearningConfig) -> bool:
+    """Mark ``event_id`` applied; ``False`` (and nothing changed) when it already was (a redelivery)."""
+    if user.has_seen(event_id):
+        return False
+    user.seen = [*user.seen[-(config.recent_event_ids - 1):], id_hash(event_id)]
+    user.version += 1
+    user.last_event_id = event_id
+    return True
+
+
+def learn_content(user: UserModel, feedback: Feedback, title_vector: np.ndarray | None,
+                  config: LearningConfig) -> None:
+    """Fold a touched title's metadata vector into the user's content profile (after :func:`learn_user`).
+
+    >>> user = UserModel()
+    >>> learn_content(user, Feedback("u", "m1", 0, 1.0), np.array([1.0, 0.0], dtype=np.float32), LearningConfig())
+    >>> learn_content(user, Feedback("u", "m2", 0, 0.5), np.array([0.0, 1.0], dtype=np.float32), LearningConfig())
+    >>> [round(float(v), 2) for v in user.profile]
+    [0.98, 0.5]
+    """
+    if title_vector is None or feedback.weight <= 0:
+        return
+    if user.profile is None or len(user.profile) != len(title_vector):  # first touch, or the hashing changed
+        user.profile = np.zeros(len(title_vector), dtype=np.float32)
+    user.profile *= config.content_decay
+    user.profile += feedback.weight * title_vector
+
+
+def learn_search(user: UserModel, search: Search, event_id: str, config: LearningConfig) -> bool:
+    """Keep the search's words among the user's last ``config.searches``; ``False`` for a redelivery.
+
+    >>> user = UserModel()
+    >>> learn_search(user, Search("u", "Star Wars!", 1_000), "e1", LearningConfig()), user.searches
+    (True, [(1000, 'star wars')])
+    >>> learn_search(user, Search("u", "Star Wars!", 1_000), "e1", LearningConfig())
+    False
+    """
+    if not _first_delivery(user, event_id, config):
+        return False
+    words = " ".join(sorted(terms(search.query), key=search.query.lower().find))
+    if len(words) > config.search_chars:  # the first words, none cut off
+        words = words[:config.search_chars + 1].rsplit(" ", 1)[0]
+    if words:
+        user.searches = sorted([*user.searches, (search.time_ms, words)])[-config.searches:]
+    return True
 
 
 def steps_by_title(steps: Sequence[ItemStep]) -> list[tuple[str, list[ItemStep]]]:
@@ -267,20 +337,26 @@ class ItemModel:
     candidates: dict[str, float] = field(default_factory=dict)
     snapshot_at_ms: int = 0  # when the vectors were last written to the snapshot table (the job's throttle)
     snapshot_pending: bool = False
+    # transitions: the titles that followed this one (faded by distance), at most 2 x config.neighbors
+    successors: dict[str, float] = field(default_factory=dict)
+    followed: float = 0.0  # the total weight of everything that followed, kept ones or not (shares)
 
     def has_applied(self, key: int) -> bool:
         return bool(self.applied) and key in np.frombuffer(self.applied, dtype=np.uint64)
 
     def __getstate__(self) -> tuple[Any, ...]:  # read and written for every step: kept flat (see ItemVectors)
-        return (1, self.vectors.__getstate__(), self.applied, self.ratings, self.dirty,
-                tuple(self.candidates), tuple(self.candidates.values()), self.snapshot_at_ms, self.snapshot_pending)
+        return (2, self.vectors.__getstate__(), self.applied, self.ratings, self.dirty,
+                tuple(self.candidates), tuple(self.candidates.values()), self.snapshot_at_ms, self.snapshot_pending,
+                tuple(self.successors), tuple(self.successors.values()), self.followed)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         (_, vectors, self.applied, self.ratings, self.dirty, others, scores, self.snapshot_at_ms,
-         self.snapshot_pending) = state
+         self.snapshot_pending, *rest) = state
         self.vectors = ItemVectors.__new__(ItemVectors)
         self.vectors.__setstate__(vectors)
         self.candidates = dict(zip(others, scores, strict=True))
+        following, weights, self.followed = rest if rest else ((), (), 0.0)  # version 1: no transitions
+        self.successors = dict(zip(following, weights, strict=True))
 
 
 def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, cowatch: CowatchRow,
@@ -311,6 +387,11 @@ def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, cowatch:
             item.candidates[other] = count / math.sqrt(max(known, 1.0))
             if len(item.candidates) > 2 * config.neighbors:
                 del item.candidates[min(item.candidates, key=lambda t: (item.candidates[t], t))]
+            if step.follows > 0:
+                item.successors[other] = item.successors.get(other, 0.0) + step.follows
+                item.followed += step.follows
+                if len(item.successors) > 2 * config.neighbors:
+                    del item.successors[min(item.successors, key=lambda t: (item.successors[t], t))]
         vectors.touches += 1.0 if step.touched else 0.0
     vectors.version += 1
     vectors.updated_ms = max(vectors.updated_ms, step.time_ms)
@@ -326,8 +407,10 @@ def publish(item: ItemModel, config: LearningConfig) -> ItemVectors:
     """
     own = math.sqrt(max(item.vectors.touches, 1.0))
     best = sorted(item.candidates.items(), key=lambda pair: (-pair[1], pair[0]))[:config.neighbors]
+    following = sorted(item.successors.items(), key=lambda pair: (-pair[1], pair[0]))[:config.neighbors]
     item.dirty = False
     return replace(item.vectors, neighbors=tuple((other, round(score / own, 6)) for other, score in best),
+                   successors=tuple((other, round(weight / item.followed, 6)) for other, weight in following),
                    rating_vector=item.vectors.rating_vector.copy(),
                    implicit_vector=item.vectors.implicit_vector.copy())
 
@@ -425,6 +508,9 @@ class OnlineEvaluation:
       (which ranks positives at their first event over the whole catalog), cheap enough
       to run per event.
 
+    With ``blend_top`` (the job's blended ranking of all eight signals, leaving out the
+    given titles) the same touches are also tested against the blend: ``blend_hits``.
+
     Feedback older than the newest the user has had applied arrived out of order (a
     backfill reads the three topics one partition after another): the model has
     already learned what came after it, so testing on it would leak. It is counted in
@@ -436,10 +522,11 @@ class OnlineEvaluation:
     ratings: int = 0
     touches: int = 0
     hits: int = 0
+    blend_hits: int = 0
     out_of_order: int = 0
 
     def observe(self, user: UserModel, feedback: Feedback, items: Mapping[str, ItemVectors],
-                config: LearningConfig) -> None:
+                config: LearningConfig, blend_top: Callable[[set[str]], list[str]] | None = None) -> None:
         if feedback.time_ms < user.updated_ms:
             self.out_of_order += 1
             return
@@ -450,6 +537,8 @@ class OnlineEvaluation:
             self.touches += 1
             recent = set(user.recent)
             self.hits += feedback.title_id in top_titles(cf_scores(user, items), self.k, recent)
+            if blend_top is not None:
+                self.blend_hits += feedback.title_id in blend_top(recent)
 
     @property
     def rmse(self) -> float:
@@ -458,6 +547,10 @@ class OnlineEvaluation:
     @property
     def recall(self) -> float:
         return self.hits / self.touches if self.touches else 0.0
+
+    @property
+    def blend_recall(self) -> float:
+        return self.blend_hits / self.touches if self.touches else 0.0
 
 
 class LoopRecommender(Recommender):

@@ -37,6 +37,7 @@ def test_item_vectors_survive_the_topic() -> None:
     back = item_vectors_from_record(record)
     assert back is not None and back.title_id == "m1" and back.version == vectors.version
     assert back.neighbors[0][0] == "m2"
+    assert back.successors == vectors.successors and back.successors[0][0] == "m2"  # m2 followed m1 twice
     np.testing.assert_allclose(back.implicit_vector, vectors.implicit_vector, rtol=1e-6)
     np.testing.assert_allclose(back.rating_vector, vectors.rating_vector, rtol=1e-6)
     # vectors of another model version (a bumped MODEL_VERSION) are never mixed in
@@ -65,6 +66,8 @@ def test_a_user_row_warm_starts_the_user_as_a_restore_would() -> None:
     loop = published_loop()
     user = loop.users["b"]
     user.seen.append(2**64 - 5)  # a hash above the signed range still round-trips
+    user.profile = np.linspace(-1, 1, 32).astype(np.float32)
+    user.searches = [(1_700_000_000_005, "star wars"), (1_700_000_000_009, "heat")]
     params = user_vector_params("b", user, 1_700_000_001_000)
     columns = UPSERT_USER_VECTORS.split("(", 1)[1].split(")", 1)[0]  # the columns the job writes, in order
     names = [name.strip() for name in columns.split(",")]
@@ -75,6 +78,8 @@ def test_a_user_row_warm_starts_the_user_as_a_restore_would() -> None:
     assert (warm.version, warm.ratings, warm.recent, warm.seen, warm.last_event_id, warm.updated_ms) == \
         (user.version, user.ratings, user.recent, user.seen, user.last_event_id, user.updated_ms)
     assert warm.has_seen("e4")  # a redelivered event is skipped after the warm start
+    assert warm.searches == user.searches and warm.profile is not None
+    np.testing.assert_allclose(warm.profile, user.profile, rtol=1e-6)
     np.testing.assert_allclose(warm.implicit_vector, user.implicit_vector, rtol=1e-6)
     np.testing.assert_allclose(warm.rating_vector, user.rating_vector, rtol=1e-6)
     assert user_model_from_row(SimpleNamespace(**{**vars(row), "model_version": "older"})) is None
