@@ -39,6 +39,7 @@ from jobs.models.river_mf import RiverBiasedMF
 from jobs.models.scorer import Scorer
 from jobs.models.search import SearchIntent
 from jobs.models.sequence import Transitions
+from jobs.models.signals import JobBlend
 from jobs.models.user_knn import UserKNN
 
 Progress = Callable[[str], None]
@@ -102,12 +103,15 @@ def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
     if catalog:
         signals["content"] = ContentProfile(catalog)
         signals["search"] = SearchIntent(catalog)
-    return {
+    models: dict[str, Recommender] = {
         "popularity (baseline)": Popularity(),
         "river BiasedMF (baseline)": RiverBiasedMF(),
         "item-kNN, last 20 (baseline)": ItemCooccurrence(window=20, recency=1.0, normalize=False),
         "scorer": Scorer(signals, local_search=True),
     }
+    if catalog:  # the learning job's top picks as served: its own signals and its fixed blend
+        models["learning job top picks"] = JobBlend(catalog)
+    return models
 
 
 def ratings_stream(ratings: Iterable[tuple[str, str, float, int]]) -> Iterator[LabeledFeedback]:

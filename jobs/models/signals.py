@@ -26,12 +26,14 @@ state) and a :class:`PeerPool` per subtask, and calls :func:`signal_scores` and
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from jobs.models.base import Feedback, Search, grown
+from jobs.models.base import Feedback, Recommender, Search, TitleIndex, grown
 from jobs.models.content import TitleText, hashed_vector, title_features
 from jobs.models.online import ItemVectors, LearningConfig, LocalLoop, UserModel, learn_content, learn_search
 from jobs.models.online import publish as publish_item
@@ -111,6 +113,7 @@ class TitleTable:
         self.rating = np.zeros((0, config.rating_factors), dtype=np.float32)
         self.rating_bias = np.zeros(0, dtype=np.float32)
         self.popularity = np.zeros(0, dtype=np.float32)
+        self.described = np.zeros(0, dtype=bool)  # the catalog describes the title
         self.content = np.zeros((0, dimensions), dtype=np.float32)
         self.terms: dict[str, set[int]] = {}
         self.neighbors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -130,8 +133,9 @@ class TitleTable:
             size = found + 1
             self.implicit, self.rating, self.content = (grown(self.implicit, size), grown(self.rating, size),
                                                         grown(self.content, size))
-            self.implicit_bias, self.rating_bias, self.popularity = (
-                grown(self.implicit_bias, size), grown(self.rating_bias, size), grown(self.popularity, size))
+            self.implicit_bias, self.rating_bias, self.popularity, self.described = (
+                grown(self.implicit_bias, size), grown(self.rating_bias, size), grown(self.popularity, size),
+                grown(self.described, size))
         return found
 
     def hold(self, vectors: ItemVectors) -> bool:
@@ -163,6 +167,7 @@ class TitleTable:
             for term in title_terms(old):
                 self.terms.get(term, set()).discard(at)
         self.catalog[title.title_id] = title
+        self.described[at] = True
         self.content[at] = hashed_vector(title_features(title), self.dimensions)
         for term in title_terms(title):
             self.terms.setdefault(term, set()).add(at)
@@ -348,6 +353,7 @@ def top_picks(parts: Mapping[str, np.ndarray], weights: Mapping[str, float], tab
     """The ``k`` best titles by the blend, ties in table order, each with the signal that gave it most.
 
     A cold title's reason is ``content`` or ``search``, whichever gave more (not an imputed share).
+    With a catalog, only titles it describes are picked.
 
     >>> from jobs.models.online import LearningConfig
     >>> table = TitleTable(LearningConfig())
@@ -359,7 +365,8 @@ def top_picks(parts: Mapping[str, np.ndarray], weights: Mapping[str, float], tab
     [('m3', 'content'), ('m1', 'popularity')]
     """
     size = len(next(iter(parts.values()))) if parts else 0
-    candidates = np.ones(size, dtype=bool)
+    # once there is a catalog, a title it does not describe (withdrawn, or only a stale vector) is never picked
+    candidates = table.described[:size].copy() if table.catalog else np.ones(size, dtype=bool)
     for title in exclude:
         at = table.positions.get(title)
         if at is not None and at < size:
@@ -434,3 +441,61 @@ class JobLoop(LocalLoop):
         user = self.users.get(user_id) or UserModel()
         return top_picks(self.scores(user_id), self.weights, self.table, k,
                          user.recent if exclude is None else exclude)
+
+
+class JobBlend(Recommender):
+    """A :class:`JobLoop` behind the :class:`Recommender` contract: the learning job's top picks, measured.
+
+    ``nextwatch eval`` ranks with it as the job serves: all eight signals from the job's
+    own state and published vectors, blended with the job's weights (``blend``).
+
+    >>> catalog = [TitleText("m1", "Alien", 1979, ("Sci-Fi",)), TitleText("m2", "Heat", 1995, ("Crime",)),
+    ...            TitleText("m3", "Aliens", 1986, ("Sci-Fi",))]
+    >>> model = JobBlend(catalog)
+    >>> model.learn_one(Feedback("a", "m1", 0, 1.0))
+    >>> model.rank("a", k=1, exclude={"m1"})
+    ['m3']
+    """
+
+    def __init__(self, catalog: Iterable[TitleText] = (), blend: str = DEFAULT_BLEND, publish_every: int = 1,
+                 titles: TitleIndex | None = None) -> None:
+        super().__init__(titles)
+        self.catalog, self.blend_text, self.publish_every = list(catalog), blend, publish_every
+        self.loop = JobLoop(publish_every=publish_every, catalog=self.catalog, blend=blend)
+        self.events = 0
+
+    def _params(self) -> dict[str, Any]:
+        return {"catalog": self.catalog, "blend": self.blend_text, "publish_every": self.publish_every}
+
+    def user_state_bytes(self, user_id: str) -> int:
+        """Bytes of per-user state: the user's keyed state as the job pickles it."""
+        user = self.loop.users.get(user_id)
+        return len(pickle.dumps(user)) if user is not None else 0
+
+    def learn_one(self, feedback: Feedback) -> None:
+        self.titles.add(feedback.title_id)
+        self.events += 1
+        self.loop.learn(feedback.user_id, feedback, f"{feedback.user_id}|{feedback.title_id}|{self.events}")
+
+    def learn_search(self, search: Search) -> None:
+        self.events += 1
+        self.loop.learn_search(search.user_id, search, f"{search.user_id}|search|{self.events}")
+
+    def score(self, user_id: str) -> np.ndarray:
+        table, size = self.loop.table, len(self.loop.table)
+        for title_id in table.ids:  # the job's titles into the (possibly shared) index
+            self.titles.add(title_id)
+        user = self.loop.users.get(user_id) or UserModel()
+        candidates = table.described[:size].copy() if table.catalog else np.ones(size, dtype=bool)
+        for title in user.recent:
+            candidates[table.positions[title]] = False
+        found = weighted(self.loop.scores(user_id), self.loop.weights, table.popularity[:size] > 0, candidates)
+        blended = np.sum(list(found.values()), axis=0) if found else np.zeros(size)
+        if table.catalog:  # as top_picks: a title the catalog does not describe is never picked
+            blended = np.where(table.described[:size], blended, -np.inf)
+        scores = np.full(len(self.titles), -np.inf if table.catalog else 0.0)
+        scores[np.fromiter((self.titles.positions[t] for t in table.ids), dtype=np.int64, count=size)] = blended
+        return scores
+
+    def predict_one(self, user_id: str, title_id: str) -> float | None:
+        return self.loop.predict_rating(user_id, title_id)

@@ -18,6 +18,7 @@ from jobs.models.river_mf import RiverBiasedMF
 from jobs.models.scorer import Scorer, scaled, weight_grid
 from jobs.models.search import SearchIntent
 from jobs.models.sequence import Transitions
+from jobs.models.signals import JobBlend
 from jobs.models.user_knn import UserKNN
 
 # what the catalog says of the history's titles: the two taste groups are two genres
@@ -32,6 +33,7 @@ MODELS: dict[str, Callable[[], Recommender]] = {
     "rating-mf": RatingMF,
     "river-biased-mf": RiverBiasedMF,
     "online-loop": LoopRecommender,  # the learning job's split, both sides in one process
+    "job-blend": lambda: JobBlend(CATALOG),  # the learning job's top picks: every signal, its blend
     "content": lambda: ContentProfile(CATALOG),
     "transitions": Transitions,
     "user-knn": UserKNN,

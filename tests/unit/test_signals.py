@@ -54,6 +54,17 @@ def test_every_signal_scores_every_known_title(make_loop: Callable[..., JobLoop]
         assert min(scores[t] for t in SCI_FI) > max(scores[t] for t in CRIME), name
 
 
+def test_only_titles_the_catalog_describes_are_picked(make_loop: Callable[..., JobLoop]) -> None:
+    loop = make_loop()
+    loop.learn("u7", Feedback("u7", "uncatalogued", 10**9, 1.0), "x1")  # a title with vectors, no metadata
+    assert "uncatalogued" in loop.table.items
+    assert "uncatalogued" not in [p.title_id for p in loop.picks("u1", k=len(loop.table))]
+    bare = JobLoop()  # no catalog at all: every title with vectors is a candidate
+    bare.learn("a", Feedback("a", "m1", 0, 1.0), "e1")
+    bare.learn("b", Feedback("b", "m2", 1, 1.0), "e2")
+    assert [p.title_id for p in bare.picks("a", k=5)] == ["m2"]
+
+
 def test_transitions_are_directional_and_published(make_loop: Callable[..., JobLoop]) -> None:
     loop = make_loop()
     after_alien = dict(loop.published["alien"].successors)
