@@ -331,13 +331,13 @@ class ItemModel:
     applied: bytes = b""  # 64-bit hashes of recent step ids, packed
     ratings: int = 0
     dirty: bool = False
-    # the best neighbour candidates, co-watch count / sqrt(their touches), at most 2 x config.neighbors:
+    # the best neighbour candidates, co-watch count / sqrt(their touches), at most 3 x config.neighbors:
     # kept as steps arrive, so publishing never reads the whole row (the title's own touches scale every
     # candidate alike and do not change the order)
     candidates: dict[str, float] = field(default_factory=dict)
     snapshot_at_ms: int = 0  # when the vectors were last written to the snapshot table (the job's throttle)
     snapshot_pending: bool = False
-    # transitions: the titles that followed this one (faded by distance), at most 2 x config.neighbors
+    # transitions: the titles that followed this one (faded by distance), at most 3 x config.neighbors
     successors: dict[str, float] = field(default_factory=dict)
     followed: float = 0.0  # the total weight of everything that followed, kept ones or not (shares)
 
@@ -385,18 +385,30 @@ def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, cowatch:
             count, known = count + 1.0, max(known, touches)
             cowatch[other] = (count, known)
             item.candidates[other] = count / math.sqrt(max(known, 1.0))
-            if len(item.candidates) > 2 * config.neighbors:
-                del item.candidates[min(item.candidates, key=lambda t: (item.candidates[t], t))]
+            _keep_best(item.candidates, 2 * config.neighbors)
             if step.follows > 0:
                 item.successors[other] = item.successors.get(other, 0.0) + step.follows
                 item.followed += step.follows
-                if len(item.successors) > 2 * config.neighbors:
-                    del item.successors[min(item.successors, key=lambda t: (item.successors[t], t))]
+                _keep_best(item.successors, 2 * config.neighbors)
         vectors.touches += 1.0 if step.touched else 0.0
     vectors.version += 1
     vectors.updated_ms = max(vectors.updated_ms, step.time_ms)
     item.dirty = True
     return True
+
+
+def _keep_best(scores: dict[str, float], keep: int) -> None:
+    """Cut ``scores`` back to its ``keep`` best once it holds half as many again (amortized: one sort per
+    ``keep / 2`` insertions, where dropping the minimum on every insertion cost most of the item side).
+
+    >>> scores = {f"t{n}": float(n) for n in range(7)}
+    >>> _keep_best(scores, 4); sorted(scores)
+    ['t3', 't4', 't5', 't6']
+    """
+    if len(scores) > keep + keep // 2:
+        best = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:keep]
+        scores.clear()
+        scores.update(best)
 
 
 def publish(item: ItemModel, config: LearningConfig) -> ItemVectors:

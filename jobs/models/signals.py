@@ -447,7 +447,10 @@ class JobBlend(Recommender):
     """A :class:`JobLoop` behind the :class:`Recommender` contract: the learning job's top picks, measured.
 
     ``nextwatch eval`` ranks with it as the job serves: all eight signals from the job's
-    own state and published vectors, blended with the job's weights (``blend``).
+    own state and published vectors, blended with the job's weights (``blend``). Item
+    vectors are published every ``publish_every`` events: 100 is the job's 500 ms
+    publish period at its ~200 events/s (publishing after every event also costs most
+    of the time here).
 
     >>> catalog = [TitleText("m1", "Alien", 1979, ("Sci-Fi",)), TitleText("m2", "Heat", 1995, ("Crime",)),
     ...            TitleText("m3", "Aliens", 1986, ("Sci-Fi",))]
@@ -457,12 +460,13 @@ class JobBlend(Recommender):
     ['m3']
     """
 
-    def __init__(self, catalog: Iterable[TitleText] = (), blend: str = DEFAULT_BLEND, publish_every: int = 1,
+    def __init__(self, catalog: Iterable[TitleText] = (), blend: str = DEFAULT_BLEND, publish_every: int = 100,
                  titles: TitleIndex | None = None) -> None:
         super().__init__(titles)
         self.catalog, self.blend_text, self.publish_every = list(catalog), blend, publish_every
         self.loop = JobLoop(publish_every=publish_every, catalog=self.catalog, blend=blend)
         self.events = 0
+        self.positions = np.zeros(0, dtype=np.int64)  # the job table's titles in this model's index
 
     def _params(self) -> dict[str, Any]:
         return {"catalog": self.catalog, "blend": self.blend_text, "publish_every": self.publish_every}
@@ -483,8 +487,9 @@ class JobBlend(Recommender):
 
     def score(self, user_id: str) -> np.ndarray:
         table, size = self.loop.table, len(self.loop.table)
-        for title_id in table.ids:  # the job's titles into the (possibly shared) index
-            self.titles.add(title_id)
+        if len(self.positions) < size:  # the job's new titles into the (possibly shared) index
+            added = [self.titles.add(title_id) for title_id in table.ids[len(self.positions):]]
+            self.positions = np.concatenate([self.positions, np.array(added, dtype=np.int64)])
         user = self.loop.users.get(user_id) or UserModel()
         candidates = table.described[:size].copy() if table.catalog else np.ones(size, dtype=bool)
         for title in user.recent:
@@ -494,7 +499,7 @@ class JobBlend(Recommender):
         if table.catalog:  # as top_picks: a title the catalog does not describe is never picked
             blended = np.where(table.described[:size], blended, -np.inf)
         scores = np.full(len(self.titles), -np.inf if table.catalog else 0.0)
-        scores[np.fromiter((self.titles.positions[t] for t in table.ids), dtype=np.int64, count=size)] = blended
+        scores[self.positions] = blended
         return scores
 
     def predict_one(self, user_id: str, title_id: str) -> float | None:

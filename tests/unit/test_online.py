@@ -134,6 +134,11 @@ def test_online_evaluation_tests_before_learning() -> None:
         learn_user(user, "new", feedback, f"new-{n}", loop.published, loop.titles, CONFIG)
     # c1 had no last titles to go on; c2 and c3 were each in the top 3 of c1's (and c2's) neighbours
     assert (evaluation.touches, evaluation.hits) == (2, 2) and evaluation.recall == 1.0
+    assert evaluation.blend_hits == 0  # no blend given: not tested
+    asked: list[set[str]] = []
+    evaluation.observe(user, Feedback("new", "c4", 10**9 + 9, 1.0), loop.published, CONFIG,
+                       blend_top=lambda exclude: asked.append(exclude) or ["c4"])
+    assert asked == [{"c1", "c2", "c3"}] and evaluation.blend_hits == 1 and evaluation.blend_recall == 1 / 3
     assert evaluation.ratings == 3 and 0.0 < evaluation.rmse < 4.0
 
 
