@@ -27,6 +27,7 @@ from jobs.models.item_cf import ItemCooccurrence
 from jobs.models.mf import ImplicitMF, RatingMF
 from jobs.models.river_mf import RiverBiasedMF
 from jobs.models.sequence import Transitions
+from jobs.models.signals import JobBlend
 from jobs.models.user_knn import UserKNN
 
 
@@ -41,6 +42,8 @@ def models(catalog: list[TitleText]) -> dict[str, Callable[[], Recommender]]:
         "user_knn": UserKNN,
         "content": lambda: ContentProfile(catalog),
         "scorer_all_signals": lambda: default_models(catalog)["scorer"],
+        # the learning job's logic, both sides in one process, every signal (publishing every 100 events)
+        "learning_job_all_signals": lambda: JobBlend(catalog),
     }
 
 
