@@ -103,7 +103,6 @@ class TitleTable:
 
     def __init__(self, config: LearningConfig) -> None:
         self.config, self.dimensions = config, config.content_dimensions
-        dimensions = self.dimensions
         self.ids: list[str] = []
         self.positions: dict[str, int] = {}
         self.items: dict[str, ItemVectors] = {}  # the newest published vectors per title
@@ -114,7 +113,7 @@ class TitleTable:
         self.rating_bias = np.zeros(0, dtype=np.float32)
         self.popularity = np.zeros(0, dtype=np.float32)
         self.described = np.zeros(0, dtype=bool)  # the catalog describes the title
-        self.content = np.zeros((0, dimensions), dtype=np.float32)
+        self.content = np.zeros((0, self.dimensions), dtype=np.float32)
         self.terms: dict[str, set[int]] = {}
         self.neighbors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.successors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -139,7 +138,7 @@ class TitleTable:
         return found
 
     def hold(self, vectors: ItemVectors) -> bool:
-        """Take published vectors unless an equal or newer version is held; ``True`` when taken."""
+        """Take published vectors unless a newer version is held; ``True`` when taken."""
         current = self.items.get(vectors.title_id)
         if current is not None and vectors.version < current.version:
             return False
