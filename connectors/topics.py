@@ -54,6 +54,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               doc="UserFeatures changelog: the absolute profile after each change, keyed by user_id"),
     TopicSpec("model-updates", "item_vectors", "title_id", config={"cleanup.policy": "compact"},
               doc="ItemVectors: each title's absolute, versioned model state, keyed by title_id; compacted"),
+    TopicSpec("user-updates", "user_update", "user_id", config={"retention.ms": _WEEK_MS},
+              doc="UserUpdate: each user's top picks and model state after their events, keyed by user_id"),
 )
 
 USER_EVENT_TOPICS = ("play", "search", "browse", "rating")

@@ -6,6 +6,8 @@
 'morning:tv'
 >>> weekday(1_790_000_000_000, -300)
 'mon'
+>>> (next_daypart_ms(1_790_000_000_000, -300) - 1_790_000_000_000) // 60_000  # 09:13 -> noon
+166
 """
 
 from __future__ import annotations
@@ -41,3 +43,10 @@ def device_class(raw: str) -> str:
 
 def context_bucket(event_time_ms: int, utc_offset_minutes: int, raw_device_class: str) -> str:
     return f"{daypart(local_hour(event_time_ms, utc_offset_minutes))}:{device_class(raw_device_class)}"
+
+
+def next_daypart_ms(now_ms: int, utc_offset_minutes: int) -> int:
+    """When the daypart changes next in the user's local time (UTC epoch ms): the next 0, 6, 12 or 18 h."""
+    block = 6 * 3_600_000
+    local = local_time_ms(now_ms, utc_offset_minutes)
+    return (local // block + 1) * block - utc_offset_minutes * 60_000

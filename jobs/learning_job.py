@@ -23,7 +23,8 @@ bound are in :mod:`jobs.models.online`; the eight signals and their blend in
    ``publish_ms`` writes each changed title's vectors and similar titles to
    Cassandra and publishes them (with neighbours and successors) to the
    model-updates topic.
-6. ``write-user-vectors``: user vectors and top picks to Cassandra, one batch per user.
+6. ``write-user-vectors``: user vectors and top picks to Cassandra, one batch per user;
+   ``encode-user-updates``: the same flush to the user-updates topic (the rows job's input).
 
 Warm start: with no checkpoint or savepoint, titles start from the Cassandra
 snapshot (``item_vectors``), each user from their ``user_vectors`` row (read once, on
@@ -141,6 +142,15 @@ def top_picks_params(user_id: str, user: UserModel, picks: list[Pick], blend: st
                      written_ms: int) -> tuple[Any, ...]:
     return (user_id, MODEL_VERSION, user.version, [p.title_id for p in picks], [p.score for p in picks],
             [p.reason for p in picks], blend, user.last_event_id, _time(user.updated_ms), _time(written_ms))
+
+
+def user_update_record(user_id: str, user: UserModel, picks: list[Pick], ingest_ms: int) -> dict[str, Any]:
+    """The user-updates record of one flush: what the rows job needs of the user's models."""
+    return {"schema_version": 1, "event_id": f"{user_id}:{user.version}", "user_id": user_id,
+            "model_version": MODEL_VERSION, "version": user.version, "last_event_id": user.last_event_id,
+            "updated_ms": user.updated_ms, "pick_ids": [p.title_id for p in picks],
+            "pick_scores": [p.score for p in picks], "pick_reasons": [p.reason for p in picks],
+            "recent_titles": list(user.recent), "content_profile": _floats(user.profile), "ingest_time_ms": ingest_ms}
 
 
 def user_model_from_row(row: Any) -> UserModel | None:
@@ -393,6 +403,15 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             # main output (side outputs from timers are not supported for this function in PyFlink)
             yield user_id, user, picks
 
+    class EncodeUserUpdate(MapFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.codec = EventCodec()
+
+        def map(self, value: Any) -> Any:
+            user_id, user, picks = value
+            record = user_update_record(user_id, user, picks, now_ms())
+            return _kafka_row(user_id.encode(), self.codec.encode_record("user_update", record))
+
     class WriteUserVectors(ProcessFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
             self.session = connect(cassandra, cassandra.keyspace)
@@ -479,8 +498,8 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Learnin
             self.session.cluster.shutdown()
 
     return {"Decode": Decode, "DecodeShared": DecodeShared, "UserLearner": UserLearner,
-            "WriteUserVectors": WriteUserVectors, "ItemLearner": ItemLearner, "items_desc": items_desc,
-            "catalog_desc": catalog_desc, "steps_tag": steps_tag}
+            "WriteUserVectors": WriteUserVectors, "EncodeUserUpdate": EncodeUserUpdate, "ItemLearner": ItemLearner,
+            "items_desc": items_desc, "catalog_desc": catalog_desc, "steps_tag": steps_tag}
 
 
 def _tag_pickled(name: str) -> Any:
@@ -524,6 +543,8 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
         .process(fn["UserLearner"](), output_type=Types.PICKLED_BYTE_ARRAY()) \
         .uid("user-learner").name("user learner (user vectors)")
     users.process(fn["WriteUserVectors"]()).uid("write-user-vectors").name("write user vectors (Cassandra)")
+    user_updates = users.map(fn["EncodeUserUpdate"](), output_type=KAFKA_ROW_TYPE()) \
+        .uid("encode-user-updates").name("encode user updates")
 
     published = users.get_side_output(fn["steps_tag"]) \
         .key_by(lambda batch: batch[0], key_type=Types.STRING()) \
@@ -532,8 +553,10 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
 
     t_env = StreamTableEnvironment.create(env)
     t_env.execute_sql(kafka_sink_table_ddl("sink_model_updates", kafka, topic("model-updates")))
+    t_env.execute_sql(kafka_sink_table_ddl("sink_user_updates", kafka, topic("user-updates")))
     statements = t_env.create_statement_set()
     statements.add_insert("sink_model_updates", t_env.from_data_stream(published))
+    statements.add_insert("sink_user_updates", t_env.from_data_stream(user_updates))
     statements.attach_as_datastream()
     return statements
 

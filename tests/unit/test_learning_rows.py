@@ -16,6 +16,7 @@ from jobs.learning_job import (
     item_vectors_record,
     similar_titles_params,
     user_model_from_row,
+    user_update_record,
     user_vector_params,
 )
 from jobs.models.base import Feedback
@@ -83,3 +84,17 @@ def test_a_user_row_warm_starts_the_user_as_a_restore_would() -> None:
     np.testing.assert_allclose(warm.implicit_vector, user.implicit_vector, rtol=1e-6)
     np.testing.assert_allclose(warm.rating_vector, user.rating_vector, rtol=1e-6)
     assert user_model_from_row(SimpleNamespace(**{**vars(row), "model_version": "older"})) is None
+
+
+def test_a_flush_reaches_the_user_updates_topic_whole() -> None:
+    from jobs.models.signals import Pick
+
+    user = published_loop().users["b"]
+    user.profile = np.ones(32, dtype=np.float32)
+    picks = [Pick("m9", 0.75, "content"), Pick("m8", 0.5, "item_cf")]
+    codec = EventCodec()
+    record = codec.decode(codec.encode_record("user_update", user_update_record("b", user, picks, 123))).record
+    assert record["event_id"] == f"b:{user.version}" and record["last_event_id"] == user.last_event_id
+    assert (record["pick_ids"], record["pick_scores"], record["pick_reasons"]) == (
+        ["m9", "m8"], [0.75, 0.5], ["content", "item_cf"])
+    assert record["recent_titles"] == ["m1", "m2", "m3"] and len(record["content_profile"]) == 32
