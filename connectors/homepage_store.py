@@ -1,5 +1,7 @@
 """The ``homepage`` table: the rows job writes it, services read it with :class:`HomepageClient`.
 
+Also ``profile_settings`` (each profile's maturity level), which the rows job reads.
+
 One partition per user holds a homepage per context bucket (``daypart:device``, from
 ``jobs.context.context_bucket``), one CQL row per homepage row. A read is one
 partition read: the requested bucket's rows, or, when the user has never been seen in
@@ -22,6 +24,9 @@ INSERT INTO {keyspace}.homepage (user_id, context, row_position, row_id, row_tit
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 SELECT_HOMEPAGES = "SELECT * FROM {keyspace}.homepage WHERE user_id = ?"
+UPSERT_PROFILE_SETTINGS = ("INSERT INTO {keyspace}.profile_settings (user_id, maturity_limit, updated_time) "
+                           "VALUES (?, ?, ?)")
+SELECT_PROFILE_SETTINGS = "SELECT * FROM {keyspace}.profile_settings WHERE user_id = ?"
 
 MAX_ROWS = 12  # positions written on every refresh: a homepage has at most this many rows
 
@@ -60,7 +65,17 @@ def _ms(value: datetime | None) -> int:
 class HomepageStore(AsyncStore):
     """Writes of whole homepages (the rows job) and reads of them."""
 
-    STATEMENTS = {"homepage_row": UPSERT_HOMEPAGE_ROW, "get_homepages": SELECT_HOMEPAGES}
+    STATEMENTS = {"homepage_row": UPSERT_HOMEPAGE_ROW, "get_homepages": SELECT_HOMEPAGES,
+                  "profile_settings": UPSERT_PROFILE_SETTINGS, "get_profile_settings": SELECT_PROFILE_SETTINGS}
+
+    def maturity_limit(self, user_id: str, default: str = "EIGHTEEN_PLUS") -> str:
+        """The profile's maturity level (``profile_settings``), ``default`` when none is set."""
+        rows = self.rows("get_profile_settings", user_id)
+        return rows[0].maturity_limit if rows and rows[0].maturity_limit else default
+
+    def set_maturity_limit(self, user_id: str, level: str, now_ms: int) -> None:
+        self.write("profile_settings", (user_id, level, datetime.fromtimestamp(now_ms / 1000, tz=UTC)))
+        self.drain()
 
     def write_homepage(self, user_id: str, context: str, rows: Sequence[HomepageRow], model_versions: dict[str, str],
                        generated_ms: int, last_event_id: str) -> None:

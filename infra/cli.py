@@ -46,7 +46,7 @@ def _topics(args: argparse.Namespace) -> int:
     return 0 if all(spec.full_name(kafka) in existing for spec in TOPICS) else 1
 
 
-JOB_MODULES = {"features": "jobs/feature_job.py", "learning": "jobs/learning_job.py"}
+JOB_MODULES = {"features": "jobs/feature_job.py", "learning": "jobs/learning_job.py", "rows": "jobs/rows_job.py"}
 
 
 def _jobs(args: argparse.Namespace) -> int:

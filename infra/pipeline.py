@@ -139,3 +139,13 @@ def start_learning_job(kafka: KafkaConfig, cassandra: CassandraConfig, group_id:
     env = stream_environment(flink or FlinkConfig.load())
     learning_job.build(env, kafka, cassandra, settings)
     return env.execute_async(learning_job.JOB_NAME)
+
+
+def start_rows_job(kafka: KafkaConfig, cassandra: CassandraConfig, flink: Any = None, settings: Any = None) -> Any:
+    """Submit the rows job to this process's mini-cluster; returns its JobClient."""
+    from jobs import rows_job
+    from jobs.runtime import FlinkConfig, stream_environment
+
+    env = stream_environment(flink or FlinkConfig.load())
+    rows_job.build(env, kafka, cassandra, settings or rows_job.RowsJobConfig.load())
+    return env.execute_async(rows_job.JOB_NAME)

@@ -148,3 +148,40 @@ def test_bad_settings_are_refused() -> None:
         HomepageSettings(diversity=2)
     with pytest.raises(ValueError, match="maturity_limit 'R'"):
         Viewer("u", maturity_limit="R")
+
+
+def test_the_rows_state_follows_events_and_newer_model_updates() -> None:
+    from connectors.events import Context, PlayEvent, RatingEvent
+    from jobs.homepage.state import RowsUser
+
+    user = RowsUser()
+    tv, phone = Context("tv", "TV", "US", 60), Context("phone", "MOBILE", "FR", 60)
+    events = [PlayEvent("u", NOW, tv, "t1", "STOP", "p1", 600_000, 3_600_000, event_id="e1"),
+              PlayEvent("u", NOW + 1, tv, "t2", "STOP", "p2", 3_500_000, 3_600_000, event_id="e2"),  # 97%: done
+              RatingEvent("u", NOW + 2, phone, "t3", "STARS", 4.5, event_id="e3"),
+              RatingEvent("u", NOW - DAY, tv, "t4", "STARS", 2.0, event_id="e4")]  # old, weak: no anchor
+    assert all(user.apply_event(event) for event in events)
+    signals = user.signals()
+    assert [e.title_id for e in signals.continue_watching] == ["t1"]
+    assert signals.completed == {"t2"} and signals.anchors == ("t3", "t2")  # newest first
+    assert (user.device_class, user.country) == ("MOBILE", "FR")  # the newest event's, not the last to arrive
+    assert user.bucket(NOW).endswith(":mobile")
+
+    record = {"version": 3, "last_event_id": "e3", "pick_ids": ["t5"], "pick_scores": [0.5],
+              "pick_reasons": ["content"], "content_profile": [1.0, 0.0]}
+    assert user.apply_update(record) and user.signals().top_picks == (("t5", 0.5, "content"),)
+    assert not user.apply_update({**record, "version": 2, "pick_ids": ["t9"]})  # older: ignored
+    assert user.model_event_id == "e3" and user.signals().profile is not None
+
+
+def test_rows_job_pieces() -> None:
+    from connectors.errors import ConfigError
+    from jobs.homepage.rows import Item
+    from jobs.rows_job import RowsJobConfig, percentiles, stored_rows
+
+    rows = [Row("top_picks", "Top Picks for You", (Item("t1", 0.5, "top pick: content", "t1-art"),))]
+    stored = stored_rows(rows)
+    assert stored[0].position == 0 and stored[0].items[0].artwork_id == "t1-art"
+    assert percentiles({"a": 1.0}) == {"a": 0.0}
+    with pytest.raises(ConfigError, match=r"\[rows\] diversity"):
+        RowsJobConfig(diversity=3.0)

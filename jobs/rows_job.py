@@ -1,0 +1,352 @@
+"""Rows job: user events + the learning job's user updates -> each member's homepage in Cassandra.
+
+The rows, rules and controls are in :mod:`jobs.homepage.rows`, the per-user state in
+:mod:`jobs.homepage.state`. Steps, each with a stable uid:
+
+1. ``rows-events-source``: play, browse, rating and search topics (raw bytes),
+   decoded with the feature job's checks (``rows-decode``); unreadable messages are
+   counted (the feature job dead-letters them).
+2. ``rows-user-updates-source``: the learning job's user-updates topic (top picks,
+   content profile, the last event the models reflect), decoded (``rows-decode-updates``).
+3. ``rows-catalog-source`` and ``rows-model-updates-source``: the catalog (for
+   availability, maturity, genres, artwork, content vectors) and the published item
+   vectors (similar titles, popularity), both compacted and read from the start,
+   broadcast together.
+4. ``homepage-builder`` (keyed by user): applies events and updates to the user's
+   state and, at most every ``flush_ms`` per user, rebuilds the homepage of the
+   user's current context bucket (the daypart now in their local time, the device
+   of their newest event). A timer at the next daypart change rebuilds it for the
+   new bucket, so only the current bucket is written, never every bucket. Trending
+   (the feature job's ``trending`` table) and profile settings (maturity) are read
+   from Cassandra: trending every ``trending_refresh_ms`` per subtask, a profile's
+   settings on its first event and every ``settings_refresh_ms`` after.
+5. ``write-homepage``: the whole page of one bucket in one single-partition batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from connectors.cassandra_store import connect
+from connectors.codec import EventCodec
+from connectors.config import CassandraConfig, KafkaConfig, load_section
+from connectors.errors import ConfigError, DecodeError, UnknownSchemaError
+from connectors.events import CatalogItem, from_record
+from connectors.feature_store import FeatureStore
+from connectors.flink_kafka import kafka_source
+from connectors.homepage_store import MAX_ROWS, HomepageItem, HomepageRow, HomepageStore
+from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
+from jobs.context import next_daypart_ms
+from jobs.feature_job import EventCount, decode_message
+from jobs.features.outputs import now_ms
+from jobs.features.user_state import TitleInfo
+from jobs.homepage.rows import HomepageSettings, Row, SharedSignals, build_homepage, catalog_indexes
+from jobs.homepage.rules import Viewer
+from jobs.homepage.state import RowsUser
+from jobs.learning_job import MODEL_VERSION, item_vectors_from_record
+from jobs.models.content import hashed_vector, title_features, title_text
+from jobs.models.online import ItemVectors, LearningConfig
+from jobs.runtime import FlinkConfig, stream_environment
+
+JOB_NAME = "nextwatch-rows"
+ROWS_VERSION = "rows-v1"  # bump when the rows' rules or order change meaning
+ACTIVE_MS = 7 * 86_400_000  # a user's homepage follows dayparts for a week after their last event
+
+
+@dataclass(frozen=True)
+class RowsJobConfig:
+    """``[rows]`` in the config file / ``NEXTWATCH_ROWS_*``."""
+
+    flush_ms: int = 200  # a user's homepage: rebuilt at most this often
+    trending_refresh_ms: int = 30_000
+    settings_refresh_ms: int = 3_600_000
+    shared_refresh_ms: int = 5_000  # popularity percentiles and catalog indexes, at most this often
+    items_per_row: int = 20
+    diversity: float = 0.3
+    popularity_penalty: float = 0.1
+    group_id: str = "nextwatch-rows"
+
+    def __post_init__(self) -> None:
+        try:
+            _ = self.homepage  # the homepage's own checks, named as [rows] settings
+        except ValueError as exc:
+            raise ConfigError(f"[rows] {exc}") from exc
+        if min(self.flush_ms, self.trending_refresh_ms, self.settings_refresh_ms, self.shared_refresh_ms) < 1:
+            raise ConfigError("[rows] refresh periods and flush_ms must be >= 1 ms")
+
+    @property
+    def homepage(self) -> HomepageSettings:
+        return HomepageSettings(items_per_row=self.items_per_row, diversity=self.diversity,
+                                popularity_penalty=self.popularity_penalty)
+
+    @classmethod
+    def load(cls) -> RowsJobConfig:
+        return load_section(cls, "rows")
+
+
+def stored_rows(rows: list[Row]) -> list[HomepageRow]:
+    """The page as the homepage table stores it (at most ``MAX_ROWS`` rows)."""
+    return [HomepageRow(n, row.row_id, row.title,
+                        tuple(HomepageItem(i.title_id, i.score, i.artwork_id, i.reason) for i in row.items))
+            for n, row in enumerate(rows[:MAX_ROWS])]
+
+
+def model_versions(user: RowsUser) -> dict[str, str]:
+    """What produced the page: the rows' rules and the learning job's model state (and its last event)."""
+    return {"rows": ROWS_VERSION, "learning_model": MODEL_VERSION, "learning_version": str(user.model_version),
+            "learning_last_event": user.model_event_id}
+
+
+def percentiles(touches: dict[str, float]) -> dict[str, float]:
+    """Each title's popularity as its percentile among titles (0: least touched, 1: most).
+
+    >>> percentiles({"a": 5.0, "b": 1.0, "c": 9.0})
+    {'b': 0.0, 'a': 0.5, 'c': 1.0}
+    """
+    ranked = sorted(touches, key=lambda t: (touches[t], t))
+    top = max(len(ranked) - 1, 1)
+    return {t: n / top for n, t in enumerate(ranked)}
+
+
+class SharedCache:
+    """The shared signals one subtask holds: broadcast catalog and item vectors, trending from Cassandra."""
+
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = dimensions
+        self.catalog: dict[str, CatalogItem] = {}
+        self.content: dict[str, np.ndarray] = {}
+        self.similar: dict[str, list[tuple[str, float]]] = {}
+        self.touches: dict[str, float] = {}
+        self.trending: dict[str, list[str]] = {}
+        self.trending_at_ms = -math.inf
+        self.built_at_ms = -math.inf
+        self.dirty = True
+        self.signals = SharedSignals(catalog={})
+
+    def describe(self, item: CatalogItem) -> None:
+        known = self.catalog.get(item.title_id)
+        if known is None or item.updated_time_ms >= known.updated_time_ms:  # the newest snapshot wins
+            self.catalog[item.title_id] = item
+            self.content[item.title_id] = hashed_vector(title_features(title_text(item)), self.dimensions)
+            self.dirty = True
+
+    def hold(self, vectors: ItemVectors) -> None:
+        self.similar[vectors.title_id] = list(vectors.neighbors)
+        self.touches[vectors.title_id] = vectors.touches
+        self.dirty = True
+
+    def current(self, now: int, settings: RowsJobConfig, store: FeatureStore | None) -> SharedSignals:
+        if store is not None and now - self.trending_at_ms >= settings.trending_refresh_ms:
+            genres = {g for item in self.catalog.values() for g in item.genres}
+            scopes = ["global", *(f"genre:{g}" for g in sorted(genres))]
+            self.trending = {scope: [r.title_id for r in sorted(store.rows("get_trending", scope),
+                                                                 key=lambda r: r.rank)] for scope in scopes}
+            self.trending_at_ms, self.dirty = now, True
+        # the catalog, similar titles and content are shared dicts, current at once; the indexes over them
+        # (popularity percentiles, titles by genre, newest titles) are rebuilt at most every shared_refresh_ms
+        if self.dirty and now - self.built_at_ms >= settings.shared_refresh_ms:
+            popularity = percentiles(self.touches)
+            by_genre, newest = catalog_indexes(self.catalog, popularity)
+            self.signals = SharedSignals(self.catalog, self.similar, self.trending, popularity, self.content,
+                                         by_genre, newest)
+            self.built_at_ms, self.dirty = now, False
+        return self.signals
+
+
+# -- Flink wiring ------------------------------------------------------------------
+
+
+def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str, Any]:
+    """The Python operator classes, defined here so that importing this module does not need Flink."""
+    from pyflink.common import Types
+    from pyflink.datastream import KeyedBroadcastProcessFunction, MapFunction, ProcessFunction
+    from pyflink.datastream.functions import RuntimeContext
+    from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+    catalog_desc = MapStateDescriptor("rows-catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+    items_desc = MapStateDescriptor("rows-item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+
+    class DecodeEvents(ProcessFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.codec = EventCodec()
+            self.invalid = EventCount(runtime_context.get_metrics_group(), "events_invalid")
+
+        def process_element(self, value: bytes, ctx: Any) -> Iterator[Any]:
+            event, _reason = decode_message(self.codec, value, now_ms())
+            if event is None:
+                self.invalid.inc()
+                return
+            yield event.user_id, "event", event
+
+    class DecodeRecords(MapFunction):  # type: ignore[misc]
+        """user-updates -> (user, "update", record); catalog and model-updates -> CatalogItem or ItemVectors."""
+
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.codec = EventCodec()
+
+        def map(self, value: bytes) -> Any:
+            try:
+                decoded = self.codec.decode(value)
+                if decoded.subject == "user_update":
+                    record = decoded.record
+                    return (record["user_id"], "update", record) if record["model_version"] == MODEL_VERSION else None
+                if decoded.subject == "catalog_item":
+                    return from_record(CatalogItem, decoded.record)
+                return item_vectors_from_record(decoded.record)
+            except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
+                return None
+
+    class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.state = runtime_context.get_state(ValueStateDescriptor("rows-user", Types.PICKLED_BYTE_ARRAY()))
+            self.session = connect(cassandra, cassandra.keyspace)
+            self.homepages = HomepageStore(self.session, cassandra.keyspace)
+            self.features = FeatureStore(self.session, cassandra.keyspace)
+            self.shared = SharedCache(LearningConfig().content_dimensions)
+            self.restored = False
+            metrics = runtime_context.get_metrics_group()
+            self.events = EventCount(metrics, "events_applied")
+            self.updates = EventCount(metrics, "user_updates_applied")
+            self.duplicates = EventCount(metrics, "duplicates")
+            self.built = EventCount(metrics, "homepages_built")
+
+        def close(self) -> None:
+            self.session.cluster.shutdown()
+
+        def process_element(self, value: Any, ctx: Any) -> None:
+            if not self.restored:  # after a restore the broadcast state has what the Python cache lost
+                for _title, item in ctx.get_broadcast_state(catalog_desc).items():
+                    self.shared.describe(item)
+                for _title, vectors in ctx.get_broadcast_state(items_desc).items():
+                    self.shared.hold(vectors)
+                self.restored = True
+            user_id, kind, payload = value
+            user: RowsUser = self.state.value() or RowsUser()
+            now = now_ms()
+            if kind == "event":
+                item = self.shared.catalog.get(getattr(payload, "title_id", None) or "")
+                info = TitleInfo(tuple(item.genres), item.runtime_minutes) if item else TitleInfo()
+                applied = user.apply_event(payload, info)
+                counter = self.events
+            else:
+                applied = user.apply_update(payload)
+                counter = self.updates
+            if not applied:
+                self.duplicates.inc()
+                return
+            counter.inc()
+            if now - user.settings_read_ms >= settings.settings_refresh_ms:
+                user.maturity_limit, user.settings_read_ms = self.homepages.maturity_limit(user_id), now
+            if not user.flush_armed:
+                ctx.timer_service().register_processing_time_timer(now + settings.flush_ms)
+                user.flush_armed = True
+            self.state.update(user)
+
+        def process_broadcast_element(self, value: Any, ctx: Any) -> None:
+            if isinstance(value, CatalogItem):
+                state = ctx.get_broadcast_state(catalog_desc)
+                known = state.get(value.title_id)
+                if known is None or value.updated_time_ms >= known.updated_time_ms:
+                    state.put(value.title_id, value)
+                self.shared.describe(value)
+            elif isinstance(value, ItemVectors):
+                state = ctx.get_broadcast_state(items_desc)
+                known = state.get(value.title_id)
+                if known is None or value.version >= known.version:
+                    state.put(value.title_id, value)
+                    self.shared.hold(value)
+
+        def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+            # one handler for both timers: a user's flush and their next daypart change rebuild the same page
+            user: RowsUser | None = self.state.value()
+            if user is None:
+                return
+            now = now_ms()
+            user.flush_armed = False
+            # no daypart timer yet, or this is it: set the next, for users seen in the last week only
+            if timestamp >= user.bucket_timer_ms and now - user.context_ms < ACTIVE_MS:
+                user.bucket_timer_ms = next_daypart_ms(now, user.utc_offset_minutes)
+                ctx.timer_service().register_processing_time_timer(user.bucket_timer_ms)
+            self.state.update(user)
+            user_id = ctx.get_current_key()
+            viewer = Viewer(user_id, user.country, user.maturity_limit, now)
+            shared = self.shared.current(now, settings, self.features)
+            rows = build_homepage(user.signals(), shared, viewer, user.bucket(now), settings.homepage)
+            self.built.inc()
+            yield user_id, user.bucket(now), stored_rows(rows), model_versions(user), user.last_event_id, now
+
+    class WriteHomepage(ProcessFunction):  # type: ignore[misc]
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.session = connect(cassandra, cassandra.keyspace)
+            self.store = HomepageStore(self.session, cassandra.keyspace)
+
+        def process_element(self, value: Any, ctx: Any) -> None:
+            user_id, bucket, rows, versions, last_event_id, generated_ms = value
+            self.store.write_homepage(user_id, bucket, rows, versions, generated_ms, last_event_id)
+
+        def close(self) -> None:
+            self.store.drain()
+            self.session.cluster.shutdown()
+
+    return {"DecodeEvents": DecodeEvents, "DecodeRecords": DecodeRecords, "HomepageBuilder": HomepageBuilder,
+            "WriteHomepage": WriteHomepage, "catalog_desc": catalog_desc, "items_desc": items_desc}
+
+
+def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: RowsJobConfig) -> None:
+    """Wire the whole job onto ``env``."""
+    from pyflink.common import Types, WatermarkStrategy
+
+    fn = _functions(cassandra, settings)
+    topic = lambda name: TOPICS_BY_NAME[name].full_name(kafka)  # noqa: E731
+    no_clock = WatermarkStrategy.no_watermarks()  # no event-time windows here
+    pickled = Types.PICKLED_BYTE_ARRAY()
+
+    events = env.from_source(kafka_source(kafka, [topic(t) for t in USER_EVENT_TOPICS], settings.group_id),
+                             no_clock, "user events") \
+        .uid("rows-events-source").name("play, search, browse, rating (Kafka)") \
+        .process(fn["DecodeEvents"](), output_type=pickled).uid("rows-decode").name("decode events")
+    updates = env.from_source(kafka_source(kafka, [topic("user-updates")], settings.group_id + "-updates"),
+                              no_clock, "user updates") \
+        .uid("rows-user-updates-source").name("user-updates (Kafka)") \
+        .map(fn["DecodeRecords"](), output_type=pickled).uid("rows-decode-updates").name("decode user updates") \
+        .filter(lambda value: value is not None).uid("rows-known-updates").name("readable user updates")
+    catalog = env.from_source(kafka_source(kafka, [topic("catalog")], settings.group_id + "-catalog"),
+                              no_clock, "catalog") \
+        .uid("rows-catalog-source").name("catalog (Kafka)") \
+        .map(fn["DecodeRecords"](), output_type=pickled).uid("rows-decode-catalog").name("decode catalog")
+    items = env.from_source(kafka_source(kafka, [topic("model-updates")], settings.group_id + "-items"),
+                            no_clock, "model updates") \
+        .uid("rows-model-updates-source").name("model-updates (Kafka)") \
+        .map(fn["DecodeRecords"](), output_type=pickled).uid("rows-decode-items").name("decode item vectors")
+
+    pages = events.union(updates).key_by(lambda value: value[0], key_type=Types.STRING()) \
+        .connect(catalog.union(items).broadcast(fn["catalog_desc"], fn["items_desc"])) \
+        .process(fn["HomepageBuilder"](), output_type=pickled) \
+        .uid("homepage-builder").name("homepage builder (per user)")
+    pages.process(fn["WriteHomepage"]()).uid("write-homepage").name("write homepage (Cassandra)")
+
+
+def run(detached: bool = False, flink: FlinkConfig | None = None) -> Any:
+    """Build and run the job in this process's mini-cluster (or the cluster `flink run` submitted it to)."""
+    env = stream_environment(flink or FlinkConfig.load())
+    build(env, KafkaConfig.load(), CassandraConfig.load(), RowsJobConfig.load())
+    if detached:
+        return env.execute_async(JOB_NAME)
+    return env.execute(JOB_NAME)
+
+
+def main() -> None:
+    """Entry point for `flink run -py jobs/rows_job.py` (parallelism from ``-p``)."""
+    parser = argparse.ArgumentParser(description="nextwatch rows job")
+    parser.parse_args()
+    run(flink=replace(FlinkConfig.load(), parallelism=0))
+
+
+if __name__ == "__main__":
+    main()
