@@ -1,8 +1,12 @@
-"""The README's main command: stack up, replay MovieLens into Kafka, run the feature job, summarize Cassandra.
+"""The README's main command: stack up, replay MovieLens into Kafka, run the jobs, show what they wrote.
 
 The feature job runs in this process's Flink mini-cluster, reading the topics from
 the start under a consumer group of its own; the demo knows it is done when every
-partition's sentinel (see :mod:`infra.pipeline`) shows up in Cassandra.
+partition's sentinel (see :mod:`infra.pipeline`) shows up in Cassandra. Then the
+learning and rows jobs run side by side over the same topics; the demo prints the
+most active user's homepage, feeds a few new events for that user (they finish
+their top pick and rate it) and prints the homepage again once both jobs have
+applied them.
 
 Running the demo again on the same local broker does not replay again: a second copy
 of the history, re-timed to a later "now", would land behind the first copy's
@@ -17,6 +21,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC
 from pathlib import Path
@@ -129,8 +134,88 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     finally:
         client.cancel().result()
     seconds = time.monotonic() - started
-    print_summary(cassandra, kafka, replay, events, seconds, {c.title_id: c.title for c in catalog})
+    names = {c.title_id: c.title for c in catalog}
+    print_summary(cassandra, kafka, replay, events, seconds, names)
+    show_homepage_change(kafka, cassandra, replay, names)
     return 0
+
+
+def show_homepage_change(kafka: KafkaConfig, cassandra: CassandraConfig, replay: Any, names: dict[str, str]) -> None:
+    """Learning and rows jobs over the topics; a user's homepage, a few new events, the homepage again."""
+    from connectors.events import PlayEvent, RatingEvent
+    from connectors.homepage_store import HomepageClient
+    from connectors.model_store import ModelStore
+    from infra.pipeline import send_sentinels, start_learning_job, start_rows_job, wait_for_profiles
+    from jobs.context import context_bucket
+    from jobs.learning_job import LearningJobConfig
+    from jobs.rows_job import RowsJobConfig
+
+    run = uuid.uuid4().hex[:6]
+    say("running the learning and rows jobs (user vectors, top picks, homepages) until every partition is consumed")
+    # a fresh group reads the topics from the start: no warm start, or a rerun would learn it all twice
+    learning = start_learning_job(kafka, cassandra, settings=LearningJobConfig(
+        group_id=f"nextwatch-demo-learning-{run}", warm_start=False))
+    rows = start_rows_job(kafka, cassandra, settings=RowsJobConfig(group_id=f"nextwatch-demo-rows-{run}"))
+    session = connect(cassandra, cassandra.keyspace)
+    try:
+        with EventProducer(kafka) as producer:
+            sentinels = send_sentinels(producer, kafka, int(time.time() * 1000), run_id=f"learn-{run}",
+                                       topics=("play", "browse", "rating"), feedback=True)
+        wait_for_profiles(cassandra, sentinels, timeout_s=3600, vectors=True,
+                          progress=lambda t: say(f"learning: {t}"))
+        plays = Counter(v.user.user_id for v in replay.viewings)
+        user_id = max(plays, key=lambda u: (plays[u], u))
+        context = next(v.user.context for v in replay.viewings if v.user.user_id == user_id)
+        client = HomepageClient(session, cassandra.keyspace)
+
+        def homepage_when(ready: Callable[[Any], bool], what: str) -> Any:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                bucket = context_bucket(int(time.time() * 1000), context.utc_offset_minutes, context.device_class)
+                page = client.homepage(user_id, bucket)
+                if page is not None and page.served_context == bucket and ready(page):
+                    return page
+                time.sleep(0.2)
+            raise TimeoutError(f"no homepage for {user_id} {what} within 120 s")
+
+        before = homepage_when(lambda page: any(r.row_id == "top_picks" for r in page.rows), "with top picks")
+        print_homepage(before, names, f"\nHomepage of {user_id} ({before.served_context})")
+        picks = next((r for r in before.rows if r.row_id == "top_picks"), None)
+        if picks is None or not picks.items:
+            say("no top picks to act on; done")
+            return
+        chosen = picks.items[0].title_id
+        now = int(time.time() * 1000)
+        events: list[Any] = [PlayEvent(user_id, now, context, chosen, "START", f"demo-{run}", 0, 5_400_000),
+                  PlayEvent(user_id, now + 1, context, chosen, "COMPLETE", f"demo-{run}", 5_400_000, 5_400_000),
+                  RatingEvent(user_id, now + 2, context, chosen, "STARS", 5.0)]
+        say(f"{user_id} watches their top pick {names.get(chosen, chosen)!r} to the end and rates it 5 stars")
+        with EventProducer(kafka) as producer:
+            for event in events:
+                producer.send(event)
+        # both hops: the rows job applied the newest event, the learning job's update counts all three
+        vectors = ModelStore(session, cassandra.keyspace).rows("get_user_vectors", user_id)
+        last, learned = events[-1].event_id, (vectors[0].version if vectors else 0) + len(events)
+        after = homepage_when(lambda page: page.last_event_id == last
+                              and int(page.model_versions.get("learning_version", "0")) >= learned,
+                              "after the new events")
+        print_homepage(after, names, f"\nHomepage of {user_id} after those events ({after.served_context})")
+        shown = {i.title_id for r in after.rows for i in r.items}
+        anchored = any(r.row_id == f"because_you_watched:{chosen}" for r in after.rows)
+        print(f"  {names.get(chosen, chosen)!r} is {'still shown (!)' if chosen in shown else 'no longer shown'}"
+              f"{'; a row of titles like it leads with it as anchor' if anchored else ''}")
+    finally:
+        session.cluster.shutdown()
+        learning.cancel().result()
+        rows.cancel().result()
+
+
+def print_homepage(page: Any, names: dict[str, str], heading: str, per_row: int = 5) -> None:
+    print(heading)
+    for row in page.rows:
+        shown = ", ".join(names.get(i.title_id, i.title_id) for i in row.items[:per_row])
+        more = f" (+{len(row.items) - per_row})" if len(row.items) > per_row else ""
+        print(f"  {row.title}: {shown}{more}")
 
 
 def wait_for_windows(cassandra: CassandraConfig, user_ids: list[str], since_ms: int, timeout_s: float) -> bool:
