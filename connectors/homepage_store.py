@@ -3,7 +3,7 @@
 Also ``profile_settings`` (each profile's maturity level), which the rows job reads.
 
 One partition per user holds a homepage per context bucket (``daypart:device``, from
-``jobs.context.context_bucket``), one CQL row per homepage row. A read is one
+``jobs.context.context_bucket``), one CQL row per homepage. A read is one
 partition read: the requested bucket's rows, or, when the user has never been seen in
 that bucket, the most recently generated homepage of another bucket (``served_context``
 says which). No client-side cache: every call reads Cassandra.
@@ -18,8 +18,8 @@ from typing import Any
 
 from connectors.cassandra_store import AsyncStore
 
-UPSERT_HOMEPAGE_ROW = """
-INSERT INTO {keyspace}.homepage (user_id, context, row_position, row_id, row_title, title_ids, scores, artwork_ids,
+UPSERT_HOMEPAGE = """
+INSERT INTO {keyspace}.homepage (user_id, context, row_ids, row_titles, row_sizes, title_ids, scores, artwork_ids,
     reasons, model_versions, generated_time, last_event_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
@@ -28,7 +28,7 @@ UPSERT_PROFILE_SETTINGS = ("INSERT INTO {keyspace}.profile_settings (user_id, ma
                            "VALUES (?, ?, ?)")
 SELECT_PROFILE_SETTINGS = "SELECT * FROM {keyspace}.profile_settings WHERE user_id = ?"
 
-MAX_ROWS = 12  # positions written on every refresh: a homepage has at most this many rows
+MAX_ROWS = 12  # a homepage has at most this many rows
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def _ms(value: datetime | None) -> int:
 class HomepageStore(AsyncStore):
     """Writes of whole homepages (the rows job) and reads of them."""
 
-    STATEMENTS = {"homepage_row": UPSERT_HOMEPAGE_ROW, "get_homepages": SELECT_HOMEPAGES,
+    STATEMENTS = {"homepage": UPSERT_HOMEPAGE, "get_homepages": SELECT_HOMEPAGES,
                   "profile_settings": UPSERT_PROFILE_SETTINGS, "get_profile_settings": SELECT_PROFILE_SETTINGS}
 
     def maturity_limit(self, user_id: str, default: str = "EIGHTEEN_PLUS") -> str:
@@ -79,37 +79,31 @@ class HomepageStore(AsyncStore):
 
     def write_homepage(self, user_id: str, context: str, rows: Sequence[HomepageRow], model_versions: dict[str, str],
                        generated_ms: int, last_event_id: str) -> None:
-        """Every position up to ``MAX_ROWS`` in one single-partition batch: idempotent, never half a page."""
+        """The whole page of one bucket in one CQL row: idempotent, never half a page, nothing stale left."""
         if len(rows) > MAX_ROWS:
             raise ValueError(f"a homepage has at most {MAX_ROWS} rows, got {len(rows)}")
-        at = datetime.fromtimestamp(generated_ms / 1000, tz=UTC)
-        writes = []
-        for position in range(MAX_ROWS):
-            row = rows[position] if position < len(rows) else None
-            items = row.items if row else ()
-            writes.append(("homepage_row", (
-                user_id, context, position, row.row_id if row else "", row.title if row else "",
-                [i.title_id for i in items], [i.score for i in items], [i.artwork_id for i in items],
-                [i.reason for i in items], model_versions, at, last_event_id)))
-        self.write_together(writes)
+        items = [item for row in rows for item in row.items]
+        self.write("homepage", (
+            user_id, context, [r.row_id for r in rows], [r.title for r in rows], [len(r.items) for r in rows],
+            [i.title_id for i in items], [i.score for i in items], [i.artwork_id for i in items],
+            [i.reason for i in items], model_versions, datetime.fromtimestamp(generated_ms / 1000, tz=UTC),
+            last_event_id))
 
     def homepages(self, user_id: str) -> dict[str, Homepage]:
         """Every bucket's homepage stored for the user (one partition read)."""
-        by_context: dict[str, list[Any]] = {}
-        for row in self.rows("get_homepages", user_id):
-            by_context.setdefault(row.context, []).append(row)
-        return {context: _homepage(user_id, context, context, found) for context, found in by_context.items()}
+        return {row.context: _homepage(user_id, row) for row in self.rows("get_homepages", user_id)}
 
 
-def _homepage(user_id: str, asked: str, served: str, found: list[Any]) -> Homepage:
-    rows = tuple(HomepageRow(r.row_position, r.row_id, r.row_title,
-                             tuple(HomepageItem(*item) for item in zip(r.title_ids or [], r.scores or [],
-                                                                       r.artwork_ids or [], r.reasons or [],
-                                                                       strict=True)))
-                 for r in sorted(found, key=lambda r: r.row_position) if r.row_id)
-    newest = max(found, key=lambda r: _ms(r.generated_time))
-    return Homepage(user_id, asked, served, rows, _ms(newest.generated_time), newest.last_event_id or "",
-                    dict(newest.model_versions or {}))
+def _homepage(user_id: str, row: Any) -> Homepage:
+    items = [HomepageItem(*item) for item in zip(row.title_ids or [], row.scores or [], row.artwork_ids or [],
+                                                 row.reasons or [], strict=True)]
+    rows, start = [], 0
+    for position, (row_id, title, size) in enumerate(zip(row.row_ids or [], row.row_titles or [],
+                                                         row.row_sizes or [], strict=True)):
+        rows.append(HomepageRow(position, row_id, title, tuple(items[start:start + size])))
+        start += size
+    return Homepage(user_id, row.context, row.context, tuple(rows), _ms(row.generated_time), row.last_event_id or "",
+                    dict(row.model_versions or {}))
 
 
 class HomepageClient:
