@@ -21,7 +21,8 @@ returns the rows in display order:
 Every row goes through the same rules (:mod:`jobs.homepage.rules`): only titles
 showable to the viewer, never a completed title outside Continue Watching, each title
 once on the page (the first row that has it keeps it), at most ``items_per_row``.
-Two controls, each a parameter with a measured effect (``benchmarks/homepage_quality.py``):
+Two controls, each a parameter (their effect on quality is for a benchmark still to come; the unit
+tests check each moves what it controls):
 ``diversity`` re-ranks a row by maximal marginal relevance over genres, and
 ``popularity_penalty`` lowers a title's score by its popularity percentile.
 """
