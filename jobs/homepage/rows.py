@@ -29,6 +29,7 @@ tests check each moves what it controls):
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -162,18 +163,24 @@ def diversified(items: Sequence[Item], genres: Mapping[str, frozenset[str]], div
     scores = np.array([i.score for i in items], dtype=np.float64)
     spread = scores.max() - scores.min()
     relevance = (scores - scores.min()) / spread if spread > 0 else np.ones(len(items))
-    chosen: list[int] = []
+    # genres one-hot, so each step's overlaps are one matrix-vector product (rows rebuild on every event)
+    sets = [genres.get(i.title_id, frozenset()) for i in items]
+    names = {g: n for n, g in enumerate(sorted(set().union(*sets)))}
+    onehot = np.zeros((len(items), max(len(names), 1)))
+    for row, found in enumerate(sets):
+        onehot[row, [names[g] for g in found]] = 1.0
+    sizes = onehot.sum(axis=1)
     overlap = np.zeros(len(items))
-    left = set(range(len(items)))
-    while left and len(chosen) < k:
-        best = max(left, key=lambda n: ((1 - diversity) * relevance[n] - diversity * overlap[n], -n))
+    open_ = np.ones(len(items), dtype=bool)
+    chosen: list[int] = []
+    while open_.any() and len(chosen) < k:
+        value = np.where(open_, (1 - diversity) * relevance - diversity * overlap, -np.inf)
+        best = int(np.argmax(value))  # the first of equals: ties keep the row's order
         chosen.append(best)
-        left.discard(best)
-        mine = genres.get(items[best].title_id, frozenset())
-        for n in left:
-            theirs = genres.get(items[n].title_id, frozenset())
-            union = len(mine | theirs)
-            overlap[n] = max(overlap[n], len(mine & theirs) / union if union else 0.0)
+        open_[best] = False
+        shared = onehot @ onehot[best]
+        union = sizes + sizes[best] - shared
+        overlap = np.maximum(overlap, np.divide(shared, union, out=np.zeros(len(items)), where=union > 0))
     return [items[n] for n in chosen]
 
 
@@ -250,7 +257,8 @@ def _top_picks(page: _Page) -> None:
 
 def _new_for_you(page: _Page) -> None:
     since = page.viewer.now_ms - page.settings.new_days * _DAY_MS
-    fresh = [t for start, t in page.shared.newest if start >= since][:10 * page.settings.items_per_row]
+    newest = itertools.takewhile(lambda pair: pair[0] >= since, page.shared.newest)  # newest first: stop early
+    fresh = [t for _, t in itertools.islice(newest, 10 * page.settings.items_per_row)]
     profile = page.user.profile
     if profile is not None and profile.any():
         unit = profile / float(np.linalg.norm(profile))
