@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -159,6 +159,15 @@ class SharedCache:
         return self.signals
 
 
+def _kept(state: Any, key: str, value: Any, newer: Callable[[Any], bool]) -> bool:
+    """Put ``value`` in a (broadcast) map state unless what it holds is newer; ``True`` when put."""
+    known = state.get(key)
+    if known is not None and not newer(known):
+        return False
+    state.put(key, value)
+    return True
+
+
 # -- Flink wiring ------------------------------------------------------------------
 
 
@@ -249,18 +258,13 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             self.state.update(user)
 
         def process_broadcast_element(self, value: Any, ctx: Any) -> None:
-            if isinstance(value, CatalogItem):
-                state = ctx.get_broadcast_state(catalog_desc)
-                known = state.get(value.title_id)
-                if known is None or value.updated_time_ms >= known.updated_time_ms:
-                    state.put(value.title_id, value)
+            # the newest per title in broadcast state (what a restore rebuilds the cache from), then the cache
+            if isinstance(value, CatalogItem) and _kept(ctx.get_broadcast_state(catalog_desc), value.title_id, value,
+                                                        lambda known: value.updated_time_ms >= known.updated_time_ms):
                 self.shared.describe(value)
-            elif isinstance(value, ItemVectors):
-                state = ctx.get_broadcast_state(items_desc)
-                known = state.get(value.title_id)
-                if known is None or value.version >= known.version:
-                    state.put(value.title_id, value)
-                    self.shared.hold(value)
+            elif isinstance(value, ItemVectors) and _kept(ctx.get_broadcast_state(items_desc), value.title_id,
+                                                          value, lambda known: value.version >= known.version):
+                self.shared.hold(value)
 
         def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
             # one handler for both timers: a user's flush and their next daypart change rebuild the same page

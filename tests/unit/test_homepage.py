@@ -185,3 +185,16 @@ def test_rows_job_pieces() -> None:
     assert percentiles({"a": 1.0}) == {"a": 0.0}
     with pytest.raises(ConfigError, match=r"\[rows\] diversity"):
         RowsJobConfig(diversity=3.0)
+
+
+def test_broadcast_state_keeps_the_newest_per_title() -> None:
+    from jobs.rows_job import _kept
+
+    class MapState(dict[str, Any]):
+        def put(self, key: str, value: Any) -> None:
+            self[key] = value
+
+    state = MapState()
+    assert _kept(state, "t1", 2, lambda known: known <= 2)
+    assert not _kept(state, "t1", 1, lambda known: known <= 1) and state["t1"] == 2
+    assert _kept(state, "t1", 2, lambda known: known <= 2)  # the same version again: harmless
