@@ -11,19 +11,22 @@ says which). No client-side cache: every call reads Cassandra.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from connectors.availability import AvailabilityView
 from connectors.cassandra_store import AsyncStore
 
 UPSERT_HOMEPAGE = """
-INSERT INTO {keyspace}.homepage (user_id, context, row_ids, row_titles, row_sizes, title_ids, scores, artwork_ids,
-    reasons, model_versions, generated_time, last_event_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO {keyspace}.homepage (user_id, context, page, generated_time, last_event_id) VALUES (?, ?, ?, ?, ?)
 """
 SELECT_HOMEPAGES = "SELECT * FROM {keyspace}.homepage WHERE user_id = ?"
+PAGE_FORMAT = 1  # the version of the page JSON (infra/cql/011_homepage_page.cql)
 UPSERT_PROFILE_SETTINGS = ("INSERT INTO {keyspace}.profile_settings (user_id, maturity_limit, updated_time) "
                            "VALUES (?, ?, ?)")
 SELECT_PROFILE_SETTINGS = "SELECT * FROM {keyspace}.profile_settings WHERE user_id = ?"
@@ -82,12 +85,11 @@ class HomepageStore(AsyncStore):
         """The whole page of one bucket in one CQL row: idempotent, never half a page, nothing stale left."""
         if len(rows) > MAX_ROWS:
             raise ValueError(f"a homepage has at most {MAX_ROWS} rows, got {len(rows)}")
-        items = [item for row in rows for item in row.items]
-        self.write("homepage", (
-            user_id, context, [r.row_id for r in rows], [r.title for r in rows], [len(r.items) for r in rows],
-            [i.title_id for i in items], [i.score for i in items], [i.artwork_id for i in items],
-            [i.reason for i in items], model_versions, datetime.fromtimestamp(generated_ms / 1000, tz=UTC),
-            last_event_id))
+        page = {"v": PAGE_FORMAT, "models": model_versions,
+                "rows": [[r.row_id, r.title, [[i.title_id, i.score, i.artwork_id, i.reason] for i in r.items]]
+                         for r in rows]}
+        self.write("homepage", (user_id, context, orjson.dumps(page).decode(),
+                                datetime.fromtimestamp(generated_ms / 1000, tz=UTC), last_event_id))
 
     def homepages(self, user_id: str) -> dict[str, Homepage]:
         """Every bucket's homepage stored for the user (one partition read)."""
@@ -95,6 +97,21 @@ class HomepageStore(AsyncStore):
 
 
 def _homepage(user_id: str, row: Any) -> Homepage:
+    if row.page is not None:
+        page = orjson.loads(row.page)
+        if page.get("v") != PAGE_FORMAT:
+            raise ValueError(f"homepage of {user_id} in {row.context} has page format {page.get('v')}, "
+                             f"this client reads {PAGE_FORMAT}")
+        rows = tuple(HomepageRow(position, row_id, title, tuple(HomepageItem(*item) for item in items))
+                     for position, (row_id, title, items) in enumerate(page["rows"]))
+        versions = page.get("models") or {}
+    else:  # written before 011: parallel lists
+        rows, versions = _rows_from_lists(row), dict(row.model_versions or {})
+    return Homepage(user_id, row.context, row.context, rows, _ms(row.generated_time), row.last_event_id or "",
+                    versions)
+
+
+def _rows_from_lists(row: Any) -> tuple[HomepageRow, ...]:
     items = [HomepageItem(*item) for item in zip(row.title_ids or [], row.scores or [], row.artwork_ids or [],
                                                  row.reasons or [], strict=True)]
     rows, start = [], 0
@@ -102,8 +119,7 @@ def _homepage(user_id: str, row: Any) -> Homepage:
                                                          row.row_sizes or [], strict=True)):
         rows.append(HomepageRow(position, row_id, title, tuple(items[start:start + size])))
         start += size
-    return Homepage(user_id, row.context, row.context, tuple(rows), _ms(row.generated_time), row.last_event_id or "",
-                    dict(row.model_versions or {}))
+    return tuple(rows)
 
 
 class HomepageClient:
@@ -112,15 +128,34 @@ class HomepageClient:
     ``context`` is the bucket of the member's request (``jobs.context.context_bucket(now,
     utc_offset_minutes, device_class)``, e.g. ``"evening:tv"``). ``None`` when nothing is
     stored for the user yet (serve the cold-start page for the context).
+
+    With ``availability`` (a :class:`connectors.availability.CatalogAvailability`, which
+    follows the catalog topic), items whose availability window has closed since the page
+    was built are dropped at read time, and rows left empty with them: a withdrawn title
+    leaves every homepage at once, not at each member's next rebuild.
     """
 
-    def __init__(self, session: Any, keyspace: str) -> None:
+    def __init__(self, session: Any, keyspace: str, availability: AvailabilityView | None = None) -> None:
         self.store = HomepageStore(session, keyspace)
+        self.availability = availability
 
-    def homepage(self, user_id: str, context: str) -> Homepage | None:
+    def homepage(self, user_id: str, context: str, now_ms: int | None = None) -> Homepage | None:
         stored = self.store.homepages(user_id)  # one partition read, every bucket
-        if context in stored:
-            return stored[context]
         if not stored:
             return None
-        return replace(max(stored.values(), key=lambda page: page.generated_ms), context=context)
+        page = stored.get(context) or replace(max(stored.values(), key=lambda p: p.generated_ms), context=context)
+        if self.availability is None:
+            return page
+        return without_closed(page, self.availability, int(time.time() * 1000) if now_ms is None else now_ms)
+
+
+def without_closed(page: Homepage, availability: AvailabilityView, now_ms: int) -> Homepage:
+    """``page`` less the items whose window is closed at ``now_ms``, and less the rows they leave empty."""
+    rows: list[HomepageRow] = []
+    changed = False
+    for row in page.rows:
+        items = tuple(item for item in row.items if not availability.closed(item.title_id, now_ms))
+        changed |= len(items) != len(row.items)
+        if items:
+            rows.append(HomepageRow(len(rows), row.row_id, row.title, items))
+    return replace(page, rows=tuple(rows)) if changed else page
