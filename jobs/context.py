@@ -41,6 +41,15 @@ def device_class(raw: str) -> str:
     return DEVICE_CLASSES.get(raw, "web")
 
 
+def all_buckets() -> list[str]:
+    """Every context bucket there is (dayparts by device classes).
+
+    >>> len(all_buckets()), all_buckets()[0]
+    (12, 'late_night:tv')
+    """
+    return [f"{part}:{device}" for part in DAYPARTS for device in dict.fromkeys(DEVICE_CLASSES.values())]
+
+
 def context_bucket(event_time_ms: int, utc_offset_minutes: int, raw_device_class: str) -> str:
     return f"{daypart(local_hour(event_time_ms, utc_offset_minutes))}:{device_class(raw_device_class)}"
 

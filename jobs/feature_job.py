@@ -19,8 +19,9 @@ Steps (each with a stable uid):
    (coalescing: writes scale with active users, not events). Every other event
    goes on, enriched, to the SQL windows.
 4. Flink SQL over the enriched stream: SESSION windows per user (final when the
-   gap closes), HOP windows with a window top-N for trending (global and per
-   genre), running totals for item stats (coalesced per key before writing).
+   gap closes), HOP windows with a window top-N for trending (global, per
+   genre, and per context bucket for a new user's cold-start row), running
+   totals for item stats (coalesced per key before writing).
 5. Writers: Cassandra (async, bounded in flight) and Kafka topics through the
    Table API's Kafka connector (raw key and value bytes, at-least-once).
 
@@ -46,6 +47,7 @@ from connectors.events import USER_EVENT_SUBJECTS, CatalogItem, check_semantics,
 from connectors.feature_store import FeatureStore
 from connectors.flink_kafka import kafka_sink_table_ddl, kafka_source
 from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
+from jobs.context import context_bucket
 from jobs.features.outputs import (
     continue_watching_params,
     item_stats_params,
@@ -373,7 +375,7 @@ def _kafka_row(key: bytes, value: bytes) -> Any:
 
 
 ENRICHED_FIELDS = ["user_id", "event_id", "event_time_ms", "kind", "action", "title_id", "artwork_id", "genres",
-                   "genres_csv", "watch_ms", "device_class", "utc_offset_minutes", "shown"]
+                   "genres_csv", "watch_ms", "device_class", "utc_offset_minutes", "shown", "context"]
 
 
 def ENRICHED_TYPE() -> Any:
@@ -381,7 +383,7 @@ def ENRICHED_TYPE() -> Any:
 
     s, i, b = Types.STRING(), Types.INT(), Types.LONG()
     return Types.ROW_NAMED(ENRICHED_FIELDS, [s, s, b, s, s, s, s, Types.BASIC_ARRAY(s), s, b, s, i,
-                                              Types.BASIC_ARRAY(s)])
+                                              Types.BASIC_ARRAY(s), s])
 
 
 def _enriched_row(event: Any, title: TitleInfo, watch_ms: int) -> Any:
@@ -394,7 +396,8 @@ def _enriched_row(event: Any, title: TitleInfo, watch_ms: int) -> Any:
     return Row(event.user_id, event.event_id, event.event_time_ms, kind, action, getattr(event, "title_id", None),
                getattr(event, "artwork_id", None), list(title.genres),
                ",".join(title.genres) if action == "START" else "", watch_ms, event.context.device_class,
-               event.context.utc_offset_minutes, shown)
+               event.context.utc_offset_minutes, shown,
+               context_bucket(event.event_time_ms, event.context.utc_offset_minutes, event.context.device_class))
 
 
 def _millis(value: Any) -> int:
@@ -444,7 +447,9 @@ SELECT trend_scope, CAST(rn AS INT), title_id, plays, CAST(window_end AS STRING)
 SELECT rowtime, 'global' AS trend_scope, title_id FROM enriched WHERE action = 'START'
 UNION ALL
 SELECT rowtime, CONCAT('genre:', g) AS trend_scope, title_id FROM enriched CROSS JOIN UNNEST(genres) AS t (g)
-WHERE action = 'START'""",
+WHERE action = 'START'
+UNION ALL
+SELECT rowtime, CONCAT('context:', context) AS trend_scope, title_id FROM enriched WHERE action = 'START'""",
         "item_stats": """
 SELECT title_id, artwork_id, CAST(GROUPING(artwork_id) AS INT) AS is_total, SUM(imp) AS impressions,
        SUM(clk) AS clicks, SUM(starts) AS plays, SUM(completes) AS completes

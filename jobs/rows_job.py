@@ -42,7 +42,7 @@ from connectors.feature_store import FeatureStore
 from connectors.flink_kafka import kafka_source
 from connectors.homepage_store import MAX_ROWS, HomepageItem, HomepageRow, HomepageStore
 from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
-from jobs.context import next_daypart_ms
+from jobs.context import all_buckets, next_daypart_ms
 from jobs.feature_job import EventCount, decode_message
 from jobs.features.outputs import now_ms
 from jobs.features.user_state import TitleInfo
@@ -144,7 +144,7 @@ class SharedCache:
     def current(self, now: int, settings: RowsJobConfig, store: FeatureStore | None) -> SharedSignals:
         if store is not None and now - self.trending_at_ms >= settings.trending_refresh_ms:
             genres = {g for item in self.catalog.values() for g in item.genres}
-            scopes = ["global", *(f"genre:{g}" for g in sorted(genres))]
+            scopes = ["global", *(f"genre:{g}" for g in sorted(genres)), *(f"context:{b}" for b in all_buckets())]
             self.trending = {scope: [r.title_id for r in sorted(store.rows("get_trending", scope),
                                                                  key=lambda r: r.rank)] for scope in scopes}
             self.trending_at_ms, self.dirty = now, True

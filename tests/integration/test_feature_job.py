@@ -15,6 +15,7 @@ from connectors.feature_store import FeatureStore
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
 from jobs import feature_job
+from jobs.context import context_bucket
 from jobs.runtime import FlinkConfig, stream_environment
 from tests.integration.feature_history import MIN, FeatureRun, build_history
 
@@ -104,6 +105,15 @@ def test_item_stats_and_trending(run: FeatureRun) -> None:
     assert drama[0].rank == 1 and drama[0].title_id in (t1, t3)
     comedy = run.wait_for("comedy trending", lambda: run.store.rows("get_trending", f"genre:{h.comedy}"))
     assert [r.title_id for r in comedy] == [t2]
+    # per context bucket (daypart:device in the viewer's local time): what a new user there sees
+    starts = [e for e in [*h.events, h.clock] if getattr(e, "action", None) == "START"]
+    started_in: dict[str, set[str]] = {}
+    for e in starts:
+        bucket = context_bucket(e.event_time_ms, e.context.utc_offset_minutes, e.context.device_class)
+        started_in.setdefault(bucket, set()).add(e.title_id)
+    first = context_bucket(starts[0].event_time_ms, starts[0].context.utc_offset_minutes, "TV")
+    in_context = run.wait_for("context trending", lambda: run.store.rows("get_trending", f"context:{first}"))
+    assert {r.title_id for r in in_context} <= started_in[first] and in_context[0].rank == 1
 
 
 def test_bad_input_goes_to_the_dead_letter_topic(run: FeatureRun) -> None:
