@@ -163,25 +163,28 @@ def diversified(items: Sequence[Item], genres: Mapping[str, frozenset[str]], div
     scores = np.array([i.score for i in items], dtype=np.float64)
     spread = scores.max() - scores.min()
     relevance = (scores - scores.min()) / spread if spread > 0 else np.ones(len(items))
-    # genres one-hot, so each step's overlaps are one matrix-vector product (rows rebuild on every event)
+    # every pair's genre Jaccard at once (genres one-hot, one matrix product): each step is then a row lookup
     sets = [genres.get(i.title_id, frozenset()) for i in items]
     names = {g: n for n, g in enumerate(sorted(set().union(*sets)))}
     onehot = np.zeros((len(items), max(len(names), 1)))
     for row, found in enumerate(sets):
         onehot[row, [names[g] for g in found]] = 1.0
     sizes = onehot.sum(axis=1)
+    shared = onehot @ onehot.T
+    union = sizes[:, None] + sizes[None, :] - shared
+    jaccard = np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+    value = (1 - diversity) * relevance
     overlap = np.zeros(len(items))
-    open_ = np.ones(len(items), dtype=bool)
     chosen: list[int] = []
-    while open_.any() and len(chosen) < k:
-        value = np.where(open_, (1 - diversity) * relevance - diversity * overlap, -np.inf)
-        best = int(np.argmax(value))  # the first of equals: ties keep the row's order
+    for _ in range(min(k, len(items))):
+        best = int(np.argmax(value - diversity * overlap))  # the first of equals: ties keep the row's order
         chosen.append(best)
-        open_[best] = False
-        shared = onehot @ onehot[best]
-        union = sizes + sizes[best] - shared
-        overlap = np.maximum(overlap, np.divide(shared, union, out=np.zeros(len(items)), where=union > 0))
+        value[best] = -np.inf
+        np.maximum(overlap, jaccard[best], out=overlap)
     return [items[n] for n in chosen]
+
+
+POOL_FACTOR = 3  # a re-ranked row draws on up to this many times its length of allowed candidates
 
 
 class _Page:
@@ -206,8 +209,18 @@ class _Page:
 
     def add(self, row_id: str, title: str, candidates: Sequence[Item], rerank: bool = True) -> None:
         settings = self.settings
-        kept = [i for i in candidates if self.allowed(i.title_id)]
-        kept = list({i.title_id: i for i in reversed(kept)}.values())[::-1]  # a title once per row, first wins
+        # the first allowed occurrence of each title, up to a pool the re-ranking can draw from: a row
+        # never needs more (rows are rebuilt on every event, so the work per row is bounded)
+        pool = settings.items_per_row * (POOL_FACTOR if rerank else 1)
+        kept: list[Item] = []
+        seen: set[str] = set()
+        for item in candidates:
+            if item.title_id in seen or not self.allowed(item.title_id):
+                continue
+            seen.add(item.title_id)
+            kept.append(item)
+            if len(kept) >= pool:
+                break
         if rerank:
             penalty = settings.popularity_penalty
             if penalty:
