@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from connectors.homepage_store import HomepageClient, HomepageItem, HomepageRow, HomepageStore
@@ -40,3 +42,45 @@ def test_the_client_reads_the_bucket_asked_for(cassandra_config: Any, cassandra_
     store.drain()
     again = client.homepage(user, "evening:tv")
     assert again is not None and [r.row_id for r in again.rows] == ["trending"] and again.last_event_id == "e3"
+
+
+def test_a_title_withdrawn_after_the_build_leaves_the_served_page_at_once(
+        isolated_kafka: Any, cassandra_config: Any, cassandra_session: Any) -> None:
+    from connectors.availability import CatalogAvailability
+    from connectors.events import Availability
+    from connectors.producer import EventProducer
+    from tests.factories import make_catalog_item
+
+    user = f"withdrawn-{uuid.uuid4().hex[:8]}"
+    now = int(time.time() * 1000)
+    heat, alien = (make_catalog_item(title_id=t, updated_time_ms=now - 60_000,
+                                     availability=Availability(0, [], None)) for t in ("heat", "alien"))
+    with EventProducer(isolated_kafka) as producer:
+        producer.send_many([heat, alien])
+        producer.flush()
+    store = HomepageStore(cassandra_session, cassandra_config.keyspace)
+    store.write_homepage(user, "evening:tv", [
+        HomepageRow(0, "top_picks", "Top Picks", (HomepageItem("heat", 0.9, "", "why"),
+                                                  HomepageItem("alien", 0.8, "", "why"))),
+        HomepageRow(1, "because_you_watched:heat", "Because You Watched Heat",
+                    (HomepageItem("alien", 0.7, "", "similar"),))], {}, now, "e1")
+    store.drain()
+    with CatalogAvailability(isolated_kafka).start() as availability:
+        client = HomepageClient(cassandra_session, cassandra_config.keyspace, availability)
+        assert len(availability) == 2
+        before = client.homepage(user, "evening:tv")
+        assert before is not None and [len(r.items) for r in before.rows] == [2, 1]
+
+        withdrawn = replace(alien, updated_time_ms=now, event_id=f"withdraw-{user}",
+                            availability=Availability(0, [], now))  # the catalog ends its window now
+        with EventProducer(isolated_kafka) as producer:
+            producer.send(withdrawn)
+            producer.flush()
+        deadline = time.monotonic() + 10
+        while not availability.closed("alien", int(time.time() * 1000)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = client.homepage(user, "evening:tv")
+        assert after is not None
+        assert [(r.row_id, [i.title_id for i in r.items]) for r in after.rows] == [("top_picks", ["heat"])]
+        # the stored page is untouched: the rows job rebuilds it on the member's next event
+        assert [len(r.items) for r in store.homepages(user)["evening:tv"].rows] == [2, 1]

@@ -1,0 +1,121 @@
+"""Each title's availability window, followed live from the catalog topic: the serving-time filter.
+
+A homepage is built with the catalog the rows job knew then. A title withdrawn
+later (the catalog sets its ``available_until_ms`` to now, or a scheduled end
+passes) must leave every homepage at once, not at each member's next rebuild, so
+the read client checks the items it returns against this view
+(:class:`connectors.homepage_store.HomepageClient`). It is not a cache of
+homepages: every read still reads Cassandra; it is the catalog's availability,
+pushed by the catalog topic within milliseconds of a change.
+
+>>> view = AvailabilityView()
+>>> view.apply("t1", updated_ms=1, available_from_ms=0, available_until_ms=5_000)
+>>> view.closed("t1", now_ms=4_000), view.closed("t1", now_ms=5_000), view.closed("unknown", now_ms=0)
+(False, True, False)
+>>> view.apply("t1", updated_ms=0, available_from_ms=0, available_until_ms=None)  # an older snapshot: ignored
+>>> view.closed("t1", now_ms=6_000)
+True
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from connectors.codec import EventCodec
+from connectors.config import KafkaConfig
+from connectors.errors import DecodeError, UnknownSchemaError
+from connectors.topics import TOPICS_BY_NAME
+
+
+class AvailabilityView:
+    """title_id -> (catalog updated time, window start, window end); the newest snapshot of a title wins."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[int, int, int | None]] = {}
+
+    def apply(self, title_id: str, updated_ms: int, available_from_ms: int, available_until_ms: int | None) -> None:
+        known = self._windows.get(title_id)
+        if known is None or updated_ms >= known[0]:
+            self._windows[title_id] = (updated_ms, available_from_ms, available_until_ms)
+
+    def closed(self, title_id: str, now_ms: int) -> bool:
+        """True when the title's window is not open at ``now_ms``; a title never seen is not judged."""
+        window = self._windows.get(title_id)
+        if window is None:
+            return False
+        _, start, end = window
+        return now_ms < start or (end is not None and now_ms >= end)
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+
+class CatalogAvailability(AvailabilityView):
+    """An :class:`AvailabilityView` that a background thread keeps current from the catalog topic.
+
+    Reads every partition from the beginning without a consumer group (each service
+    instance holds the whole view). ``start()`` returns once the topic has been read
+    to an idle gap (this broker's high watermark cannot be trusted for "caught up").
+    """
+
+    def __init__(self, kafka: KafkaConfig | None = None, codec: EventCodec | None = None,
+                 poll_s: float = 0.1) -> None:
+        super().__init__()
+        self.kafka = kafka or KafkaConfig.load()
+        self.codec = codec or EventCodec()
+        self.poll_s = poll_s
+        self.errors = 0  # records that did not decode: the live jobs dead-letter them, here they are skipped
+        self._stop = threading.Event()
+        self._last_record_at = time.monotonic()
+        self._thread: threading.Thread | None = None
+        self._consumer: Consumer | None = None
+
+    def start(self, idle_s: float = 1.0, timeout_s: float = 30.0) -> CatalogAvailability:
+        topic = TOPICS_BY_NAME["catalog"].full_name(self.kafka)
+        consumer = Consumer(self.kafka.client_config(**{"group.id": "nextwatch-availability",
+                                                        "enable.auto.commit": False}))
+        partitions = consumer.list_topics(topic, timeout=self.kafka.connect_timeout_s).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._consumer = consumer
+        self._last_record_at = time.monotonic() + 1.0  # the first fetch takes a moment
+        self._thread = threading.Thread(target=self._follow, name="catalog-availability", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() - self._last_record_at < idle_s and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self
+
+    def _follow(self) -> None:
+        assert self._consumer is not None
+        while not self._stop.is_set():
+            msg = self._consumer.poll(self.poll_s)
+            if msg is None or msg.error():
+                continue
+            self._last_record_at = time.monotonic()
+            try:
+                decoded = self.codec.decode(msg.value() or b"")
+            except (DecodeError, UnknownSchemaError):
+                self.errors += 1
+                continue
+            if decoded.subject != "catalog_item":
+                continue
+            record = decoded.record
+            window = record["availability"]
+            self.apply(record["title_id"], record["updated_time_ms"], window["available_from_ms"],
+                       window.get("available_until_ms"))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._consumer is not None:
+            self._consumer.close()
+
+    def __enter__(self) -> CatalogAvailability:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
