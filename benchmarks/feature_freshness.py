@@ -10,13 +10,17 @@ Run against the local stack (`nextwatch stack up`). Figures last, as name=value.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from connectors.cassandra_store import apply_schema, connect
@@ -70,6 +74,20 @@ class Probe:
     visible: Callable[[Any, str, int], bool]  # (store, probe user, probe number) -> is it in Cassandra?
 
 
+def dump_threads(folder: Path, probe: int) -> bool:
+    """jstack of the local mini-cluster's JVM (a child of this process), which runs the jobs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    children = subprocess.run(["pgrep", "-P", str(os.getpid()), "java"], capture_output=True, text=True).stdout
+    for pid in children.split():
+        with open(folder / f"probe-{probe}-jvm-{pid}.txt", "w") as out:
+            subprocess.run(["jstack", pid], stdout=out, check=False)
+        if shutil.which("py-spy"):  # the jobs' Python runs inside that JVM (thread mode)
+            with open(folder / f"probe-{probe}-python-{pid}.txt", "w") as out:
+                subprocess.run(["py-spy", "dump", "--pid", pid], stdout=out, stderr=out, check=False)
+    say(f"probe {probe} pending > 8 s: thread dumps in {folder}")
+    return True
+
+
 def measure(probe: Probe, description: str) -> None:
     """Live background load, one probe every ``--probe-every`` s, produce -> visible; figures last."""
     parser = argparse.ArgumentParser(description=description)
@@ -77,6 +95,8 @@ def measure(probe: Probe, description: str) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured period")
     parser.add_argument("--probe-every", type=float, default=0.25)
     parser.add_argument("--give-up", type=float, default=60.0, help="seconds before a probe counts as lost")
+    parser.add_argument("--dump-threads", type=Path, help="folder for the job's JVM thread dumps (and, with "
+                        "py-spy installed, its Python stacks) of probes slower than 8 s")
     args = parser.parse_args()
 
     kafka = replace(KafkaConfig.load(), topic_prefix=f"fresh-{uuid.uuid4().hex[:6]}.")
@@ -105,11 +125,14 @@ def measure(probe: Probe, description: str) -> None:
                 producer.flush()
                 if time.monotonic() - sent_at > 1.0:
                     slow_sends.append(time.monotonic() - sent_at)
+                dumped = False
                 while time.monotonic() - sent_at < args.give_up:
                     if probe.visible(store, probe_user, number):
                         latencies.append((time.monotonic() - sent_at) * 1000)
                         break
                     time.sleep(0.005)
+                    if args.dump_threads and not dumped and time.monotonic() - sent_at > 8:
+                        dumped = dump_threads(args.dump_threads, number)
                 else:  # never visible: counted as the give-up time (a lower bound)
                     latencies.append(args.give_up * 1000)
                     lost += 1

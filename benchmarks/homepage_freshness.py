@@ -23,8 +23,9 @@ import threading
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
-from benchmarks.feature_freshness import PROBE_CONTEXT, background_load, percentile
+from benchmarks.feature_freshness import PROBE_CONTEXT, background_load, dump_threads, percentile
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.events import PlayEvent
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured period")
     parser.add_argument("--probe-every", type=float, default=0.5)
     parser.add_argument("--give-up", type=float, default=60.0, help="seconds before a probe counts as lost")
+    parser.add_argument("--dump-threads", type=Path, help="folder for the jobs' JVM thread dumps of probes slower "
+                        "than 8 s (what the jobs were doing: backpressure shows as sources waiting on a full queue)")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:6]
@@ -74,6 +77,7 @@ def main() -> None:
         time.sleep(20)
         with EventProducer(kafka) as producer:
             number, deadline = 0, time.monotonic() + args.seconds
+            started = time.monotonic()
             while time.monotonic() < deadline:
                 number += 1
                 event = PlayEvent(user, int(time.time() * 1000), PROBE_CONTEXT, f"probe-title-{number % 7}", "STOP",
@@ -82,6 +86,7 @@ def main() -> None:
                 producer.send(event)
                 producer.flush()
                 seen: dict[str, float] = {}
+                dumped = False
                 while len(seen) < len(HOPS) and time.monotonic() - sent_at < args.give_up:
                     elapsed = (time.monotonic() - sent_at) * 1000
                     if "features" not in seen and (rows := features.rows("get_profile", user)) \
@@ -97,8 +102,13 @@ def main() -> None:
                         if page.model_versions.get("learning_last_event") == event.event_id:
                             seen["end_to_end"] = elapsed
                     time.sleep(0.005)
+                    if args.dump_threads and elapsed > 8000 and not dumped:
+                        dumped = dump_threads(args.dump_threads, number)
                 if len(seen) < len(HOPS):
                     lost += 1
+                if seen.get("end_to_end", args.give_up * 1000) > 1000:
+                    say(f"slow probe {number} at {time.monotonic() - started:.0f} s: "
+                        + " ".join(f"{hop}={seen[hop]:.0f}" if hop in seen else f"{hop}=lost" for hop in HOPS))
                 for hop in HOPS:
                     latencies[hop].append(seen.get(hop, args.give_up * 1000))
                 if number % 20 == 0:
