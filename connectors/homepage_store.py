@@ -48,6 +48,7 @@ class HomepageRow:
     row_id: str  # continue_watching, top_picks, because_you_watched:<title_id>, trending, genre:<name>, ...
     title: str  # as displayed, e.g. "Because You Watched Alien"
     items: tuple[HomepageItem, ...]
+    token: str = ""  # the presentation token: impressions of this row echo it back (BrowseEvent)
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ class HomepageStore(AsyncStore):
         if len(rows) > MAX_ROWS:
             raise ValueError(f"a homepage has at most {MAX_ROWS} rows, got {len(rows)}")
         page = {"v": PAGE_FORMAT, "models": model_versions,
-                "rows": [[r.row_id, r.title, [[i.title_id, i.score, i.artwork_id, i.reason] for i in r.items]]
-                         for r in rows]}
+                "rows": [[r.row_id, r.title, [[i.title_id, i.score, i.artwork_id, i.reason] for i in r.items],
+                          r.token] for r in rows]}
         self.write("homepage", (user_id, context, orjson.dumps(page).decode(),
                                 datetime.fromtimestamp(generated_ms / 1000, tz=UTC), last_event_id))
 
@@ -102,8 +103,9 @@ def _homepage(user_id: str, row: Any) -> Homepage:
         if page.get("v") != PAGE_FORMAT:
             raise ValueError(f"homepage of {user_id} in {row.context} has page format {page.get('v')}, "
                              f"this client reads {PAGE_FORMAT}")
-        rows = tuple(HomepageRow(position, row_id, title, tuple(HomepageItem(*item) for item in items))
-                     for position, (row_id, title, items) in enumerate(page["rows"]))
+        rows = tuple(HomepageRow(position, row_id, title, tuple(HomepageItem(*item) for item in items),
+                                 token[0] if token else "")
+                     for position, (row_id, title, items, *token) in enumerate(page["rows"]))
         versions = page.get("models") or {}
     else:  # written before 011: parallel lists
         rows, versions = _rows_from_lists(row), dict(row.model_versions or {})
@@ -157,5 +159,5 @@ def without_closed(page: Homepage, availability: AvailabilityView, now_ms: int) 
         items = tuple(item for item in row.items if not availability.closed(item.title_id, now_ms))
         changed |= len(items) != len(row.items)
         if items:
-            rows.append(HomepageRow(len(rows), row.row_id, row.title, items))
+            rows.append(HomepageRow(len(rows), row.row_id, row.title, items, row.token))
     return replace(page, rows=tuple(rows)) if changed else page

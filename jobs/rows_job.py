@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -42,11 +43,13 @@ from connectors.feature_store import FeatureStore
 from connectors.flink_kafka import kafka_source
 from connectors.homepage_store import MAX_ROWS, HomepageItem, HomepageRow, HomepageStore
 from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
-from jobs.context import all_buckets, next_daypart_ms
+from jobs.context import all_buckets, next_daypart_ms, weekday
+from jobs.exploration.policies import ArtworkPolicy, RowOrderPolicy
+from jobs.exploration.presentation import ROW_KINDS, HomepagePolicies, presented_homepage
 from jobs.feature_job import EventCount, decode_message
 from jobs.features.outputs import now_ms
 from jobs.features.user_state import TitleInfo
-from jobs.homepage.rows import HomepageSettings, Row, SharedSignals, build_homepage, catalog_indexes
+from jobs.homepage.rows import HomepageSettings, Row, SharedSignals, catalog_indexes, least_played
 from jobs.homepage.rules import Viewer
 from jobs.homepage.state import RowsUser
 from jobs.learning_job import MODEL_VERSION, item_vectors_from_record
@@ -70,6 +73,9 @@ class RowsJobConfig:
     items_per_row: int = 20
     diversity: float = 0.3
     popularity_penalty: float = 0.1
+    explore_share: float = 0.05  # of each recommended row's slots, at most: less-known titles (#7)
+    row_order_epsilon: float = 0.1  # the row-order policy's share of random orders
+    artwork_epsilon: float = 0.1  # the artwork policy's share of random variants
     group_id: str = "nextwatch-rows"
 
     def __post_init__(self) -> None:
@@ -79,6 +85,9 @@ class RowsJobConfig:
             raise ConfigError(f"[rows] {exc}") from exc
         if min(self.flush_ms, self.trending_refresh_ms, self.settings_refresh_ms, self.shared_refresh_ms) < 1:
             raise ConfigError("[rows] refresh periods and flush_ms must be >= 1 ms")
+        for name in ("explore_share", "row_order_epsilon", "artwork_epsilon"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"[rows] {name} must be in [0, 1], got {getattr(self, name)}")
 
     @property
     def homepage(self) -> HomepageSettings:
@@ -93,7 +102,7 @@ class RowsJobConfig:
 def stored_rows(rows: list[Row]) -> list[HomepageRow]:
     """The page as the homepage table stores it (at most ``MAX_ROWS`` rows)."""
     return [HomepageRow(n, row.row_id, row.title,
-                        tuple(HomepageItem(i.title_id, i.score, i.artwork_id, i.reason) for i in row.items))
+                        tuple(HomepageItem(i.title_id, i.score, i.artwork_id, i.reason) for i in row.items), row.token)
             for n, row in enumerate(rows[:MAX_ROWS])]
 
 
@@ -154,7 +163,7 @@ class SharedCache:
             popularity = percentiles(self.touches)
             by_genre, newest = catalog_indexes(self.catalog, popularity)
             self.signals = SharedSignals(self.catalog, self.similar, self.trending, popularity, self.content,
-                                         by_genre, newest)
+                                         by_genre, newest, least_played(self.catalog, popularity))
             self.built_at_ms, self.dirty = now, False
         return self.signals
 
@@ -218,6 +227,9 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             self.homepages = HomepageStore(self.session, cassandra.keyspace)
             self.features = FeatureStore(self.session, cassandra.keyspace)
             self.shared = SharedCache(LearningConfig().content_dimensions)
+            self.policies = HomepagePolicies(RowOrderPolicy(ROW_KINDS, settings.row_order_epsilon),
+                                             ArtworkPolicy(settings.artwork_epsilon), settings.explore_share)
+            self.rng = random.Random()
             self.restored = False
             metrics = runtime_context.get_metrics_group()
             self.events = EventCount(metrics, "events_applied")
@@ -281,7 +293,9 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             user_id = ctx.get_current_key()
             viewer = Viewer(user_id, user.country, user.maturity_limit, now)
             shared = self.shared.current(now, settings, self.features)
-            rows = build_homepage(user.signals(), shared, viewer, user.bucket(now), settings.homepage)
+            rows = presented_homepage(user.signals(), shared, viewer, user.bucket(now),
+                                      weekday(now, user.utc_offset_minutes), settings.homepage, self.policies,
+                                      self.rng)
             self.built.inc()
             yield user_id, user.bucket(now), stored_rows(rows), model_versions(user), user.last_event_id, now
 

@@ -5,8 +5,9 @@ token carries and impressions echo back, so that off-policy evaluation
 (:mod:`jobs.exploration.ope`) can judge a candidate policy from what was served.
 Exploration is epsilon-greedy throughout: the greedy choice with probability
 ``1 - epsilon``, a uniformly random one otherwise, which makes every propensity exact
-and never zero. The reward models are river's online logistic regressions over
-context features (daypart, device, weekend, the member's genre affinities).
+and never zero. The reward models are online logistic regressions over context
+features (daypart, device, weekend, the member's genre affinities), learned one reward
+at a time in river's shape (:class:`OnlineLogistic`).
 
 >>> rng = random.Random(7)
 >>> policy = RowOrderPolicy(("top_picks", "trending", "genre"), epsilon=0.1)
@@ -25,8 +26,6 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
-
-from river import linear_model, optim
 
 from jobs.context import DAYPARTS
 
@@ -51,15 +50,57 @@ def context_features(bucket: str, weekday: str, genre_affinity: Mapping[str, flo
     return features
 
 
-def _logit(model: linear_model.LogisticRegression, features: Features) -> float:
-    """The model's log-odds, from its weights directly: a tenth of ``predict_proba_one``'s cost (hot path)."""
-    weights = model._weights
-    return float(model.intercept) + sum(weights.get(name, 0.0) * value for name, value in features.items())
+class OnlineLogistic:
+    """Logistic regression by SGD with L2, in river's ``learn_one`` / ``predict_proba_one`` shape.
+
+    Not river's own: ``river.linear_model`` imports ``scipy.stats``, and that import
+    never returned inside a thread-mode PyFlink operator here (the rows job's task hung
+    in INITIALIZING). The weights are a plain dict, so the model pickles small and the
+    hot path reads them directly.
+
+    >>> model = OnlineLogistic(step=0.5)
+    >>> for _ in range(200):
+    ...     model.learn_one({"evening": 1.0}, True)
+    ...     model.learn_one({"morning": 1.0}, False)
+    >>> model.predict_proba_one({"evening": 1.0})[True] > 0.9 > 0.1 > model.predict_proba_one({"morning": 1.0})[True]
+    True
+    """
+
+    def __init__(self, step: float = 0.1, l2: float = 1e-4) -> None:
+        if step <= 0 or l2 < 0:
+            raise ValueError(f"step must be > 0 and l2 >= 0, got {step}, {l2}")
+        self.step, self.l2 = step, l2
+        self.weights: dict[str, float] = {}
+        self.intercept = 0.0
+
+    def logit(self, features: Features) -> float:
+        weights = self.weights
+        return self.intercept + sum(weights.get(name, 0.0) * value for name, value in features.items())
+
+    def predict_proba_one(self, features: Features) -> dict[bool, float]:
+        p = _sigmoid(self.logit(features))
+        return {True: p, False: 1 - p}
+
+    def learn_one(self, features: Features, label: bool) -> None:
+        gradient = _sigmoid(self.logit(features)) - float(label)
+        self.intercept -= self.step * gradient
+        weights = self.weights
+        for name, value in features.items():
+            weight = weights.get(name, 0.0)
+            weights[name] = weight - self.step * (gradient * value + self.l2 * weight)
 
 
-def _logistic(step: float = 0.1) -> linear_model.LogisticRegression:
+def _sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
+
+
+def _logit(model: OnlineLogistic, features: Features) -> float:
+    return model.logit(features)
+
+
+def _logistic(step: float = 0.1) -> OnlineLogistic:
     # a constant step: rewards drift (new rows, new artwork), so old evidence should fade
-    return linear_model.LogisticRegression(optimizer=optim.SGD(step), l2=1e-4)
+    return OnlineLogistic(step, l2=1e-4)
 
 
 @dataclass(frozen=True)
@@ -89,12 +130,14 @@ class RowOrderPolicy:
         """Each row kind's click log-odds in this context (their order is the greedy row order)."""
         return {kind: _logit(self.models[kind], features) for kind in self.kinds}
 
-    def greedy(self, features: Features) -> tuple[str, ...]:
+    def greedy(self, features: Features, default: Sequence[str] | None = None) -> tuple[str, ...]:
+        """Kinds by score; equal scores keep ``default``'s order (the device's default: a new model's order)."""
         scores = self.scores(features)
-        return tuple(sorted(self.kinds, key=lambda kind: (-scores[kind], self.kinds.index(kind))))
+        rank = {kind: n for n, kind in enumerate(default or self.kinds)}
+        return tuple(sorted(self.kinds, key=lambda kind: (-scores[kind], rank.get(kind, len(rank)))))
 
-    def choose(self, features: Features, rng: random.Random) -> OrderDecision:
-        greedy = self.greedy(features)
+    def choose(self, features: Features, rng: random.Random, default: Sequence[str] | None = None) -> OrderDecision:
+        greedy = self.greedy(features, default)
         explored = rng.random() < self.epsilon
         order = tuple(rng.sample(self.kinds, len(self.kinds))) if explored else greedy
         n = len(self.kinds)
@@ -103,10 +146,10 @@ class RowOrderPolicy:
                      for kind in order}
         return OrderDecision(order, propensity, positions, explored)
 
-    def probability(self, features: Features, order: Sequence[str]) -> float:
+    def probability(self, features: Features, order: Sequence[str], default: Sequence[str] | None = None) -> float:
         """This policy's probability of serving ``order`` in this context (for off-policy evaluation)."""
         return self.epsilon / math.factorial(len(self.kinds)) + (1 - self.epsilon) * (
-            tuple(order) == self.greedy(features))
+            tuple(order) == self.greedy(features, default))
 
     def learn_one(self, features: Features, kind: str, reward: float) -> None:
         self.models[kind].learn_one(features, reward > 0)
@@ -196,7 +239,7 @@ class MemberArtwork:
     def theme_score(self, theme: str) -> float:
         found = self._themes.get(theme)
         if found is None:
-            weights = self.policy.model._weights
+            weights = self.policy.model.weights
             found = weights.get(f"theme:{theme}", 0.0) + sum(
                 weight * weights.get(f"{genre}x{theme}", 0.0) for genre, weight in self.genre_affinity.items())
             found = self._themes[theme] = found + self.history.log_odds(theme)

@@ -56,6 +56,7 @@ class Row:
     row_id: str  # stable: continue_watching, because_you_watched:<title_id>, top_picks, trending, genre:<g>, ...
     title: str  # as displayed
     items: tuple[Item, ...]
+    token: str = ""  # the presentation token (jobs.exploration): how the row and its items were chosen
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,18 @@ class SharedSignals:
     content: Mapping[str, np.ndarray] = field(default_factory=dict)  # title -> unit metadata vector
     by_genre: Mapping[str, Sequence[str]] = field(default_factory=dict)  # genre -> titles, most popular first
     newest: Sequence[tuple[int, str]] = ()  # (available from, title), newest first
+    less_known: Sequence[str] = ()  # the least-played titles, least first: exploration candidates
+
+
+def least_played(catalog: Mapping[str, CatalogItem], popularity: Mapping[str, float], count: int = 300) -> list[str]:
+    """The ``count`` catalog titles with the lowest popularity percentile (never played first).
+
+    >>> from connectors.events import Availability
+    >>> catalog = {t: CatalogItem(t, 0, t, 90, "ALL", Availability(0)) for t in "abc"}
+    >>> least_played(catalog, {"a": 0.9, "b": 0.1}, 2)
+    ['c', 'b']
+    """
+    return sorted(catalog, key=lambda t: (popularity.get(t, -1.0), t))[:count]
 
 
 def catalog_indexes(catalog: Mapping[str, CatalogItem],
@@ -307,13 +320,17 @@ def _genres(page: _Page) -> None:
 
 
 def build_homepage(user: UserSignals, shared: SharedSignals, viewer: Viewer, bucket: str,
-                   settings: HomepageSettings | None = None) -> list[Row]:
-    """The homepage's rows in display order for ``bucket`` (``daypart:device``, :mod:`jobs.context`)."""
+                   settings: HomepageSettings | None = None, order: Sequence[str] | None = None) -> list[Row]:
+    """The homepage's rows in display order for ``bucket`` (``daypart:device``, :mod:`jobs.context`).
+
+    ``order``: the row kinds after Continue Watching, as a row-order policy chose them
+    (:mod:`jobs.exploration.policies`); the device's default order when not given.
+    """
     page = _Page(user, shared, viewer, settings or HomepageSettings())
     # Rows are built in display order, so a title shows in the first row that has it. Continue
     # Watching is built first whatever the order: an in-progress title belongs there.
     _continue_watching(page)
-    for kind in row_order(bucket):
+    for kind in order if order is not None else row_order(bucket):
         if kind == "because_you_watched":
             _because_you_watched(page)
         elif kind == "top_picks":

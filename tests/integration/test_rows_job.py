@@ -18,6 +18,7 @@ from connectors.producer import EventProducer
 from connectors.topics import TOPICS_BY_NAME
 from infra.pipeline import start_rows_job
 from jobs.context import context_bucket
+from jobs.exploration.rewards import PresentationToken
 from jobs.learning_job import MODEL_VERSION
 from jobs.rows_job import RowsJobConfig
 from jobs.runtime import FlinkConfig
@@ -83,8 +84,11 @@ def test_a_members_homepage_follows_their_events(kafka_config: Any, cassandra_co
                 producer.send(title(n))
             producer.send_encoded(topic("model-updates"), t[0].encode(), similar(0, [1, 2, 11, 3]))
             producer.flush()
+            # no exploration here: this test pins the rows' rules and contents (tests/unit/test_presentation.py
+            # covers what exploration adds)
             job = start_rows_job(kafka, cassandra_config, flink=flink,
-                                 settings=RowsJobConfig(group_id=f"rows-{tag}", flush_ms=100))
+                                 settings=RowsJobConfig(group_id=f"rows-{tag}", flush_ms=100, explore_share=0.0,
+                                                        row_order_epsilon=0.0, artwork_epsilon=0.0))
             finished, started = play(0, "COMPLETE"), play(3, "STOP", position=0.3)
             for event in (finished, started):
                 producer.send(event)
@@ -101,6 +105,9 @@ def test_a_members_homepage_follows_their_events(kafka_config: Any, cassandra_co
             assert titles(home, f"because_you_watched:{t[0]}") == [t[1], t[2]]  # t3 is in progress, t11 mature
             assert t[0] not in titles(home) and t[11] not in titles(home)
             assert home.model_versions["learning_last_event"] == started.event_id
+            for row in home.rows:  # every row says how it was chosen, for the impressions to echo back
+                token = PresentationToken.decode(row.token)
+                assert len(token.item_propensities) == len(row.items) and not any(token.explored)
 
             # they finish t3, the models move on, t5 is withdrawn from the catalog
             producer.send(play(3, "COMPLETE"))

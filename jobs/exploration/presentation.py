@@ -1,0 +1,139 @@
+"""How a built homepage is presented: explore slots, artwork per title, and each row's token.
+
+:func:`jobs.homepage.rows.build_homepage` builds the rows in the order the row-order
+policy chose (:class:`jobs.exploration.policies.RowOrderPolicy`); :func:`present` then
+replaces a bounded share of each recommended row's slots with less-known titles
+(never Continue Watching's, never a title the rules hide or the page already shows),
+picks each title's artwork for the member, and writes each row's presentation token:
+the policy versions and the probability of every choice, which impressions echo back
+for learning and off-policy evaluation.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from jobs.exploration.policies import (
+    ArtworkPolicy,
+    MemberArtwork,
+    OrderDecision,
+    RowOrderPolicy,
+    ThemeHistory,
+    context_features,
+    explore_slots,
+)
+from jobs.exploration.rewards import PresentationToken
+from jobs.homepage.rows import (
+    HomepageSettings,
+    Item,
+    Row,
+    SharedSignals,
+    UserSignals,
+    build_homepage,
+    row_order,
+)
+from jobs.homepage.rules import Viewer, showable
+
+FIXED_ROWS = ("continue_watching",)  # not ordered by the policy, not explored: what the member left off
+
+
+def row_kind(row_id: str) -> str:
+    """``because_you_watched:<title>`` -> ``because_you_watched``; ``genre:<g>`` -> ``genre``."""
+    return row_id.partition(":")[0]
+
+
+@dataclass(frozen=True)
+class Presenter:
+    """The choices of one homepage build and the sources they draw on."""
+
+    decision: OrderDecision  # the row order, and how likely it was
+    artwork: MemberArtwork  # this member's artwork chooser
+    variants: Callable[[str], Sequence[tuple[str, Sequence[str]]]]  # title -> (artwork id, themes)
+    less_known: Sequence[str]  # exploration candidates, least shown first
+    allowed: Callable[[str], bool]  # the rules (availability, maturity, completed) for an explored title
+    explore_share: float
+    rng: random.Random
+    version: str  # the policies' versions, as the token carries them
+
+
+def present(rows: Sequence[Row], presenter: Presenter) -> list[Row]:
+    on_page = {item.title_id for row in rows for item in row.items}
+    candidates = [t for t in presenter.less_known if t not in on_page and presenter.allowed(t)]
+    out = []
+    for row in rows:
+        kind = row_kind(row.row_id)
+        if kind in FIXED_ROWS:
+            slots = [(item, 1.0, False) for item in row.items]
+            row_propensity = 1.0
+        else:
+            chosen = explore_slots([i.title_id for i in row.items], candidates, presenter.explore_share,
+                                   presenter.rng)
+            by_title = {i.title_id: i for i in row.items}
+            slots = []
+            for slot in chosen:
+                item = by_title.get(slot.title_id) or Item(slot.title_id, 0.0, "exploring")
+                slots.append((item, slot.propensity, slot.explored))
+            explored = {slot.title_id for slot in chosen if slot.explored}
+            candidates = [t for t in candidates if t not in explored]  # each title once per page
+            row_propensity = presenter.decision.position_propensities.get(kind, 1.0)
+        items, propensities, flags = [], [], []
+        for item, slot_propensity, explored_slot in slots:
+            variants = presenter.variants(item.title_id)
+            if variants:
+                art = presenter.artwork.choose(variants, presenter.rng)
+                item = replace(item, artwork_id=art.artwork_id)
+                slot_propensity *= art.propensity
+                explored_slot = explored_slot or art.explored
+            items.append(item)
+            propensities.append(max(slot_propensity, 1e-9))
+            flags.append(explored_slot)
+        token = PresentationToken(presenter.version, row_propensity, tuple(propensities), tuple(flags))
+        out.append(Row(row.row_id, row.title, tuple(items), token.encode()))
+    return out
+
+
+ROW_KINDS = ("top_picks", "because_you_watched", "new_for_you", "trending", "genre")  # ordered by the policy
+
+
+@dataclass
+class HomepagePolicies:
+    """The policies one rows-job subtask serves with (held in memory; rewards teach them)."""
+
+    order: RowOrderPolicy
+    artwork: ArtworkPolicy
+    explore_share: float = 0.05
+
+    @property
+    def version(self) -> str:
+        return f"{self.order.version}+{self.artwork.version}"
+
+
+def presented_homepage(user: UserSignals, shared: SharedSignals, viewer: Viewer, bucket: str, weekday_name: str,
+                       settings: HomepageSettings, policies: HomepagePolicies, rng: random.Random) -> list[Row]:
+    """Choose the row order, build the rows in it, then explore, pick artwork and write each row's token.
+
+    >>> from jobs.homepage.rows import SharedSignals, UserSignals
+    >>> from jobs.homepage.rules import Viewer
+    >>> policies = HomepagePolicies(RowOrderPolicy(ROW_KINDS, epsilon=0.0), ArtworkPolicy(epsilon=0.0))
+    >>> presented_homepage(UserSignals(), SharedSignals(catalog={}), Viewer("u1"), "evening:tv", "mon",
+    ...                    HomepageSettings(), policies, random.Random(1))
+    []
+    """
+    features = context_features(bucket, weekday_name, user.genre_affinity)
+    default = [kind for kind in row_order(bucket) if kind in ROW_KINDS]
+    decision = policies.order.choose(features, rng, default=default)
+    rows = build_homepage(user, shared, viewer, bucket, settings, order=decision.order)
+    catalog = shared.catalog
+
+    def variants(title_id: str) -> list[tuple[str, Sequence[str]]]:
+        item = catalog.get(title_id)
+        return [(a.artwork_id, a.themes) for a in item.artwork] if item else []
+
+    def allowed(title_id: str) -> bool:
+        return title_id not in user.completed and showable(catalog.get(title_id), viewer)
+
+    presenter = Presenter(decision, policies.artwork.for_member(user.genre_affinity, ThemeHistory()), variants,
+                          shared.less_known, allowed, policies.explore_share, rng, policies.version)
+    return present(rows, presenter)
