@@ -346,8 +346,8 @@ class EventCount:
         self.value = 0
         metrics.gauge(name, lambda: self.value)
 
-    def inc(self) -> None:
-        self.value += 1
+    def inc(self, by: int = 1) -> None:
+        self.value += by
 
 
 def _tag(name: str) -> Any:

@@ -45,7 +45,13 @@ from connectors.homepage_store import MAX_ROWS, HomepageItem, HomepageRow, Homep
 from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
 from jobs.context import all_buckets, next_daypart_ms, weekday
 from jobs.exploration.policies import ArtworkPolicy, RowOrderPolicy
-from jobs.exploration.presentation import ROW_KINDS, HomepagePolicies, presented_homepage
+from jobs.exploration.presentation import (
+    ROW_KINDS,
+    HomepagePolicies,
+    MemberContext,
+    learn_from_outcomes,
+    presented_homepage,
+)
 from jobs.feature_job import EventCount, decode_message
 from jobs.features.outputs import now_ms
 from jobs.features.user_state import TitleInfo
@@ -236,6 +242,7 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             self.updates = EventCount(metrics, "user_updates_applied")
             self.duplicates = EventCount(metrics, "duplicates")
             self.built = EventCount(metrics, "homepages_built")
+            self.rewards = EventCount(metrics, "outcomes_learned")
 
         def close(self) -> None:
             self.session.cluster.shutdown()
@@ -289,13 +296,19 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             if timestamp >= user.bucket_timer_ms and now - user.context_ms < ACTIVE_MS:
                 user.bucket_timer_ms = next_daypart_ms(now, user.utc_offset_minutes)
                 ctx.timer_service().register_processing_time_timer(user.bucket_timer_ms)
+            signals = user.signals()
+            outcomes = user.outcomes(now)  # impressions whose clicks and plays are all in: the rewards
+            if outcomes:
+                member = MemberContext(signals.genre_affinity, user.theme_history, user.utc_offset_minutes,
+                                       user.device_class)
+                self.rewards.inc(learn_from_outcomes(outcomes, self.policies, member, self.shared.catalog))
             self.state.update(user)
             user_id = ctx.get_current_key()
             viewer = Viewer(user_id, user.country, user.maturity_limit, now)
             shared = self.shared.current(now, settings, self.features)
-            rows = presented_homepage(user.signals(), shared, viewer, user.bucket(now),
+            rows = presented_homepage(signals, shared, viewer, user.bucket(now),
                                       weekday(now, user.utc_offset_minutes), settings.homepage, self.policies,
-                                      self.rng)
+                                      self.rng, user.themes)
             self.built.inc()
             yield user_id, user.bucket(now), stored_rows(rows), model_versions(user), user.last_event_id, now
 

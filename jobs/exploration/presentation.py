@@ -12,9 +12,11 @@ for learning and off-policy evaluation.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from connectors.events import CatalogItem
+from jobs.context import context_bucket, weekday
 from jobs.exploration.policies import (
     ArtworkPolicy,
     MemberArtwork,
@@ -24,7 +26,7 @@ from jobs.exploration.policies import (
     context_features,
     explore_slots,
 )
-from jobs.exploration.rewards import PresentationToken
+from jobs.exploration.rewards import Outcome, PresentationToken
 from jobs.homepage.rows import (
     HomepageSettings,
     Item,
@@ -111,7 +113,8 @@ class HomepagePolicies:
 
 
 def presented_homepage(user: UserSignals, shared: SharedSignals, viewer: Viewer, bucket: str, weekday_name: str,
-                       settings: HomepageSettings, policies: HomepagePolicies, rng: random.Random) -> list[Row]:
+                       settings: HomepageSettings, policies: HomepagePolicies, rng: random.Random,
+                       themes: ThemeHistory | None = None) -> list[Row]:
     """Choose the row order, build the rows in it, then explore, pick artwork and write each row's token.
 
     >>> from jobs.homepage.rows import SharedSignals, UserSignals
@@ -134,6 +137,46 @@ def presented_homepage(user: UserSignals, shared: SharedSignals, viewer: Viewer,
     def allowed(title_id: str) -> bool:
         return title_id not in user.completed and showable(catalog.get(title_id), viewer)
 
-    presenter = Presenter(decision, policies.artwork.for_member(user.genre_affinity, ThemeHistory()), variants,
-                          shared.less_known, allowed, policies.explore_share, rng, policies.version)
+    artwork = policies.artwork.for_member(user.genre_affinity, themes or ThemeHistory())
+    presenter = Presenter(decision, artwork, variants, shared.less_known, allowed, policies.explore_share, rng,
+                          policies.version)
     return present(rows, presenter)
+
+
+def learn_from_outcomes(outcomes: Sequence[Outcome], policies: HomepagePolicies, member: MemberContext,
+                        catalog: Mapping[str, CatalogItem]) -> int:
+    """Teach the policies what came of a member's impressions; returns how many outcomes taught something.
+
+    Row order learns from rows the logged policy served (a token), one reward per row: was
+    anything in it clicked or played. Artwork learns from every shown item whose variant
+    the catalog describes: was it clicked. The context is the member's at the impression.
+    """
+    taught = 0
+    rows: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        rows.setdefault(outcome.impression_id, []).append(outcome)
+        item = catalog.get(outcome.title_id)
+        themes = next((a.themes for a in item.artwork if a.artwork_id == outcome.artwork_id), None) if item else None
+        if themes:
+            policies.artwork.learn_one(member.genre_affinity, member.themes, themes, outcome.clicked)
+            taught += 1
+    for shown in rows.values():
+        first = shown[0]
+        kind = row_kind(first.row_id)
+        if first.policy_version and kind in policies.order.kinds:
+            bucket = context_bucket(first.shown_ms, member.utc_offset_minutes, member.device_class)
+            features = context_features(bucket, weekday(first.shown_ms, member.utc_offset_minutes),
+                                        member.genre_affinity)
+            policies.order.learn_one(features, kind, float(any(o.clicked or o.played for o in shown)))
+            taught += 1
+    return taught
+
+
+@dataclass(frozen=True)
+class MemberContext:
+    """What learning from a member's outcomes needs of the member."""
+
+    genre_affinity: Mapping[str, float]
+    themes: ThemeHistory  # the member's own, updated in place
+    utc_offset_minutes: int
+    device_class: str

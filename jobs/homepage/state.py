@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from connectors.events import PlayEvent, RatingEvent
+from connectors.events import BrowseEvent, PlayEvent, RatingEvent
 from jobs.context import context_bucket
+from jobs.exploration.policies import ThemeHistory
+from jobs.exploration.rewards import ImpressionJoin, Outcome, PresentationToken
 from jobs.features.user_state import COMPLETION_FRACTION, UNKNOWN_TITLE, TitleInfo, UserState
 from jobs.homepage.rows import InProgressTitle, UserSignals
 
@@ -53,6 +55,10 @@ class RowsUser:
     settings_read_ms: int = 0  # when the profile settings were last read (the job refreshes them)
     flush_armed: bool = False
     bucket_timer_ms: int = 0  # the daypart change the job has a timer for
+    # #7: impressions waiting for their clicks and plays, and this member's clicks per artwork theme
+    # (None in state pickled before they existed: created on first use)
+    impressions: ImpressionJoin | None = None
+    themes: ThemeHistory | None = None
 
     def apply_event(self, event: Any, title: TitleInfo = UNKNOWN_TITLE) -> bool:
         """A user event (play, browse, rating, search); ``False`` for a redelivery."""
@@ -69,7 +75,39 @@ class RowsUser:
         elif isinstance(event, RatingEvent) and (event.kind == "THUMBS_UP" or (
                 event.kind == "STARS" and (event.stars or 0.0) >= STRONG_STARS)):
             self.anchors = _recent(self.anchors, event.title_id, ANCHORS_MAX)
+        self._observe(event)
         return True
+
+    def _observe(self, event: Any) -> None:
+        """Impressions, the clicks on them and the plays they lead to: the bandits' rewards."""
+        if isinstance(event, BrowseEvent) and event.action == "IMPRESSION":
+            try:
+                token = PresentationToken.decode(event.presentation_token) if event.presentation_token else None
+            except ValueError:
+                token = None  # not a token this version wrote: the impression still counts, unlogged
+            items = [(i.title_id, i.position_in_row, i.artwork_id or "") for i in event.items]
+            self.join.impression(event.impression_id, event.row_id or "", event.row_position or 0, items, token,
+                                 event.event_time_ms)
+        elif isinstance(event, BrowseEvent) and event.action == "CLICK" and event.title_id:
+            self.join.click(event.impression_id, event.title_id, event.event_time_ms)
+        elif isinstance(event, PlayEvent) and event.action == "START":
+            self.join.play(event.title_id, event.event_time_ms)
+
+    @property
+    def join(self) -> ImpressionJoin:
+        if self.impressions is None:
+            self.impressions = ImpressionJoin()
+        return self.impressions
+
+    @property
+    def theme_history(self) -> ThemeHistory:
+        if self.themes is None:
+            self.themes = ThemeHistory()
+        return self.themes
+
+    def outcomes(self, now_ms: int) -> list[Outcome]:
+        """The impressions whose window has closed: one outcome per shown item."""
+        return self.join.expire(now_ms) if self.impressions is not None else []
 
     def apply_update(self, record: dict[str, Any]) -> bool:
         """A user-updates record (the learning job's flush); ``False`` when not newer than the one held."""

@@ -7,7 +7,7 @@ import random
 from dataclasses import replace
 
 from connectors.events import ArtworkVariant, Availability, CatalogItem
-from jobs.exploration.policies import ArtworkPolicy, RowOrderPolicy
+from jobs.exploration.policies import ArtworkPolicy, RowOrderPolicy, context_features
 from jobs.exploration.presentation import ROW_KINDS, HomepagePolicies, presented_homepage, row_kind
 from jobs.exploration.rewards import PresentationToken
 from jobs.homepage.rows import HomepageSettings, SharedSignals, catalog_indexes, least_played, row_order
@@ -78,3 +78,37 @@ def test_with_no_evidence_the_order_is_the_devices_default_and_exploration_only_
         assert kinds == expected
         tokens = [PresentationToken.decode(r.token) for r in serve(greedy, seed=3, bucket=bucket)]
         assert all(not any(t.explored) for t in tokens)
+
+
+def test_the_rows_state_turns_impressions_clicks_and_plays_into_rewards_that_reorder_rows() -> None:
+    """A member who, in the evening, only ever clicks and plays from Trending gets Trending first."""
+    from connectors.events import BrowseEvent, Context, PlayEvent, ShownItem
+    from jobs.exploration.presentation import MemberContext, learn_from_outcomes, row_kind
+    from jobs.homepage.state import RowsUser
+
+    policies = HomepagePolicies(RowOrderPolicy(ROW_KINDS, 0.2), ArtworkPolicy(0.1), explore_share=0.0)
+    rng, items, member = random.Random(8), shared(), RowsUser(utc_offset_minutes=0, device_class="TV")
+    tv = Context("tv-1", "TV", "US", 0)
+    evening = NOW - NOW % 86_400_000 + 19 * 3_600_000  # 19:00 UTC
+    learned = 0
+    for n in range(150):
+        at = evening + n * 1_000
+        page = presented_homepage(FAN, items, replace(VIEWER, now_ms=at), "evening:tv", "mon",
+                                  HomepageSettings(items_per_row=5), policies, rng, member.theme_history)
+        for position, row in enumerate(page):
+            shown = [ShownItem(i.title_id, slot, i.artwork_id) for slot, i in enumerate(row.items)]
+            member.apply_event(BrowseEvent("u1", at, tv, "IMPRESSION", f"imp-{n}-{position}", "home", row.row_id,
+                                           position, shown, presentation_token=row.token))
+            if row_kind(row.row_id) == "trending" and position <= 2:  # seen without scrolling: clicked, played
+                member.apply_event(BrowseEvent("u1", at + 1, tv, "CLICK", f"imp-{n}-{position}", "home",
+                                               row.row_id, position, title_id=row.items[0].title_id))
+                member.apply_event(PlayEvent("u1", at + 2, tv, row.items[0].title_id, "START", f"pb-{n}", 0,
+                                             3_600_000))
+        outcomes = member.outcomes(at + member.join.window_ms)
+        learned += learn_from_outcomes(outcomes, policies, MemberContext(FAN.genre_affinity, member.theme_history,
+                                                                         0, "TV"), items.catalog)
+    assert learned > 150 and not member.join.pending
+    first = policies.order.greedy(context_features("evening:tv", "mon", FAN.genre_affinity),
+                                  [k for k in row_order("evening:tv") if k in ROW_KINDS])
+    assert first[0] == "trending"  # the default order had it fourth
+    assert sum(member.theme_history.shown.values()) > 0  # every shown artwork was counted for the member
