@@ -82,6 +82,7 @@ class RowsJobConfig:
     explore_share: float = 0.05  # of each recommended row's slots, at most: less-known titles (#7)
     row_order_epsilon: float = 0.1  # the row-order policy's share of random orders
     artwork_epsilon: float = 0.1  # the artwork policy's share of random variants
+    context_weight: float = 0.1  # Top Picks: how far a learned daypart/weekend effect on plays may move a pick
     group_id: str = "nextwatch-rows"
 
     def __post_init__(self) -> None:
@@ -91,7 +92,7 @@ class RowsJobConfig:
             raise ConfigError(f"[rows] {exc}") from exc
         if min(self.flush_ms, self.trending_refresh_ms, self.settings_refresh_ms, self.shared_refresh_ms) < 1:
             raise ConfigError("[rows] refresh periods and flush_ms must be >= 1 ms")
-        for name in ("explore_share", "row_order_epsilon", "artwork_epsilon"):
+        for name in ("explore_share", "row_order_epsilon", "artwork_epsilon", "context_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"[rows] {name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -234,7 +235,8 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             self.features = FeatureStore(self.session, cassandra.keyspace)
             self.shared = SharedCache(LearningConfig().content_dimensions)
             self.policies = HomepagePolicies(RowOrderPolicy(ROW_KINDS, settings.row_order_epsilon),
-                                             ArtworkPolicy(settings.artwork_epsilon), settings.explore_share)
+                                             ArtworkPolicy(settings.artwork_epsilon), settings.explore_share,
+                                             context_weight=settings.context_weight)
             self.rng = random.Random()
             self.restored = False
             metrics = runtime_context.get_metrics_group()

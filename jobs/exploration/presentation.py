@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from connectors.events import CatalogItem
 from jobs.context import context_bucket, weekday
 from jobs.exploration.policies import (
     ArtworkPolicy,
+    ContextBoost,
+    ContextPlayModel,
     MemberArtwork,
     OrderDecision,
     RowOrderPolicy,
@@ -106,10 +108,32 @@ class HomepagePolicies:
     order: RowOrderPolicy
     artwork: ArtworkPolicy
     explore_share: float = 0.05
+    plays: ContextPlayModel = field(default_factory=ContextPlayModel)
+    context_weight: float = 0.1  # Top Picks: score + weight x the context's boost x the best pick's score
 
     @property
     def version(self) -> str:
         return f"{self.order.version}+{self.artwork.version}"
+
+
+def contextual_picks(picks: Sequence[tuple[str, float, str]], boost: ContextBoost,
+                     catalog: Mapping[str, CatalogItem], weight: float) -> tuple[tuple[str, float, str], ...]:
+    """Top Picks re-ranked for the context: what is played here and now rises, by a learned effect.
+
+    >>> from jobs.exploration.policies import ContextPlayModel
+    >>> picks = (("long", 1.0, "item_cf"), ("short", 1.0, "item_cf"))
+    >>> contextual_picks(picks, ContextPlayModel().for_context("late_night:tv", "tue"), {}, 0.1) == picks
+    True
+    """
+    if not picks or weight == 0:
+        return tuple(picks)
+    top = max(abs(score) for _, score, _ in picks) or 1.0
+    scored = []
+    for title_id, score, reason in picks:
+        item = catalog.get(title_id)
+        effect = boost(item.runtime_minutes, item.genres) if item else 0.0
+        scored.append((title_id, score + weight * effect * top, reason))  # the effect on the picks' own scale
+    return tuple(sorted(scored, key=lambda pick: -pick[1]))
 
 
 def presented_homepage(user: UserSignals, shared: SharedSignals, viewer: Viewer, bucket: str, weekday_name: str,
@@ -127,8 +151,10 @@ def presented_homepage(user: UserSignals, shared: SharedSignals, viewer: Viewer,
     features = context_features(bucket, weekday_name, user.genre_affinity)
     default = [kind for kind in row_order(bucket) if kind in ROW_KINDS]
     decision = policies.order.choose(features, rng, default=default)
-    rows = build_homepage(user, shared, viewer, bucket, settings, order=decision.order)
     catalog = shared.catalog
+    boost = policies.plays.for_context(bucket, weekday_name)
+    user = replace(user, top_picks=contextual_picks(user.top_picks, boost, catalog, policies.context_weight))
+    rows = build_homepage(user, shared, viewer, bucket, settings, order=decision.order)
 
     def variants(title_id: str) -> list[tuple[str, Sequence[str]]]:
         item = catalog.get(title_id)
@@ -149,13 +175,18 @@ def learn_from_outcomes(outcomes: Sequence[Outcome], policies: HomepagePolicies,
 
     Row order learns from rows the logged policy served (a token), one reward per row: was
     anything in it clicked or played. Artwork learns from every shown item whose variant
-    the catalog describes: was it clicked. The context is the member's at the impression.
+    the catalog describes: was it clicked. The context play model learns from every shown
+    title the catalog describes: was it played. The context is the member's at the impression.
     """
     taught = 0
     rows: dict[str, list[Outcome]] = {}
     for outcome in outcomes:
         rows.setdefault(outcome.impression_id, []).append(outcome)
         item = catalog.get(outcome.title_id)
+        if item is not None:  # what is played when: the context's effect on plays
+            when = context_bucket(outcome.shown_ms, member.utc_offset_minutes, member.device_class)
+            policies.plays.learn_one(when, weekday(outcome.shown_ms, member.utc_offset_minutes),
+                                     item.runtime_minutes, item.genres, outcome.played)
         themes = next((a.themes for a in item.artwork if a.artwork_id == outcome.artwork_id), None) if item else None
         if themes:
             policies.artwork.learn_one(member.genre_affinity, member.themes, themes, outcome.clicked)

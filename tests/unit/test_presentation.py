@@ -112,3 +112,21 @@ def test_the_rows_state_turns_impressions_clicks_and_plays_into_rewards_that_reo
                                   [k for k in row_order("evening:tv") if k in ROW_KINDS])
     assert first[0] == "trending"  # the default order had it fourth
     assert sum(member.theme_history.shown.values()) > 0  # every shown artwork was counted for the member
+
+
+def test_a_learned_late_night_taste_for_short_titles_reorders_top_picks_there_only() -> None:
+    from jobs.exploration.policies import ContextPlayModel
+    from jobs.exploration.presentation import contextual_picks
+    from tests.unit.test_exploration import simulate_plays
+
+    plays = ContextPlayModel()
+    simulate_plays(plays, late_night_short=0.5, rng=random.Random(11))
+    items = {"long": title(1, title_id="long", runtime_minutes=110, genres=["Drama"]),
+             "short": title(2, title_id="short", runtime_minutes=25, genres=["Drama"])}
+    picks = (("long", 1.0, "item_cf"), ("short", 0.97, "item_cf"))  # the models slightly prefer the long one
+    night = contextual_picks(picks, plays.for_context("late_night:tv", "tue"), items, weight=0.1)
+    evening = contextual_picks(picks, plays.for_context("evening:tv", "tue"), items, weight=0.1)
+    assert [t for t, _, _ in night] == ["short", "long"]
+    assert [t for t, _, _ in evening] == ["long", "short"]
+    untrained = contextual_picks(picks, ContextPlayModel().for_context("late_night:tv", "tue"), items, 0.1)
+    assert untrained == picks  # no evidence, no change
