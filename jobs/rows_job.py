@@ -52,6 +52,7 @@ from jobs.exploration.presentation import (
     learn_from_outcomes,
     presented_homepage,
 )
+from jobs.exploration.rewards import ImpressionJoin
 from jobs.feature_job import EventCount, decode_message
 from jobs.features.outputs import now_ms
 from jobs.features.user_state import TitleInfo
@@ -83,6 +84,7 @@ class RowsJobConfig:
     row_order_epsilon: float = 0.1  # the row-order policy's share of random orders
     artwork_epsilon: float = 0.1  # the artwork policy's share of random variants
     context_weight: float = 0.1  # Top Picks: how far a learned daypart/weekend effect on plays may move a pick
+    reward_window_ms: int = 30 * 60_000  # an impression's clicks and plays count this long (one session)
     group_id: str = "nextwatch-rows"
 
     def __post_init__(self) -> None:
@@ -90,8 +92,9 @@ class RowsJobConfig:
             _ = self.homepage  # the homepage's own checks, named as [rows] settings
         except ValueError as exc:
             raise ConfigError(f"[rows] {exc}") from exc
-        if min(self.flush_ms, self.trending_refresh_ms, self.settings_refresh_ms, self.shared_refresh_ms) < 1:
-            raise ConfigError("[rows] refresh periods and flush_ms must be >= 1 ms")
+        if min(self.flush_ms, self.trending_refresh_ms, self.settings_refresh_ms, self.shared_refresh_ms,
+               self.reward_window_ms) < 1:
+            raise ConfigError("[rows] refresh periods, flush_ms and reward_window_ms must be >= 1 ms")
         for name in ("explore_share", "row_order_epsilon", "artwork_epsilon", "context_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"[rows] {name} must be in [0, 1], got {getattr(self, name)}")
@@ -258,6 +261,8 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
                 self.restored = True
             user_id, kind, payload = value
             user: RowsUser = self.state.value() or RowsUser()
+            if user.impressions is None:
+                user.impressions = ImpressionJoin(settings.reward_window_ms)
             now = now_ms()
             if kind == "event":
                 item = self.shared.catalog.get(getattr(payload, "title_id", None) or "")

@@ -1,0 +1,113 @@
+"""The rows job learns from impressions on the real stack: a member who clicks one artwork theme gets it.
+
+A scripted member reads their homepage through the client, produces an IMPRESSION for
+each row as an app would (the items with the artwork served, the row's presentation
+token echoed), and clicks only titles shown with "dark" artwork. The rows job joins
+impressions and clicks in the member's state, and once each impression's window has
+closed its outcomes teach the artwork policy. Every title has a "couple" variant first,
+which an untaught policy picks.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from connectors.codec import EventCodec
+from connectors.events import ArtworkVariant, Availability, BrowseEvent, Context, ShownItem
+from connectors.homepage_store import Homepage, HomepageClient
+from connectors.kafka_admin import delete_topics, ensure_topics
+from connectors.producer import EventProducer
+from connectors.topics import TOPICS_BY_NAME
+from infra.pipeline import start_rows_job
+from jobs.context import context_bucket
+from jobs.exploration.rewards import PresentationToken
+from jobs.learning_job import MODEL_VERSION
+from jobs.rows_job import RowsJobConfig
+from jobs.runtime import FlinkConfig
+from tests.integration.test_learning_job import _wait
+
+DAY = 86_400_000
+
+
+def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: Any, cassandra_config: Any,
+                                                                cassandra_session: Any,
+                                                                make_event: Callable[..., Any], tmp_path: Any) -> None:
+    tag = uuid.uuid4().hex[:8]
+    kafka = replace(kafka_config, topic_prefix=f"explore-{tag}.")
+    created = ensure_topics(kafka)
+    now = int(time.time() * 1000)
+    user = f"member-{tag}"
+    tv = Context("tv-1", "TV", "US", 0)
+    titles = [f"t{n}-{tag}" for n in range(8)]
+    codec = EventCodec()
+    topic = lambda name: TOPICS_BY_NAME[name].full_name(kafka)  # noqa: E731
+
+    def title(n: int) -> Any:
+        art = [ArtworkVariant(f"{titles[n]}-couple", "https://art/c.jpg", ["couple"]),
+               ArtworkVariant(f"{titles[n]}-dark", "https://art/d.jpg", ["dark"])]
+        return make_event("catalog", title_id=titles[n], title=f"Title {n}", genres=["Drama"], maturity_rating="ALL",
+                          updated_time_ms=now - DAY, availability=Availability(now - 10 * DAY), artwork=art)
+
+    picks = codec.encode_record("user_update", {
+        "schema_version": 1, "event_id": f"{user}:1", "user_id": user, "model_version": MODEL_VERSION,
+        "version": 1, "last_event_id": "", "updated_ms": now, "pick_ids": titles,
+        "pick_scores": [1.0 - k / 10 for k in range(len(titles))], "pick_reasons": ["item_cf"] * len(titles),
+        "recent_titles": [], "content_profile": [], "ingest_time_ms": now})
+    client = HomepageClient(cassandra_session, cassandra_config.keyspace)
+    bucket = context_bucket(now, 0, "TV")
+
+    def dark_share(page: Homepage) -> float:
+        shown = [i for r in page.rows for i in r.items if i.title_id in titles]
+        return sum(i.artwork_id.endswith("-dark") for i in shown) / len(shown)
+
+    settings = RowsJobConfig(group_id=f"explore-{tag}", flush_ms=100, reward_window_ms=300, explore_share=0.0,
+                             row_order_epsilon=0.0, artwork_epsilon=0.1)
+    flink = FlinkConfig(checkpoint_interval_ms=2000, checkpoint_dir=str(tmp_path / "checkpoints"))
+    job = None
+    try:
+        with EventProducer(kafka) as producer:
+            for n in range(len(titles)):
+                producer.send(title(n))
+            producer.flush()
+            job = start_rows_job(kafka, cassandra_config, flink=flink, settings=settings)
+            producer.send_encoded(topic("user-updates"), user.encode(), picks)
+            producer.send(BrowseEvent(user, int(time.time() * 1000), tv, "SCROLL", "start", "home", scroll_depth=0))
+            producer.flush()
+            first = _wait("a first homepage", lambda: client.homepage(user, bucket), timeout_s=60)
+            assert dark_share(first) < 0.5  # untaught: the first variant, "couple", bar exploration
+
+            page, last = first, first.generated_ms
+            for round_ in range(25):
+                at = int(time.time() * 1000)
+                for position, row in enumerate(page.rows):
+                    impression = f"imp-{round_}-{position}"
+                    shown = [ShownItem(i.title_id, slot, i.artwork_id) for slot, i in enumerate(row.items)]
+                    producer.send(BrowseEvent(user, at, tv, "IMPRESSION", impression, "home", row.row_id, position,
+                                              shown, presentation_token=row.token))
+                    for slot, item in enumerate(row.items):
+                        if item.artwork_id.endswith("-dark"):
+                            producer.send(BrowseEvent(user, at + 1, tv, "CLICK", impression, "home", row.row_id,
+                                                      position, title_id=item.title_id, position_in_row=slot,
+                                                      artwork_id=item.artwork_id))
+                producer.flush()
+                time.sleep(0.4)  # past the reward window: the next rebuild learns from this round
+                producer.send(BrowseEvent(user, int(time.time() * 1000), tv, "SCROLL", f"s-{round_}", "home",
+                                          scroll_depth=1))
+                producer.flush()
+                page = _wait("a rebuilt homepage", lambda since=last: (p := client.homepage(user, bucket)) is not None
+                             and p.generated_ms > since and p, timeout_s=30)
+                last = page.generated_ms
+            assert dark_share(page) >= 0.75, dark_share(page)  # greedy now picks "dark"; a tenth may explore
+            for row in page.rows:
+                token = PresentationToken.decode(row.token)
+                dark = [i.artwork_id.endswith("-dark") for i in row.items]
+                # an item shown with the exploited variant carries (1 - epsilon) + epsilon / 2 of probability
+                assert all(abs(p - 0.95) < 1e-6 for p, d in zip(token.item_propensities, dark, strict=True) if d)
+    finally:
+        if job is not None:
+            job.cancel().result()
+        delete_topics(kafka, created)
