@@ -40,7 +40,7 @@ from connectors.config import CassandraConfig, KafkaConfig, load_section
 from connectors.errors import ConfigError, DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
 from connectors.feature_store import FeatureStore
-from connectors.flink_kafka import kafka_source
+from connectors.flink_kafka import kafka_sink_table_ddl, kafka_source
 from connectors.homepage_store import MAX_ROWS, HomepageItem, HomepageRow, HomepageStore
 from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
 from jobs.context import all_buckets, next_daypart_ms, weekday
@@ -52,8 +52,8 @@ from jobs.exploration.presentation import (
     learn_from_outcomes,
     presented_homepage,
 )
-from jobs.exploration.rewards import ImpressionJoin
-from jobs.feature_job import EventCount, decode_message
+from jobs.exploration.rewards import ImpressionJoin, outcome_record
+from jobs.feature_job import KAFKA_ROW_TYPE, EventCount, _kafka_row, decode_message
 from jobs.features.outputs import now_ms
 from jobs.features.user_state import TitleInfo
 from jobs.homepage.rows import HomepageSettings, Row, SharedSignals, catalog_indexes, least_played
@@ -66,6 +66,7 @@ from jobs.runtime import FlinkConfig, stream_environment
 
 JOB_NAME = "nextwatch-rows"
 ROWS_VERSION = "rows-v1"  # bump when the rows' rules or order change meaning
+PAGE, OUTCOME = "page", "outcome"  # what the homepage builder emits: pages to write, outcomes to log
 ACTIVE_MS = 7 * 86_400_000  # a user's homepage follows dayparts for a week after their last event
 
 
@@ -248,6 +249,7 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             self.duplicates = EventCount(metrics, "duplicates")
             self.built = EventCount(metrics, "homepages_built")
             self.rewards = EventCount(metrics, "outcomes_learned")
+            self.codec = EventCodec()
 
         def close(self) -> None:
             self.session.cluster.shutdown()
@@ -304,20 +306,25 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
                 user.bucket_timer_ms = next_daypart_ms(now, user.utc_offset_minutes)
                 ctx.timer_service().register_processing_time_timer(user.bucket_timer_ms)
             signals = user.signals()
+            user_id = ctx.get_current_key()
             outcomes = user.outcomes(now)  # impressions whose clicks and plays are all in: the rewards
             if outcomes:
                 member = MemberContext(signals.genre_affinity, user.theme_history, user.utc_offset_minutes,
                                        user.device_class)
                 self.rewards.inc(learn_from_outcomes(outcomes, self.policies, member, self.shared.catalog))
+                for outcome in outcomes:  # logged for off-policy evaluation (the impression-outcomes topic)
+                    shown_at = outcome.shown_ms
+                    record = outcome_record(user_id, outcome, user.bucket(shown_at),
+                                            weekday(shown_at, user.utc_offset_minutes), now)
+                    yield OUTCOME, user_id.encode(), self.codec.encode_record("impression_outcome", record)
             self.state.update(user)
-            user_id = ctx.get_current_key()
             viewer = Viewer(user_id, user.country, user.maturity_limit, now)
             shared = self.shared.current(now, settings, self.features)
             rows = presented_homepage(signals, shared, viewer, user.bucket(now),
                                       weekday(now, user.utc_offset_minutes), settings.homepage, self.policies,
                                       self.rng, user.themes)
             self.built.inc()
-            yield user_id, user.bucket(now), stored_rows(rows), model_versions(user), user.last_event_id, now
+            yield PAGE, user_id, user.bucket(now), stored_rows(rows), model_versions(user), user.last_event_id, now
 
     class WriteHomepage(ProcessFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
@@ -325,7 +332,7 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             self.store = HomepageStore(self.session, cassandra.keyspace)
 
         def process_element(self, value: Any, ctx: Any) -> None:
-            user_id, bucket, rows, versions, last_event_id, generated_ms = value
+            _, user_id, bucket, rows, versions, last_event_id, generated_ms = value
             self.store.write_homepage(user_id, bucket, rows, versions, generated_ms, last_event_id)
 
         def close(self) -> None:
@@ -339,6 +346,7 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
 def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: RowsJobConfig) -> None:
     """Wire the whole job onto ``env``."""
     from pyflink.common import Types, WatermarkStrategy
+    from pyflink.table import StreamTableEnvironment
 
     fn = _functions(cassandra, settings)
     topic = lambda name: TOPICS_BY_NAME[name].full_name(kafka)  # noqa: E731
@@ -367,7 +375,16 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
         .connect(catalog.union(items).broadcast(fn["catalog_desc"], fn["items_desc"])) \
         .process(fn["HomepageBuilder"](), output_type=pickled) \
         .uid("homepage-builder").name("homepage builder (per user)")
-    pages.process(fn["WriteHomepage"]()).uid("write-homepage").name("write homepage (Cassandra)")
+    pages.filter(lambda value: value[0] == PAGE).uid("rows-pages").name("pages") \
+        .process(fn["WriteHomepage"]()).uid("write-homepage").name("write homepage (Cassandra)")
+    outcomes = pages.filter(lambda value: value[0] == OUTCOME).uid("rows-outcomes").name("outcomes") \
+        .map(lambda value: _kafka_row(value[1], value[2]), output_type=KAFKA_ROW_TYPE()) \
+        .uid("encode-outcomes").name("encode impression outcomes")
+    t_env = StreamTableEnvironment.create(env)
+    t_env.execute_sql(kafka_sink_table_ddl("sink_impression_outcomes", kafka, topic("impression-outcomes")))
+    statements = t_env.create_statement_set()
+    statements.add_insert("sink_impression_outcomes", t_env.from_data_stream(outcomes))
+    statements.attach_as_datastream()
 
 
 def run(detached: bool = False, flink: FlinkConfig | None = None) -> Any:

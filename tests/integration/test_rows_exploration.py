@@ -33,6 +33,13 @@ from tests.integration.test_learning_job import _wait
 DAY = 86_400_000
 
 
+def _take(kafka: Any, topic: str, count: int) -> list[Any]:
+    from connectors.consumer import EventConsumer
+
+    with EventConsumer([topic], f"outcomes-{uuid.uuid4().hex[:6]}", kafka) as consumer:
+        return consumer.take(count, timeout_s=30)
+
+
 def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: Any, cassandra_config: Any,
                                                                 cassandra_session: Any,
                                                                 make_event: Callable[..., Any], tmp_path: Any) -> None:
@@ -102,6 +109,13 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
                              and p.generated_ms > since and p, timeout_s=30)
                 last = page.generated_ms
             assert dark_share(page) >= 0.75, dark_share(page)  # greedy now picks "dark"; a tenth may explore
+            # and every shown item's outcome is logged for off-policy evaluation, with its propensities
+            logged = [m.event for m in _take(kafka, topic("impression-outcomes"), 40)]
+            assert len(logged) == 40 and all(m is not None for m in logged)
+            records = [m.record for m in logged if m is not None]
+            assert {r["user_id"] for r in records} == {user} and all(0 < r["item_propensity"] <= 1 for r in records)
+            assert any(r["clicked"] for r in records) and all(r["clicked"] == r["artwork_id"].endswith("-dark")
+                                                               for r in records)
             for row in page.rows:
                 token = PresentationToken.decode(row.token)
                 dark = [i.artwork_id.endswith("-dark") for i in row.items]
