@@ -99,6 +99,9 @@ def _catalog(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    if args.ope:
+        return _ope(args)
+
     from infra.replay.movielens import load_movielens, load_ratings_file
     from jobs.evaluation import default_models, evaluate, events_stream, format_report, ratings_stream
     from jobs.models.content import TitleText, title_text
@@ -132,6 +135,25 @@ def _eval(args: argparse.Namespace) -> int:
     report = evaluate(stream, default_models(catalog), k=args.k, positive_at=args.positive_at,
                       progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True))
     print(format_report(report, args.k))
+    return 0
+
+
+def _ope(args: argparse.Namespace) -> int:
+    """Off-policy estimates from the rows job's logged outcomes (the impression-outcomes topic)."""
+    from connectors.config import KafkaConfig
+    from connectors.consumer import read_snapshot
+    from connectors.kafka_admin import wait_for_broker
+    from connectors.topics import TOPICS_BY_NAME
+    from jobs.exploration.ope import evaluate_logged, format_reports
+
+    kafka = KafkaConfig.load()
+    topic = TOPICS_BY_NAME["impression-outcomes"].full_name(kafka)
+    if topic not in wait_for_broker(kafka).topics:
+        raise NextwatchError(f"topic {topic} does not exist: `nextwatch stack up` creates it, the rows job writes it")
+    print(f"reading {topic} (until {args.ope_idle_s:g} s without a record)", file=sys.stderr, flush=True)
+    records = [e.record for e in read_snapshot(topic, kafka, idle_s=args.ope_idle_s, timeout_s=args.ope_timeout_s)
+               if e.subject == "impression_outcome"]
+    print(format_reports(evaluate_logged(records), len(records)))
     return 0
 
 
@@ -180,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ratings: one event per rating; replay: the replay's events (impression, click, "
                              "play, rating), each pair tested at its first event that teaches something")
     p_eval.add_argument("--positive-at", type=float, default=4.0, help="ratings at or above are positives")
+    p_eval.add_argument("--ope", action="store_true",
+                        help="instead: off-policy estimates of candidate policies from the rows job's logged "
+                             "impression outcomes (topic impression-outcomes)")
+    p_eval.add_argument("--ope-idle-s", type=float, default=2.0, help="with --ope: the topic's end is this idle gap")
+    p_eval.add_argument("--ope-timeout-s", type=float, default=120.0, help="with --ope: read at most this long")
     p_eval.set_defaults(func=_eval)
 
     p_catalog = sub.add_parser("catalog", help="copy the catalog topic into Cassandra's titles table")

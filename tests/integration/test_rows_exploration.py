@@ -22,6 +22,7 @@ from connectors.homepage_store import Homepage, HomepageClient
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
 from connectors.topics import TOPICS_BY_NAME
+from infra import cli
 from infra.pipeline import start_rows_job
 from jobs.context import context_bucket
 from jobs.exploration.rewards import PresentationToken
@@ -42,7 +43,8 @@ def _take(kafka: Any, topic: str, count: int) -> list[Any]:
 
 def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: Any, cassandra_config: Any,
                                                                 cassandra_session: Any,
-                                                                make_event: Callable[..., Any], tmp_path: Any) -> None:
+                                                                make_event: Callable[..., Any], tmp_path: Any,
+                                                                monkeypatch: Any, capsys: Any) -> None:
     tag = uuid.uuid4().hex[:8]
     kafka = replace(kafka_config, topic_prefix=f"explore-{tag}.")
     created = ensure_topics(kafka)
@@ -116,6 +118,11 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
             assert {r["user_id"] for r in records} == {user} and all(0 < r["item_propensity"] <= 1 for r in records)
             assert any(r["clicked"] for r in records) and all(r["clicked"] == r["artwork_id"].endswith("-dark")
                                                                for r in records)
+            # `nextwatch eval --ope` reads them and estimates the candidates
+            monkeypatch.setenv("NEXTWATCH_KAFKA_TOPIC_PREFIX", kafka.topic_prefix)
+            assert cli.main(["eval", "--ope"]) == 0
+            report = capsys.readouterr().out
+            assert all(line in report for line in ("off-policy evaluation over", "greedy order", "without exploration"))
             for row in page.rows:
                 token = PresentationToken.decode(row.token)
                 dark = [i.artwork_id.endswith("-dark") for i in row.items]

@@ -69,3 +69,51 @@ def test_bad_logs_are_refused_with_what_is_wrong() -> None:
         snips([], target)
     with pytest.raises(ValueError, match="target policy's probability"):
         ips([Logged("evening", "trending", 0.5, 1.0)], lambda log: 2.0)
+
+
+def logged_outcomes(n: int, seed: int, epsilon: float = 0.2) -> list[dict[str, object]]:
+    """What the rows job logs under an epsilon-greedy row order: one row per impression at position 1."""
+    rng = random.Random(seed)
+    kinds = ("top_picks", "because_you_watched", "new_for_you", "trending", "genre")
+    click = {"trending": 0.3, "top_picks": 0.1, "because_you_watched": 0.1, "new_for_you": 0.1, "genre": 0.1}
+    records: list[dict[str, object]] = []
+    for i in range(n):
+        explored = rng.random() < epsilon
+        kind = rng.choice(kinds) if explored else "trending"  # the greedy order puts trending at position 1
+        propensity = epsilon / 5 + (1 - epsilon) * (kind == "trending")
+        clicked = rng.random() < click[kind]
+        for slot in range(2):
+            exploring_slot = slot == 1 and rng.random() < 0.1
+            records.append({
+                "impression_id": f"imp-{i}", "row_id": kind if kind != "genre" else "genre:Drama", "row_position": 1,
+                "title_id": f"t{slot}", "artwork_id": "a", "clicked": clicked and slot == 0, "played": False,
+                "policy_version": "rows-eg-1+art-eg-1", "row_propensity": propensity,
+                "item_propensity": (0.1 if exploring_slot else 0.9) * propensity, "explored": exploring_slot,
+                "context": "evening:tv", "weekday": "mon", "shown_ms": i})
+    return records
+
+
+def test_the_logged_outcomes_estimate_the_greedy_and_uniform_row_orders() -> None:
+    from jobs.exploration.ope import evaluate_logged, format_reports, row_decisions
+
+    records = logged_outcomes(30_000, seed=4)
+    assert len(row_decisions(records)) == 30_000
+    reports = {(r.decisions, r.candidate): r for r in evaluate_logged(records)}
+    greedy, uniform = reports[("row", "greedy order")], reports[("row", "uniform order")]
+    assert greedy.snips.covers(0.3) and greedy.ips.covers(0.3)  # trending always at position 1
+    assert uniform.snips.covers((0.3 + 4 * 0.1) / 5) and uniform.ips.covers((0.3 + 4 * 0.1) / 5)
+    served = reports[("row", "as served")]
+    assert served.ips.effective_n == 30_000  # the logging policy itself: every decision counts fully
+    assert uniform.snips.effective_n < greedy.snips.effective_n  # the log says less about a policy far from it
+    text = format_reports(list(reports.values()), len(records))
+    assert "greedy order" in text and "without exploration" in text
+
+
+def test_outcomes_without_a_token_are_not_logged_decisions() -> None:
+    from jobs.exploration.ope import evaluate_logged, format_reports
+
+    records = logged_outcomes(10, seed=1)
+    for record in records:
+        record["policy_version"] = ""
+    assert evaluate_logged(records) == []
+    assert "none of the 20 logged outcomes" in format_reports([], 20)
