@@ -56,6 +56,9 @@ TOPICS: tuple[TopicSpec, ...] = (
               doc="ItemVectors: each title's absolute, versioned model state, keyed by title_id; compacted"),
     TopicSpec("user-updates", "user_update", "user_id", config={"retention.ms": _WEEK_MS},
               doc="UserUpdate: each user's top picks and model state after their events, keyed by user_id"),
+    TopicSpec("policy-updates", "policy_update", "name", config={"cleanup.policy": "compact"},
+              doc="PolicyUpdate: the homepage policies' shared models, absolute and versioned, keyed by name; "
+                  "compacted"),
     TopicSpec("impression-outcomes", "impression_outcome", "user_id", config={"retention.ms": _WEEK_MS},
               doc="ImpressionOutcome: each shown item's click and play with its logged propensities, keyed by "
                   "user_id (off-policy evaluation)"),

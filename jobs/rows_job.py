@@ -46,11 +46,16 @@ from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
 from jobs.context import all_buckets, next_daypart_ms, weekday
 from jobs.exploration.policies import ArtworkPolicy, RowOrderPolicy
 from jobs.exploration.presentation import (
+    POLICY_SET,
     ROW_KINDS,
     HomepagePolicies,
     MemberContext,
-    learn_from_outcomes,
+    PolicyLearnerState,
+    PublishedPolicies,
+    lessons_from_outcomes,
+    load_snapshot,
     presented_homepage,
+    published_policies,
 )
 from jobs.exploration.rewards import ImpressionJoin, outcome_record
 from jobs.feature_job import KAFKA_ROW_TYPE, EventCount, _kafka_row, decode_message
@@ -66,7 +71,8 @@ from jobs.runtime import FlinkConfig, stream_environment
 
 JOB_NAME = "nextwatch-rows"
 ROWS_VERSION = "rows-v1"  # bump when the rows' rules or order change meaning
-PAGE, OUTCOME = "page", "outcome"  # what the homepage builder emits: pages to write, outcomes to log
+# what the homepage builder emits: pages to write, outcomes to log, lessons for the policy learner
+PAGE, OUTCOME, LESSONS = "page", "outcome", "lessons"
 ACTIVE_MS = 7 * 86_400_000  # a user's homepage follows dayparts for a week after their last event
 
 
@@ -86,6 +92,7 @@ class RowsJobConfig:
     artwork_epsilon: float = 0.1  # the artwork policy's share of random variants
     context_weight: float = 0.1  # Top Picks: how far a learned daypart/weekend effect on plays may move a pick
     reward_window_ms: int = 30 * 60_000  # an impression's clicks and plays count this long (one session)
+    policy_publish_ms: int = 2_000  # the shared policy models to policy-updates, at most this often
     group_id: str = "nextwatch-rows"
 
     def __post_init__(self) -> None:
@@ -94,8 +101,9 @@ class RowsJobConfig:
         except ValueError as exc:
             raise ConfigError(f"[rows] {exc}") from exc
         if min(self.flush_ms, self.trending_refresh_ms, self.settings_refresh_ms, self.shared_refresh_ms,
-               self.reward_window_ms) < 1:
-            raise ConfigError("[rows] refresh periods, flush_ms and reward_window_ms must be >= 1 ms")
+               self.reward_window_ms, self.policy_publish_ms) < 1:
+            raise ConfigError("[rows] refresh periods, flush_ms, reward_window_ms and policy_publish_ms must be "
+                              ">= 1 ms")
         for name in ("explore_share", "row_order_epsilon", "artwork_epsilon", "context_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"[rows] {name} must be in [0, 1], got {getattr(self, name)}")
@@ -108,6 +116,13 @@ class RowsJobConfig:
     @classmethod
     def load(cls) -> RowsJobConfig:
         return load_section(cls, "rows")
+
+
+def new_policies(settings: RowsJobConfig) -> HomepagePolicies:
+    """Untaught homepage policies with the job's exploration settings."""
+    return HomepagePolicies(RowOrderPolicy(ROW_KINDS, settings.row_order_epsilon),
+                            ArtworkPolicy(settings.artwork_epsilon), settings.explore_share,
+                            context_weight=settings.context_weight)
 
 
 def stored_rows(rows: list[Row]) -> list[HomepageRow]:
@@ -194,12 +209,13 @@ def _kept(state: Any, key: str, value: Any, newer: Callable[[Any], bool]) -> boo
 def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str, Any]:
     """The Python operator classes, defined here so that importing this module does not need Flink."""
     from pyflink.common import Types
-    from pyflink.datastream import KeyedBroadcastProcessFunction, MapFunction, ProcessFunction
+    from pyflink.datastream import KeyedBroadcastProcessFunction, KeyedProcessFunction, MapFunction, ProcessFunction
     from pyflink.datastream.functions import RuntimeContext
     from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
     catalog_desc = MapStateDescriptor("rows-catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
     items_desc = MapStateDescriptor("rows-item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+    policies_desc = MapStateDescriptor("rows-policies", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 
     class DecodeEvents(ProcessFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
@@ -227,6 +243,8 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
                     return (record["user_id"], "update", record) if record["model_version"] == MODEL_VERSION else None
                 if decoded.subject == "catalog_item":
                     return from_record(CatalogItem, decoded.record)
+                if decoded.subject == "policy_update":
+                    return published_policies(decoded.record)
                 return item_vectors_from_record(decoded.record)
             except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
                 return None
@@ -238,9 +256,7 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             self.homepages = HomepageStore(self.session, cassandra.keyspace)
             self.features = FeatureStore(self.session, cassandra.keyspace)
             self.shared = SharedCache(LearningConfig().content_dimensions)
-            self.policies = HomepagePolicies(RowOrderPolicy(ROW_KINDS, settings.row_order_epsilon),
-                                             ArtworkPolicy(settings.artwork_epsilon), settings.explore_share,
-                                             context_weight=settings.context_weight)
+            self.policies = new_policies(settings)
             self.rng = random.Random()
             self.restored = False
             metrics = runtime_context.get_metrics_group()
@@ -260,6 +276,8 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
                     self.shared.describe(item)
                 for _title, vectors in ctx.get_broadcast_state(items_desc).items():
                     self.shared.hold(vectors)
+                for _name, published in ctx.get_broadcast_state(policies_desc).items():
+                    load_snapshot(self.policies, published.models)
                 self.restored = True
             user_id, kind, payload = value
             user: RowsUser = self.state.value() or RowsUser()
@@ -293,6 +311,9 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             elif isinstance(value, ItemVectors) and _kept(ctx.get_broadcast_state(items_desc), value.title_id,
                                                           value, lambda known: value.version >= known.version):
                 self.shared.hold(value)
+            elif isinstance(value, PublishedPolicies) and _kept(ctx.get_broadcast_state(policies_desc), value.name,
+                                                               value, lambda known: value.version > known.version):
+                load_snapshot(self.policies, value.models)  # serve with the learner's newest models
 
         def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
             # one handler for both timers: a user's flush and their next daypart change rebuild the same page
@@ -311,7 +332,10 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             if outcomes:
                 member = MemberContext(signals.genre_affinity, user.theme_history, user.utc_offset_minutes,
                                        user.device_class)
-                self.rewards.inc(learn_from_outcomes(outcomes, self.policies, member, self.shared.catalog))
+                lessons = lessons_from_outcomes(outcomes, member, self.shared.catalog, self.policies.order.kinds)
+                if lessons:  # the shared models learn in the policy learner, which publishes them back
+                    self.rewards.inc(len(lessons))
+                    yield LESSONS, lessons
                 for outcome in outcomes:  # logged for off-policy evaluation (the impression-outcomes topic)
                     shown_at = outcome.shown_ms
                     record = outcome_record(user_id, outcome, user.bucket(shown_at),
@@ -325,6 +349,36 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
                                       self.rng, user.themes)
             self.built.inc()
             yield PAGE, user_id, user.bucket(now), stored_rows(rows), model_versions(user), user.last_event_id, now
+
+    class PolicyLearner(KeyedProcessFunction):  # type: ignore[misc]
+        """Keyed by policy set (one key): the shared models learn every lesson and publish at most every
+        ``policy_publish_ms`` to policy-updates, from where every homepage builder serves with them."""
+
+        def open(self, runtime_context: RuntimeContext) -> None:
+            self.state = runtime_context.get_state(ValueStateDescriptor("policy-learner", Types.PICKLED_BYTE_ARRAY()))
+            self.codec = EventCodec()
+            self.applied = EventCount(runtime_context.get_metrics_group(), "lessons_applied")
+
+        def process_element(self, value: Any, ctx: Any) -> None:
+            state: PolicyLearnerState = self.state.value() or PolicyLearnerState(new_policies(settings))
+            if isinstance(value, PublishedPolicies):
+                changed = state.adopt(value)  # a restart with no checkpoint: go on from the newest published
+            else:
+                self.applied.inc(state.learn(value[1]))
+                changed = True
+            if changed and not state.armed:
+                ctx.timer_service().register_processing_time_timer(
+                    ctx.timer_service().current_processing_time() + settings.policy_publish_ms)
+                state.armed = True
+            self.state.update(state)
+
+        def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+            state: PolicyLearnerState | None = self.state.value()
+            if state is None:
+                return
+            state.armed = False
+            self.state.update(state)
+            yield _kafka_row(POLICY_SET.encode(), self.codec.encode_record("policy_update", state.record(now_ms())))
 
     class WriteHomepage(ProcessFunction):  # type: ignore[misc]
         def open(self, runtime_context: RuntimeContext) -> None:
@@ -340,7 +394,8 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             self.session.cluster.shutdown()
 
     return {"DecodeEvents": DecodeEvents, "DecodeRecords": DecodeRecords, "HomepageBuilder": HomepageBuilder,
-            "WriteHomepage": WriteHomepage, "catalog_desc": catalog_desc, "items_desc": items_desc}
+            "PolicyLearner": PolicyLearner, "WriteHomepage": WriteHomepage, "catalog_desc": catalog_desc,
+            "items_desc": items_desc, "policies_desc": policies_desc}
 
 
 def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: RowsJobConfig) -> None:
@@ -371,8 +426,15 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
         .uid("rows-model-updates-source").name("model-updates (Kafka)") \
         .map(fn["DecodeRecords"](), output_type=pickled).uid("rows-decode-items").name("decode item vectors")
 
+    policies = env.from_source(kafka_source(kafka, [topic("policy-updates")], settings.group_id + "-policies"),
+                               no_clock, "policy updates") \
+        .uid("rows-policy-updates-source").name("policy-updates (Kafka)") \
+        .map(fn["DecodeRecords"](), output_type=pickled).uid("rows-decode-policies").name("decode policies") \
+        .filter(lambda value: value is not None).uid("rows-known-policies").name("readable policies")
+
     pages = events.union(updates).key_by(lambda value: value[0], key_type=Types.STRING()) \
-        .connect(catalog.union(items).broadcast(fn["catalog_desc"], fn["items_desc"])) \
+        .connect(catalog.union(items, policies).broadcast(fn["catalog_desc"], fn["items_desc"],
+                                                          fn["policies_desc"])) \
         .process(fn["HomepageBuilder"](), output_type=pickled) \
         .uid("homepage-builder").name("homepage builder (per user)")
     pages.filter(lambda value: value[0] == PAGE).uid("rows-pages").name("pages") \
@@ -380,10 +442,16 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
     outcomes = pages.filter(lambda value: value[0] == OUTCOME).uid("rows-outcomes").name("outcomes") \
         .map(lambda value: _kafka_row(value[1], value[2]), output_type=KAFKA_ROW_TYPE()) \
         .uid("encode-outcomes").name("encode impression outcomes")
+    lessons = pages.filter(lambda value: value[0] == LESSONS).uid("rows-lessons").name("lessons")
+    published = lessons.union(policies).key_by(lambda value: POLICY_SET, key_type=Types.STRING()) \
+        .process(fn["PolicyLearner"](), output_type=KAFKA_ROW_TYPE()) \
+        .uid("policy-learner").name("policy learner (shared models)")
     t_env = StreamTableEnvironment.create(env)
     t_env.execute_sql(kafka_sink_table_ddl("sink_impression_outcomes", kafka, topic("impression-outcomes")))
+    t_env.execute_sql(kafka_sink_table_ddl("sink_policy_updates", kafka, topic("policy-updates")))
     statements = t_env.create_statement_set()
     statements.add_insert("sink_impression_outcomes", t_env.from_data_stream(outcomes))
+    statements.add_insert("sink_policy_updates", t_env.from_data_stream(published))
     statements.attach_as_datastream()
 
 

@@ -81,6 +81,15 @@ class OnlineLogistic:
         p = _sigmoid(self.logit(features))
         return {True: p, False: 1 - p}
 
+    def to_state(self) -> list[object]:
+        """[intercept, weights]: what a policy snapshot carries (JSON-able)."""
+        return [self.intercept, dict(self.weights)]
+
+    def load_state(self, state: Sequence[object]) -> None:
+        intercept, weights = state
+        self.intercept = float(intercept)  # type: ignore[arg-type]
+        self.weights = {str(k): float(v) for k, v in dict(weights).items()}  # type: ignore[call-overload]
+
     def learn_one(self, features: Features, label: bool) -> None:
         gradient = _sigmoid(self.logit(features)) - float(label)
         self.intercept -= self.step * gradient

@@ -15,6 +15,8 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import orjson
+
 from connectors.events import CatalogItem
 from jobs.context import context_bucket, weekday
 from jobs.exploration.policies import (
@@ -169,38 +171,101 @@ def presented_homepage(user: UserSignals, shared: SharedSignals, viewer: Viewer,
     return present(rows, presenter)
 
 
-def learn_from_outcomes(outcomes: Sequence[Outcome], policies: HomepagePolicies, member: MemberContext,
-                        catalog: Mapping[str, CatalogItem]) -> int:
-    """Teach the policies what came of a member's impressions; returns how many outcomes taught something.
+@dataclass(frozen=True)
+class Lesson:
+    """One thing the shared policy models learn from one outcome (what the policy learner receives)."""
+
+    model: str  # "order" (then ``kind`` names the row kind's model), "artwork" or "plays"
+    features: dict[str, float]
+    label: bool
+    kind: str = ""
+
+
+def lessons_from_outcomes(outcomes: Sequence[Outcome], member: MemberContext, catalog: Mapping[str, CatalogItem],
+                          order_kinds: Sequence[str] = ROW_KINDS) -> list[Lesson]:
+    """What a member's outcomes teach; the member's own artwork history learns at once (it is theirs).
 
     Row order learns from rows the logged policy served (a token), one reward per row: was
     anything in it clicked or played. Artwork learns from every shown item whose variant
     the catalog describes: was it clicked. The context play model learns from every shown
     title the catalog describes: was it played. The context is the member's at the impression.
     """
-    taught = 0
+    lessons: list[Lesson] = []
     rows: dict[str, list[Outcome]] = {}
     for outcome in outcomes:
         rows.setdefault(outcome.impression_id, []).append(outcome)
         item = catalog.get(outcome.title_id)
-        if item is not None:  # what is played when: the context's effect on plays
-            when = context_bucket(outcome.shown_ms, member.utc_offset_minutes, member.device_class)
-            policies.plays.learn_one(when, weekday(outcome.shown_ms, member.utc_offset_minutes),
-                                     item.runtime_minutes, item.genres, outcome.played)
-        themes = next((a.themes for a in item.artwork if a.artwork_id == outcome.artwork_id), None) if item else None
+        if item is None:
+            continue
+        day = weekday(outcome.shown_ms, member.utc_offset_minutes)
+        when = context_bucket(outcome.shown_ms, member.utc_offset_minutes, member.device_class)
+        lessons.append(Lesson("plays", ContextPlayModel.features(when, day, item.runtime_minutes, item.genres),
+                              outcome.played))
+        themes = next((a.themes for a in item.artwork if a.artwork_id == outcome.artwork_id), None)
         if themes:
-            policies.artwork.learn_one(member.genre_affinity, member.themes, themes, outcome.clicked)
-            taught += 1
+            lessons.append(Lesson("artwork", ArtworkPolicy.features(member.genre_affinity, themes), outcome.clicked))
+            member.themes.record(themes, outcome.clicked)
     for shown in rows.values():
         first = shown[0]
         kind = row_kind(first.row_id)
-        if first.policy_version and kind in policies.order.kinds:
+        if first.policy_version and kind in order_kinds:
             bucket = context_bucket(first.shown_ms, member.utc_offset_minutes, member.device_class)
             features = context_features(bucket, weekday(first.shown_ms, member.utc_offset_minutes),
                                         member.genre_affinity)
-            policies.order.learn_one(features, kind, float(any(o.clicked or o.played for o in shown)))
-            taught += 1
-    return taught
+            lessons.append(Lesson("order", features, any(o.clicked or o.played for o in shown), kind))
+    return lessons
+
+
+def apply_lessons(policies: HomepagePolicies, lessons: Sequence[Lesson]) -> int:
+    """Teach the shared models; returns how many lessons were applied (unknown row kinds are skipped)."""
+    applied = 0
+    for lesson in lessons:
+        if lesson.model == "order":
+            model = policies.order.models.get(lesson.kind)
+            if model is None:
+                continue
+            model.learn_one(lesson.features, lesson.label)
+        elif lesson.model == "artwork":
+            policies.artwork.model.learn_one(lesson.features, lesson.label)
+        elif lesson.model == "plays":
+            policies.plays.model.learn_one(lesson.features, lesson.label)
+        else:
+            continue
+        applied += 1
+    return applied
+
+
+def learn_from_outcomes(outcomes: Sequence[Outcome], policies: HomepagePolicies, member: MemberContext,
+                        catalog: Mapping[str, CatalogItem]) -> int:
+    """Lessons from a member's outcomes, applied at once (in one process; the job routes them to its learner)."""
+    return apply_lessons(policies, lessons_from_outcomes(outcomes, member, catalog, policies.order.kinds))
+
+
+def policy_snapshot(policies: HomepagePolicies) -> dict[str, object]:
+    """The shared models as JSON-able state: what the policy-updates topic carries."""
+    return {"order": {kind: model.to_state() for kind, model in policies.order.models.items()},
+            "artwork": policies.artwork.model.to_state(), "plays": policies.plays.model.to_state()}
+
+
+def load_snapshot(policies: HomepagePolicies, snapshot: Mapping[str, object]) -> None:
+    """Serve with the models of ``snapshot`` (row kinds it does not know keep their current model).
+
+    >>> from jobs.exploration.policies import ArtworkPolicy, RowOrderPolicy
+    >>> taught = HomepagePolicies(RowOrderPolicy(ROW_KINDS), ArtworkPolicy())
+    >>> taught.order.learn_one({"daypart:evening": 1.0}, "trending", 1.0)
+    >>> fresh = HomepagePolicies(RowOrderPolicy(ROW_KINDS), ArtworkPolicy())
+    >>> load_snapshot(fresh, policy_snapshot(taught))
+    >>> fresh.order.scores({"daypart:evening": 1.0}) == taught.order.scores({"daypart:evening": 1.0})
+    True
+    """
+    order = snapshot.get("order") or {}
+    for kind, state in dict(order).items():  # type: ignore[call-overload]
+        if kind in policies.order.models:
+            policies.order.models[kind].load_state(state)
+    if snapshot.get("artwork"):
+        policies.artwork.model.load_state(snapshot["artwork"])  # type: ignore[arg-type]
+    if snapshot.get("plays"):
+        policies.plays.model.load_state(snapshot["plays"])  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -211,3 +276,49 @@ class MemberContext:
     themes: ThemeHistory  # the member's own, updated in place
     utc_offset_minutes: int
     device_class: str
+
+
+POLICY_SET = "homepage"  # the key of the homepage policies on the policy-updates topic
+
+
+@dataclass(frozen=True)
+class PublishedPolicies:
+    """A policy-updates record, decoded: the shared models at ``version`` (lessons applied so far)."""
+
+    name: str
+    version: int
+    models: Mapping[str, object]
+
+
+@dataclass
+class PolicyLearnerState:
+    """The policy learner's keyed state: the shared models, how many lessons they hold, a publish pending."""
+
+    policies: HomepagePolicies
+    version: int = 0
+    armed: bool = False
+
+    def adopt(self, published: PublishedPolicies) -> bool:
+        """Start from a published snapshot newer than what is held (a restart without a checkpoint)."""
+        if published.version <= self.version:
+            return False
+        load_snapshot(self.policies, published.models)
+        self.version = published.version
+        return True
+
+    def learn(self, lessons: Sequence[Lesson]) -> int:
+        applied = apply_lessons(self.policies, lessons)
+        self.version += applied
+        return applied
+
+    def record(self, now_ms: int) -> dict[str, object]:
+        """The policy-updates record (``schemas/policy_update.v1.avsc``) of the models now."""
+        return {"schema_version": 1, "event_id": f"{POLICY_SET}:{self.version}", "name": POLICY_SET,
+                "policy_version": self.policies.version, "version": self.version,
+                "models_json": orjson.dumps(policy_snapshot(self.policies)).decode(), "updated_ms": now_ms,
+                "ingest_time_ms": now_ms}
+
+
+def published_policies(record: Mapping[str, object]) -> PublishedPolicies:
+    return PublishedPolicies(str(record["name"]), int(record["version"]),  # type: ignore[call-overload]
+                             orjson.loads(str(record["models_json"])))

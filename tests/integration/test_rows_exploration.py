@@ -16,7 +16,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
 from connectors.codec import EventCodec
+from connectors.consumer import read_snapshot
 from connectors.events import ArtworkVariant, Availability, BrowseEvent, Context, ShownItem
 from connectors.homepage_store import Homepage, HomepageClient
 from connectors.kafka_admin import delete_topics, ensure_topics
@@ -118,6 +121,12 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
             assert {r["user_id"] for r in records} == {user} and all(0 < r["item_propensity"] <= 1 for r in records)
             assert any(r["clicked"] for r in records) and all(r["clicked"] == r["artwork_id"].endswith("-dark")
                                                                for r in records)
+            # the shared models were learned by the policy learner and published, absolute and versioned
+            snapshots = [e.record for e in read_snapshot(topic("policy-updates"), kafka)]
+            newest = max(snapshots, key=lambda r: r["version"])
+            assert newest["name"] == "homepage" and newest["version"] > 100
+            artwork = orjson.loads(newest["models_json"])["artwork"][1]
+            assert artwork.get("theme:dark", 0.0) > artwork.get("theme:couple", 0.0)
             # `nextwatch eval --ope` reads them and estimates the candidates
             monkeypatch.setenv("NEXTWATCH_KAFKA_TOPIC_PREFIX", kafka.topic_prefix)
             assert cli.main(["eval", "--ope"]) == 0
