@@ -64,11 +64,12 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
         return make_event("catalog", title_id=titles[n], title=f"Title {n}", genres=["Drama"], maturity_rating="ALL",
                           updated_time_ms=now - DAY, availability=Availability(now - 10 * DAY), artwork=art)
 
-    picks = codec.encode_record("user_update", {
-        "schema_version": 1, "event_id": f"{user}:1", "user_id": user, "model_version": MODEL_VERSION,
-        "version": 1, "last_event_id": "", "updated_ms": now, "pick_ids": titles,
-        "pick_scores": [1.0 - k / 10 for k in range(len(titles))], "pick_reasons": ["item_cf"] * len(titles),
-        "recent_titles": [], "content_profile": [], "ingest_time_ms": now})
+    def picks_of(member: str) -> bytes:
+        return codec.encode_record("user_update", {
+            "schema_version": 1, "event_id": f"{member}:1", "user_id": member, "model_version": MODEL_VERSION,
+            "version": 1, "last_event_id": "", "updated_ms": now, "pick_ids": titles,
+            "pick_scores": [1.0 - k / 10 for k in range(len(titles))], "pick_reasons": ["item_cf"] * len(titles),
+            "recent_titles": [], "content_profile": [], "ingest_time_ms": now})
     client = HomepageClient(cassandra_session, cassandra_config.keyspace)
     bucket = context_bucket(now, 0, "TV")
 
@@ -86,7 +87,7 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
                 producer.send(title(n))
             producer.flush()
             job = start_rows_job(kafka, cassandra_config, flink=flink, settings=settings)
-            producer.send_encoded(topic("user-updates"), user.encode(), picks)
+            producer.send_encoded(topic("user-updates"), user.encode(), picks_of(user))
             producer.send(BrowseEvent(user, int(time.time() * 1000), tv, "SCROLL", "start", "home", scroll_depth=0))
             producer.flush()
             first = _wait("a first homepage", lambda: client.homepage(user, bucket), timeout_s=60)
@@ -137,6 +138,24 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
                 dark = [i.artwork_id.endswith("-dark") for i in row.items]
                 # an item shown with the exploited variant carries (1 - epsilon) + epsilon / 2 of probability
                 assert all(abs(p - 0.95) < 1e-6 for p, d in zip(token.item_propensities, dark, strict=True) if d)
+
+            # a restart with no checkpoint: the new job's builders and learner start from the published
+            # models, so a newcomer with no clicks of their own is served "dark" too
+            job.cancel().result()
+            job = start_rows_job(kafka, cassandra_config, flink=replace(flink, checkpoint_dir=str(tmp_path / "again")),
+                                 settings=replace(settings, group_id=f"explore-{tag}-again"))
+            newcomer = f"newcomer-{tag}"
+            producer.send_encoded(topic("user-updates"), newcomer.encode(), picks_of(newcomer))
+            producer.flush()
+            deadline = time.monotonic() + 90
+            while (fresh := client.homepage(newcomer, bucket)) is None or dark_share(fresh) < 0.75:
+                assert time.monotonic() < deadline, "the restarted job never served the published models"
+                producer.send(BrowseEvent(newcomer, int(time.time() * 1000), tv, "SCROLL", "s", "home",
+                                          scroll_depth=0))
+                producer.flush()
+                time.sleep(2.0)
+            again = [e.record for e in read_snapshot(topic("policy-updates"), kafka)]
+            assert max(r["version"] for r in again) >= newest["version"]  # the learner went on from there
     finally:
         if job is not None:
             job.cancel().result()
