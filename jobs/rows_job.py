@@ -11,7 +11,8 @@ The rows, rules and controls are in :mod:`jobs.homepage.rows`, the per-user stat
 3. ``rows-catalog-source`` and ``rows-model-updates-source``: the catalog (for
    availability, maturity, genres, artwork, content vectors) and the published item
    vectors (similar titles, popularity), both compacted and read from the start,
-   broadcast together.
+   broadcast together with ``rows-policy-updates-source`` (the shared policy models
+   the policy learner publishes; #7).
 4. ``homepage-builder`` (keyed by user): applies events and updates to the user's
    state and, at most every ``flush_ms`` per user, rebuilds the homepage of the
    user's current context bucket (the daypart now in their local time, the device
@@ -19,8 +20,14 @@ The rows, rules and controls are in :mod:`jobs.homepage.rows`, the per-user stat
    new bucket, so only the current bucket is written, never every bucket. Trending
    (the feature job's ``trending`` table) and profile settings (maturity) are read
    from Cassandra: trending every ``trending_refresh_ms`` per subtask, a profile's
-   settings on its first event and every ``settings_refresh_ms`` after.
-5. ``write-homepage``: the whole page of one bucket in one single-partition batch.
+   settings on its first event and every ``settings_refresh_ms`` after. Pages are
+   served through the policies of :mod:`jobs.exploration` (row order, artwork,
+   explore slots, a presentation token per row); the member's impressions, clicks and
+   plays are joined in their state, and closed impressions become outcomes and lessons.
+5. ``write-homepage``: the whole page of one bucket in one CQL row.
+6. ``encode-outcomes``: every outcome to the impression-outcomes topic (off-policy evaluation).
+7. ``policy-learner`` (one key): the lessons teach the shared models, published to the
+   policy-updates topic at most every ``policy_publish_ms``.
 """
 
 from __future__ import annotations
