@@ -308,6 +308,9 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             if not user.flush_armed:
                 ctx.timer_service().register_processing_time_timer(now + settings.flush_ms)
                 user.flush_armed = True
+            wake_at = user.reward_timer_due(now)  # held impressions close even if the member goes quiet
+            if wake_at is not None:
+                ctx.timer_service().register_processing_time_timer(wake_at)
             self.state.update(user)
 
         def process_broadcast_element(self, value: Any, ctx: Any) -> None:
@@ -336,6 +339,9 @@ def _functions(cassandra: CassandraConfig, settings: RowsJobConfig) -> dict[str,
             signals = user.signals()
             user_id = ctx.get_current_key()
             outcomes = user.outcomes(now)  # impressions whose clicks and plays are all in: the rewards
+            wake_at = user.reward_timer_due(now)  # newer impressions still held: wake up for them too
+            if wake_at is not None:
+                ctx.timer_service().register_processing_time_timer(wake_at)
             if outcomes:
                 member = MemberContext(signals.genre_affinity, user.theme_history, user.utc_offset_minutes,
                                        user.device_class)

@@ -59,6 +59,7 @@ class RowsUser:
     # (None in state pickled before they existed: created on first use)
     impressions: ImpressionJoin | None = None
     themes: ThemeHistory | None = None
+    reward_timer_ms: int = 0  # when held impressions' windows close (a member gone quiet still teaches)
 
     def apply_event(self, event: Any, title: TitleInfo = UNKNOWN_TITLE) -> bool:
         """A user event (play, browse, rating, search); ``False`` for a redelivery."""
@@ -104,6 +105,21 @@ class RowsUser:
         if self.themes is None:
             self.themes = ThemeHistory()
         return self.themes
+
+    def reward_timer_due(self, now_ms: int) -> int | None:
+        """When to wake up for held impressions (``now + window``), or ``None`` when a wake-up is already set.
+
+        >>> user = RowsUser(impressions=ImpressionJoin(window_ms=60_000))
+        >>> user.reward_timer_due(0) is None  # nothing held
+        True
+        >>> user.join.impression("imp-1", "trending", 0, [("t1", 0, "")], None, at_ms=0)
+        >>> user.reward_timer_due(1_000), user.reward_timer_due(2_000)
+        (61000, None)
+        """
+        if self.impressions is None or not self.impressions.pending or self.reward_timer_ms > now_ms:
+            return None
+        self.reward_timer_ms = now_ms + self.impressions.window_ms
+        return self.reward_timer_ms
 
     def outcomes(self, now_ms: int) -> list[Outcome]:
         """The impressions whose window has closed: one outcome per shown item."""

@@ -107,14 +107,22 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
                                                       position, title_id=item.title_id, position_in_row=slot,
                                                       artwork_id=item.artwork_id))
                 producer.flush()
-                time.sleep(0.4)  # past the reward window: the next rebuild learns from this round
-                producer.send(BrowseEvent(user, int(time.time() * 1000), tv, "SCROLL", f"s-{round_}", "home",
-                                          scroll_depth=1))
-                producer.flush()
+                # no further event: the job wakes up when the reward window closes, learns, and rebuilds
+                time.sleep(0.4)
                 page = _wait("a rebuilt homepage", lambda since=last: (p := client.homepage(user, bucket)) is not None
                              and p.generated_ms > since and p, timeout_s=30)
                 last = page.generated_ms
             assert dark_share(page) >= 0.75, dark_share(page)  # greedy now picks "dark"; a tenth may explore
+            # a last impression and then silence: the reward window's timer still closes it and logs it
+            final = page.rows[0]
+            producer.send(BrowseEvent(user, int(time.time() * 1000), tv, "IMPRESSION", "imp-final", "home",
+                                      final.row_id, 0, [ShownItem(i.title_id, n, i.artwork_id)
+                                                        for n, i in enumerate(final.items)],
+                                      presentation_token=final.token))
+            producer.flush()
+            _wait("the last impression's outcomes", lambda: any(
+                e.record["impression_id"] == "imp-final" for e in read_snapshot(topic("impression-outcomes"), kafka)),
+                timeout_s=30)
             # and every shown item's outcome is logged for off-policy evaluation, with its propensities
             logged = [m.event for m in _take(kafka, topic("impression-outcomes"), 40)]
             assert len(logged) == 40 and all(m is not None for m in logged)
