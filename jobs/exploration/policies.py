@@ -56,7 +56,8 @@ class OnlineLogistic:
     Not river's own: ``river.linear_model`` imports ``scipy.stats``, and that import
     never returned inside a thread-mode PyFlink operator here (the rows job's task hung
     in INITIALIZING). The weights are a plain dict, so the model pickles small and the
-    hot path reads them directly.
+    hot path reads them directly. The step is constant: rewards drift (new rows, new artwork), so old
+    evidence should fade.
 
     >>> model = OnlineLogistic(step=0.5)
     >>> for _ in range(200):
@@ -103,15 +104,6 @@ def _sigmoid(z: float) -> float:
     return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
 
 
-def _logit(model: OnlineLogistic, features: Features) -> float:
-    return model.logit(features)
-
-
-def _logistic(step: float = 0.1) -> OnlineLogistic:
-    # a constant step: rewards drift (new rows, new artwork), so old evidence should fade
-    return OnlineLogistic(step, l2=1e-4)
-
-
 @dataclass(frozen=True)
 class OrderDecision:
     order: tuple[str, ...]  # row kinds, top first
@@ -133,11 +125,11 @@ class RowOrderPolicy:
         if not 0 <= epsilon <= 1:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         self.kinds, self.epsilon, self.version = tuple(kinds), epsilon, version
-        self.models = {kind: _logistic() for kind in self.kinds}
+        self.models = {kind: OnlineLogistic() for kind in self.kinds}
 
     def scores(self, features: Features) -> dict[str, float]:
         """Each row kind's click log-odds in this context (their order is the greedy row order)."""
-        return {kind: _logit(self.models[kind], features) for kind in self.kinds}
+        return {kind: self.models[kind].logit(features) for kind in self.kinds}
 
     def greedy(self, features: Features, default: Sequence[str] | None = None) -> tuple[str, ...]:
         """Kinds by score; equal scores keep ``default``'s order (the device's default: a new model's order)."""
@@ -206,7 +198,7 @@ class ArtworkPolicy:
         if not 0 <= epsilon <= 1:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         self.epsilon, self.version = epsilon, version
-        self.model = _logistic()
+        self.model = OnlineLogistic()
 
     @staticmethod
     def features(genre_affinity: Mapping[str, float], themes: Sequence[str]) -> Features:
@@ -214,7 +206,7 @@ class ArtworkPolicy:
         return {**crossed, **{f"theme:{theme}": 1.0 for theme in themes}}
 
     def score(self, genre_affinity: Mapping[str, float], history: ThemeHistory, themes: Sequence[str]) -> float:
-        return _logit(self.model, self.features(genre_affinity, themes)) + sum(
+        return self.model.logit(self.features(genre_affinity, themes)) + sum(
             history.log_odds(theme) for theme in themes)
 
     def for_member(self, genre_affinity: Mapping[str, float], history: ThemeHistory) -> MemberArtwork:
@@ -333,7 +325,7 @@ class ContextPlayModel:
 
     def __init__(self, step: float = 0.02) -> None:
         # a smaller step than the bandits': plays are many and context effects small, so average more
-        self.model = _logistic(step)
+        self.model = OnlineLogistic(step)
 
     @staticmethod
     def features(bucket: str, weekday: str, runtime_minutes: int, genres: Sequence[str]) -> Features:
