@@ -132,7 +132,10 @@ def apply_schema(config: CassandraConfig, cql_dir: Path = CQL_DIR) -> list[str]:
                     raise ConfigError(f"{path.name} changed after it was applied; add a new .cql file instead")
                 continue
             for statement in split_statements(text):
-                session.execute(statement.replace("{keyspace}", ks), timeout=60)
+                statement = statement.replace("{keyspace}", ks)
+                if _column_exists(session, statement):
+                    continue  # an earlier run added it and stopped before recording the file
+                session.execute(statement, timeout=60)
             session.execute(
                 f"INSERT INTO {ks}.schema_migrations (file, sha256, applied_at) VALUES (%s, %s, %s)",
                 (path.name, digest, int(time.time() * 1000)),
@@ -141,6 +144,20 @@ def apply_schema(config: CassandraConfig, cql_dir: Path = CQL_DIR) -> list[str]:
         return newly
     finally:
         session.cluster.shutdown()
+
+
+_ALTER_ADD = re.compile(r"^ALTER\s+TABLE\s+(\w+)\.(\w+)\s+ADD\s+(\w+)\s", re.IGNORECASE)
+
+
+def _column_exists(session: Session, statement: str) -> bool:
+    """Whether ``statement`` adds a column that the table has already (ALTER ... ADD is not idempotent)."""
+    match = _ALTER_ADD.match(statement)
+    if match is None:
+        return False
+    keyspace, table, column = match.groups()
+    session.cluster.refresh_table_metadata(keyspace, table)
+    meta = session.cluster.metadata.keyspaces[keyspace].tables.get(table)
+    return meta is not None and column in meta.columns
 
 
 class CassandraStore(ABC):  # noqa: B024 - a base with shared plumbing, no abstract methods yet

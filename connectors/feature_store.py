@@ -25,8 +25,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 UPSERT_TRENDING = "INSERT INTO {keyspace}.trending (scope, rank, title_id, plays, window_end) VALUES (?, ?, ?, ?, ?)"
 UPSERT_ITEM_STATS = """
 INSERT INTO {keyspace}.item_stats (title_id, artwork_id, impressions, clicks, plays, completes, ctr, completion_rate,
-    updated_time)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    impression_plays, take_rate, updated_time)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 SELECT_PROFILE = "SELECT * FROM {keyspace}.user_profile WHERE user_id = ?"
 SELECT_CONTINUE_WATCHING = "SELECT * FROM {keyspace}.continue_watching WHERE user_id = ?"

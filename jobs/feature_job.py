@@ -16,12 +16,16 @@ Steps (each with a stable uid):
    which is the watermark's out-of-orderness bound) to the late-events
    topic, updates the profile and continue watching per event (one ValueState per
    user), and flushes each dirty user's rows at most every ``flush_ms``
-   (coalescing: writes scale with active users, not events). Every other event
-   goes on, enriched, to the SQL windows.
+   (coalescing: writes scale with active users, not events). Impressions, clicks
+   and play starts also go through the impression join (held in the same state):
+   the join the rows job's bandits learn from, so CTR and take rate count exactly
+   the clicks and plays the bandits are rewarded for. Every other event goes on,
+   enriched, to the SQL windows.
 4. Flink SQL over the enriched stream: SESSION windows per user (final when the
    gap closes), HOP windows with a window top-N for trending (global, per
    genre, and per context bucket for a new user's cold-start row), running
-   totals for item stats (coalesced per key before writing).
+   totals for item stats per title and artwork (impressions, joined clicks and
+   the plays they led to; coalesced per key before writing).
 5. Writers: Cassandra (async, bounded in flight) and Kafka topics through the
    Table API's Kafka connector (raw key and value bytes, at-least-once).
 
@@ -48,6 +52,7 @@ from connectors.feature_store import FeatureStore
 from connectors.flink_kafka import kafka_sink_table_ddl, kafka_source
 from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
 from jobs.context import context_bucket
+from jobs.exploration.rewards import REWARD_WINDOW_MS, Joined
 from jobs.features.outputs import (
     continue_watching_params,
     item_stats_params,
@@ -80,6 +85,9 @@ class FeatureJobConfig:
     trending_slide_minutes: int = 5
     trending_top_n: int = 20
     trending_horizon_hours: int = 24
+    # CTR and take rate: clicks and plays joined to impressions as the rows job's bandits see them;
+    # keep it equal to [rows] reward_window_ms
+    reward_window_ms: int = REWARD_WINDOW_MS
     group_id: str = "nextwatch-features"
     options: dict[str, str] | None = None
 
@@ -233,8 +241,11 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
                 state.flush_armed = True
                 timers = ctx.timer_service()
                 timers.register_processing_time_timer(timers.current_processing_time() + flush_ms)
+            # the impression join the rows job's bandits learn from: one definition of CTR
+            joined = state.join_impressions(event, settings.reward_window_ms, watermark,
+                                            settings.out_of_orderness_ms)
             self.state.update(state)
-            yield enriched_tag, _enriched_row(event, title, outcome.watch_ms)
+            yield enriched_tag, _enriched_row(event, title, outcome.watch_ms, joined)
 
         def process_broadcast_element(self, value: Any, ctx: Any) -> None:
             title_id, info = value
@@ -321,10 +332,10 @@ def _functions(kafka: KafkaConfig, cassandra: CassandraConfig, settings: Feature
             self.open_store()
 
         def map(self, row: Any) -> int:
-            title_id, artwork_id, is_total, impressions, clicks, plays, completes = row
+            title_id, artwork_id, is_total, impressions, clicks, plays, completes, impression_plays = row
             self.store.write("item_stats", item_stats_params(
                 title_id, "" if is_total else artwork_id, int(impressions), int(clicks), int(plays), int(completes),
-                now_ms()))
+                int(impression_plays), now_ms()))
             return 1
 
     return {
@@ -374,8 +385,10 @@ def _kafka_row(key: bytes, value: bytes) -> Any:
     return Row(k=key, v=value)
 
 
+JOINED_CLICK, JOINED_PLAY = 1, 2  # the enriched row's ``joined`` bits (SQL: MOD(joined, 2), joined >= 2)
 ENRICHED_FIELDS = ["user_id", "event_id", "event_time_ms", "kind", "action", "title_id", "artwork_id", "genres",
-                   "genres_csv", "watch_ms", "device_class", "utc_offset_minutes", "shown", "context"]
+                   "genres_csv", "watch_ms", "device_class", "utc_offset_minutes", "shown", "context",
+                   "joined"]
 
 
 def ENRICHED_TYPE() -> Any:
@@ -383,10 +396,16 @@ def ENRICHED_TYPE() -> Any:
 
     s, i, b = Types.STRING(), Types.INT(), Types.LONG()
     return Types.ROW_NAMED(ENRICHED_FIELDS, [s, s, b, s, s, s, s, Types.BASIC_ARRAY(s), s, b, s, i,
-                                              Types.BASIC_ARRAY(s), s])
+                                              Types.BASIC_ARRAY(s), s, i])
 
 
-def _enriched_row(event: Any, title: TitleInfo, watch_ms: int) -> Any:
+def _enriched_row(event: Any, title: TitleInfo, watch_ms: int, joined: list[Joined]) -> Any:
+    """The event for the SQL steps.
+
+    ``joined``: JOINED_CLICK | JOINED_PLAY for the click and the play this event completed in the
+    impression join (a click read after its START completes both), 0 for none; ``artwork_id`` is
+    then the artwork the impression showed, which is the one credited.
+    """
     from pyflink.common import Row
 
     subject = type(event).SUBJECT
@@ -394,10 +413,11 @@ def _enriched_row(event: Any, title: TitleInfo, watch_ms: int) -> Any:
     action = getattr(event, "action", None) or getattr(event, "kind", None) or "SEARCH"
     shown = [f"{i.title_id}|{i.artwork_id or ''}" for i in getattr(event, "items", ())] if kind == "browse" else []
     return Row(event.user_id, event.event_id, event.event_time_ms, kind, action, getattr(event, "title_id", None),
-               getattr(event, "artwork_id", None), list(title.genres),
+               joined[0].artwork_id if joined else getattr(event, "artwork_id", None), list(title.genres),
                ",".join(title.genres) if action == "START" else "", watch_ms, event.context.device_class,
                event.context.utc_offset_minutes, shown,
-               context_bucket(event.event_time_ms, event.context.utc_offset_minutes, event.context.device_class))
+               context_bucket(event.event_time_ms, event.context.utc_offset_minutes, event.context.device_class),
+               sum(JOINED_CLICK if j.kind == "CLICK" else JOINED_PLAY for j in joined))
 
 
 def _millis(value: Any) -> int:
@@ -422,7 +442,7 @@ FROM (
     CAST(COUNT(DISTINCT CASE WHEN action = 'START' THEN title_id END) AS INT) AS titles_played,
     SUM(watch_ms) AS watch_ms,
     CAST(SUM(CASE WHEN action = 'IMPRESSION' THEN CARDINALITY(shown) ELSE 0 END) AS INT) AS impressions,
-    CAST(SUM(CASE WHEN kind = 'browse' AND action = 'CLICK' THEN 1 ELSE 0 END) AS INT) AS clicks,
+    CAST(SUM(CASE WHEN MOD(joined, 2) = 1 THEN 1 ELSE 0 END) AS INT) AS clicks,
     CAST(SUM(CASE WHEN kind = 'search' THEN 1 ELSE 0 END) AS INT) AS searches,
     CAST(COUNT(*) AS INT) AS events,
     LISTAGG(genres_csv) AS genres_csv,
@@ -452,18 +472,22 @@ UNION ALL
 SELECT rowtime, CONCAT('context:', context) AS trend_scope, title_id FROM enriched WHERE action = 'START'""",
         "item_stats": """
 SELECT title_id, artwork_id, CAST(GROUPING(artwork_id) AS INT) AS is_total, SUM(imp) AS impressions,
-       SUM(clk) AS clicks, SUM(starts) AS plays, SUM(completes) AS completes
+       SUM(clk) AS clicks, SUM(starts) AS plays, SUM(completes) AS completes, SUM(took) AS impression_plays
 FROM (
   SELECT SPLIT_INDEX(item, '|', 0) AS title_id,
          COALESCE(NULLIF(SPLIT_INDEX(item, '|', 1), ''), 'default') AS artwork_id,
-         1 AS imp, 0 AS clk, 0 AS starts, 0 AS completes
+         1 AS imp, 0 AS clk, 0 AS starts, 0 AS completes, 0 AS took
   FROM enriched CROSS JOIN UNNEST(shown) AS s (item) WHERE action = 'IMPRESSION'
   UNION ALL
-  SELECT title_id, COALESCE(artwork_id, 'default'), 0, 1, 0, 0 FROM enriched WHERE kind = 'browse' AND action = 'CLICK'
+  -- clicks and the plays they led to, joined by impression id; the artwork is the one the impression showed
+  SELECT title_id, COALESCE(NULLIF(artwork_id, ''), 'default'), 0,
+         CASE WHEN MOD(joined, 2) = 1 THEN 1 ELSE 0 END, 0, 0,
+         CASE WHEN joined >= 2 THEN 1 ELSE 0 END
+  FROM enriched WHERE joined <> 0
   UNION ALL
-  SELECT title_id, CAST(NULL AS STRING), 0, 0, 1, 0 FROM enriched WHERE action = 'START'
+  SELECT title_id, CAST(NULL AS STRING), 0, 0, 1, 0, 0 FROM enriched WHERE action = 'START'
   UNION ALL
-  SELECT title_id, CAST(NULL AS STRING), 0, 0, 0, 1 FROM enriched WHERE action = 'COMPLETE'
+  SELECT title_id, CAST(NULL AS STRING), 0, 0, 0, 1, 0 FROM enriched WHERE action = 'COMPLETE'
 )
 GROUP BY GROUPING SETS ((title_id, artwork_id), (title_id))
 HAVING GROUPING(artwork_id) = 1 OR artwork_id IS NOT NULL""",

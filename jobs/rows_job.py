@@ -64,7 +64,7 @@ from jobs.exploration.presentation import (
     presented_homepage,
     published_policies,
 )
-from jobs.exploration.rewards import ImpressionJoin, outcome_record
+from jobs.exploration.rewards import REWARD_WINDOW_MS, ImpressionJoin, outcome_record
 from jobs.feature_job import KAFKA_ROW_TYPE, EventCount, _kafka_row, decode_message
 from jobs.features.outputs import now_ms
 from jobs.features.user_state import TitleInfo
@@ -98,7 +98,7 @@ class RowsJobConfig:
     row_order_epsilon: float = 0.1  # the row-order policy's share of random orders
     artwork_epsilon: float = 0.1  # the artwork policy's share of random variants
     context_weight: float = 0.1  # Top Picks: how far a learned daypart/weekend effect on plays may move a pick
-    reward_window_ms: int = 30 * 60_000  # an impression's clicks and plays count this long (one session)
+    reward_window_ms: int = REWARD_WINDOW_MS  # an impression's clicks and plays count this long (one session)
     policy_publish_ms: int = 2_000  # the shared policy models to policy-updates, at most this often
     group_id: str = "nextwatch-rows"
 

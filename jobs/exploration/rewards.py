@@ -2,17 +2,31 @@
 
 A BrowseEvent IMPRESSION shows a row (its items, each with its artwork) and echoes the
 homepage's presentation token; a CLICK names the impression and the title; a PlayEvent
-START of that title in the same session (within ``window_ms`` of the click) is a play.
-When an impression is older than the window it is final: one :class:`Outcome` per shown
-item, with the propensities the token recorded, for the bandits to learn from and for
-off-policy evaluation. Per member and small (keyed state): at most ``max_pending``
-impressions are held; an older one is finalized early rather than dropped.
+START of that title after the click is a play; both count within ``window_ms`` of the
+impression (one session).
+
+Two readers use the same join:
+
+- the rows job waits until an impression is older than the window; then it is final:
+  one :class:`Outcome` per shown item, with the propensities the token recorded, for the
+  bandits to learn from and for off-policy evaluation (:meth:`ImpressionJoin.expire`);
+- the feature job counts CTR and take rate per title and artwork as soon as each piece
+  is known: ``click`` and ``play`` return the :class:`Joined` clicks and plays they add
+  (the artwork is the one the impression showed), and :meth:`ImpressionJoin.forget`
+  drops what can no longer join.
+
+Browse and play events travel on different topics, so a START may be seen before the
+CLICK it follows: the join remembers recent starts (at most ``max_starts``), and a
+late-arriving click still earns its play. Per member and small (keyed state): at most
+``max_pending`` impressions are held; an older one is finalized early rather than dropped.
 
 >>> join = ImpressionJoin(window_ms=60_000)
 >>> join.impression("imp-1", "top_picks", 0, [("heat", 0, "heat-art0"), ("alien", 1, "alien-art1")],
 ...                 PresentationToken("rows-eg-1", 0.9, (0.95, 0.05), (False, True)), at_ms=0)
 >>> join.click("imp-1", "alien", at_ms=5_000)
+[Joined(kind='CLICK', impression_id='imp-1', title_id='alien', artwork_id='alien-art1')]
 >>> join.play("alien", at_ms=9_000)
+[Joined(kind='PLAY', impression_id='imp-1', title_id='alien', artwork_id='alien-art1')]
 >>> [(o.title_id, o.clicked, o.played, o.item_propensity, o.explored) for o in join.expire(now_ms=61_000)]
 [('heat', False, False, 0.95, False), ('alien', True, True, 0.05, True)]
 """
@@ -21,6 +35,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from connectors.events import BrowseEvent, PlayEvent
+
+REWARD_WINDOW_MS = 30 * 60_000  # one session: clicks and plays this long after an impression are its own
 
 
 @dataclass(frozen=True)
@@ -103,19 +122,41 @@ class _Pending:
     played: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class Joined:
+    """A click on a shown title, or the play it led to, as soon as the join sees it."""
+
+    kind: Literal["CLICK", "PLAY"]
+    impression_id: str
+    title_id: str
+    artwork_id: str  # the variant the impression showed ("" when it named none)
+
+
 class ImpressionJoin:
     """One member's impressions waiting for their clicks and plays (keyed state; pickles small)."""
 
-    def __init__(self, window_ms: int = 30 * 60_000, max_pending: int = 50) -> None:
-        if window_ms <= 0 or max_pending < 1:
-            raise ValueError(f"window_ms must be > 0 and max_pending >= 1, got {window_ms}, {max_pending}")
-        self.window_ms, self.max_pending = window_ms, max_pending
+    def __init__(self, window_ms: int = REWARD_WINDOW_MS, max_pending: int = 50, max_starts: int = 20) -> None:
+        if window_ms <= 0 or max_pending < 1 or max_starts < 0:
+            raise ValueError(f"window_ms must be > 0, max_pending >= 1 and max_starts >= 0, got {window_ms}, "
+                             f"{max_pending}, {max_starts}")
+        self.window_ms, self.max_pending, self.max_starts = window_ms, max_pending, max_starts
         self.pending: dict[str, _Pending] = {}  # oldest first
         self.early: list[Outcome] = []  # finalized before their window closed (too many pending)
+        self.starts: list[tuple[str, int]] = []  # (title, time) of recent STARTs, for clicks read after them
+        self.browse_ms = 0  # the newest impression or click seen: the member's browse topic has reached it
+        self.play_ms = 0  # the newest start seen: their play topic has reached it
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("starts", [])  # state pickled before starts were remembered
+        self.__dict__.setdefault("browse_ms", 0)
+        self.__dict__.setdefault("play_ms", 0)
+        self.__dict__.setdefault("max_starts", 20)
 
     def impression(self, impression_id: str, row_id: str, row_position: int,
                    items: Sequence[tuple[str, int, str]], token: PresentationToken | None, at_ms: int) -> None:
         """A row was shown: (title_id, position in row, artwork_id) per item. A repeated id is a duplicate."""
+        self.browse_ms = max(self.browse_ms, at_ms)
         if impression_id in self.pending:
             return
         if token is not None and len(token.item_propensities) not in (0, len(items)):
@@ -124,24 +165,74 @@ class ImpressionJoin:
         while len(self.pending) > self.max_pending:
             self.early.extend(self._final(self.pending.pop(next(iter(self.pending)))))
 
-    def click(self, impression_id: str, title_id: str, at_ms: int) -> None:
+    def click(self, impression_id: str, title_id: str, at_ms: int) -> list[Joined]:
+        """A click on an impression: the click it adds (none if the impression did not show the title
+        or the title was clicked there before), and its play when that START was seen already."""
+        self.browse_ms = max(self.browse_ms, at_ms)
         shown = self.pending.get(impression_id)
-        if shown is not None and any(t == title_id for t, _, _ in shown.items):
-            shown.clicked.setdefault(title_id, at_ms)
+        if shown is None or title_id in shown.clicked or at_ms - shown.shown_ms > self.window_ms:
+            return []
+        artwork = next((a for t, _, a in shown.items if t == title_id), None)
+        if artwork is None:
+            return []
+        shown.clicked[title_id] = at_ms
+        joined = [Joined("CLICK", impression_id, title_id, artwork)]
+        if any(t == title_id and at_ms <= started <= shown.shown_ms + self.window_ms for t, started in self.starts):
+            shown.played.add(title_id)
+            joined.append(Joined("PLAY", impression_id, title_id, artwork))
+        return joined
 
-    def play(self, title_id: str, at_ms: int) -> None:
-        """A play started: it rewards the latest click on that title within the window."""
+    def play(self, title_id: str, at_ms: int) -> list[Joined]:
+        """A play started: it rewards the latest click on that title, once, if within the impression's window."""
+        self.play_ms = max(self.play_ms, at_ms)
+        self.starts.append((title_id, at_ms))
+        if len(self.starts) > self.max_starts:
+            self.starts.remove(min(self.starts, key=lambda start: start[1]))
         for shown in reversed(self.pending.values()):
             clicked_at = shown.clicked.get(title_id)
-            if clicked_at is not None and 0 <= at_ms - clicked_at <= self.window_ms:
+            if clicked_at is not None and clicked_at <= at_ms <= shown.shown_ms + self.window_ms:
+                if title_id in shown.played:
+                    return []
                 shown.played.add(title_id)
-                return
+                artwork = next(a for t, _, a in shown.items if t == title_id)
+                return [Joined("PLAY", shown.impression_id, title_id, artwork)]
+        return []
+
+    def forget(self, watermark_ms: int, out_of_order_ms: int = 0) -> None:
+        """Drop what no event to come can join any more.
+
+        For a reader that takes :class:`Joined` and never the outcomes (the feature job):
+
+        - an event behind the watermark is late and never reaches the join: an impression whose
+          window closed before the watermark is done, and so is a start before it;
+        - a member's events arrive in order on each of their partitions (up to
+          ``out_of_order_ms``): once their browse events have passed an impression's window no
+          click on it can come, and once their play starts have passed it, no play. An impression
+          whose clicks may still get their plays keeps only the clicked titles.
+
+        The second rule keeps the state small when the watermark lags far behind, as in a
+        backfill, where partitions are read at different speeds and there is no watermark
+        until every one has been read.
+        """
+        self.early = []
+        browsed, played = self.browse_ms - out_of_order_ms, self.play_ms - out_of_order_ms
+        for impression_id, shown in list(self.pending.items()):
+            closes = shown.shown_ms + self.window_ms
+            if closes >= browsed and closes >= watermark_ms:
+                continue  # clicks may still come
+            if closes < watermark_ms or closes < played or shown.played.issuperset(shown.clicked):
+                del self.pending[impression_id]
+            elif len(shown.items) > len(shown.clicked):
+                shown.items = [item for item in shown.items if item[0] in shown.clicked]
+        horizon = max(watermark_ms, browsed)
+        self.starts = [(t, at) for t, at in self.starts if at >= horizon]
 
     def expire(self, now_ms: int) -> list[Outcome]:
         """The outcomes of every impression whose window has closed (and of any finalized early)."""
         out, self.early = self.early, []
         for impression_id in [i for i, p in self.pending.items() if now_ms - p.shown_ms >= self.window_ms]:
             out.extend(self._final(self.pending.pop(impression_id)))
+        self.starts = [(t, at) for t, at in self.starts if now_ms - at < self.window_ms]
         return out
 
     def _final(self, shown: _Pending) -> list[Outcome]:
@@ -156,6 +247,33 @@ class ImpressionJoin:
                 token.item_propensities[slot] if has_item and token else 1.0,
                 token.explored[slot] if has_item and token else False, shown.shown_ms))
         return outcomes
+
+
+def observe(join: ImpressionJoin, event: Any) -> list[Joined]:
+    """Feed one user event to the join: impressions, clicks and play starts; the clicks and plays it joined.
+
+    An impression whose token this version cannot read still counts, unlogged (no propensities).
+    """
+    if isinstance(event, BrowseEvent):
+        if event.action == "IMPRESSION":
+            try:
+                token = PresentationToken.decode(event.presentation_token) if event.presentation_token else None
+            except ValueError:
+                token = None
+            items = [(i.title_id, i.position_in_row, i.artwork_id or "") for i in event.items]
+            join.impression(event.impression_id, event.row_id or "", event.row_position or 0, items, token,
+                            event.event_time_ms)
+        elif event.action == "CLICK" and event.title_id:
+            return join.click(event.impression_id, event.title_id, event.event_time_ms)
+    elif isinstance(event, PlayEvent) and event.action == "START":
+        return join.play(event.title_id, event.event_time_ms)
+    return []
+
+
+def joins(event: Any) -> bool:
+    """Whether ``observe`` would look at this event (so a job reads the join's state only for these)."""
+    return (isinstance(event, BrowseEvent) and event.action in ("IMPRESSION", "CLICK")) or (
+        isinstance(event, PlayEvent) and event.action == "START")
 
 
 def outcome_record(user_id: str, outcome: Outcome, context: str, weekday: str, now_ms: int) -> dict[str, object]:

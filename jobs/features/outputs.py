@@ -46,9 +46,15 @@ def session_record(s: SessionFeatures) -> dict[str, Any]:
 
 
 def item_stats_params(title_id: str, artwork_id: str, impressions: int, clicks: int, plays: int, completes: int,
-                      updated_ms: int) -> tuple[Any, ...]:
+                      impression_plays: int, updated_ms: int) -> tuple[Any, ...]:
+    """An item_stats row: clicks and impression plays are the impression join's (jobs/exploration/rewards.py).
+
+    >>> item_stats_params("heat", "heat-art0", 200, 10, 0, 0, 4, 0)[6:10]
+    (0.05, 0.0, 4, 0.02)
+    """
     return (title_id, artwork_id, impressions, clicks, plays, completes,
-            clicks / impressions if impressions else 0.0, completes / plays if plays else 0.0, updated_ms)
+            clicks / impressions if impressions else 0.0, completes / plays if plays else 0.0,
+            impression_plays, impression_plays / impressions if impressions else 0.0, updated_ms)
 
 
 def rejection_record(kind: str, reason: str, job: str, original: bytes, source_topic: str = "",

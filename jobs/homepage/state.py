@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from connectors.events import BrowseEvent, PlayEvent, RatingEvent
+from connectors.events import PlayEvent, RatingEvent
 from jobs.context import context_bucket
 from jobs.exploration.policies import ThemeHistory
-from jobs.exploration.rewards import ImpressionJoin, Outcome, PresentationToken
+from jobs.exploration.rewards import ImpressionJoin, Outcome, observe
 from jobs.features.user_state import COMPLETION_FRACTION, UNKNOWN_TITLE, TitleInfo, UserState
 from jobs.homepage.rows import InProgressTitle, UserSignals
 
@@ -81,18 +81,7 @@ class RowsUser:
 
     def _observe(self, event: Any) -> None:
         """Impressions, the clicks on them and the plays they lead to: the bandits' rewards."""
-        if isinstance(event, BrowseEvent) and event.action == "IMPRESSION":
-            try:
-                token = PresentationToken.decode(event.presentation_token) if event.presentation_token else None
-            except ValueError:
-                token = None  # not a token this version wrote: the impression still counts, unlogged
-            items = [(i.title_id, i.position_in_row, i.artwork_id or "") for i in event.items]
-            self.join.impression(event.impression_id, event.row_id or "", event.row_position or 0, items, token,
-                                 event.event_time_ms)
-        elif isinstance(event, BrowseEvent) and event.action == "CLICK" and event.title_id:
-            self.join.click(event.impression_id, event.title_id, event.event_time_ms)
-        elif isinstance(event, PlayEvent) and event.action == "START":
-            self.join.play(event.title_id, event.event_time_ms)
+        observe(self.join, event)
 
     @property
     def join(self) -> ImpressionJoin:

@@ -43,6 +43,12 @@ class History:
     clock: Any = None  # an event of another user, far enough ahead to close every session
     late: Any = None  # produced after the clock has been seen
     garbage: list[bytes] = field(default_factory=list)
+    kill_after: int = 0  # events[:kill_after]: session 1, its duplicate, and the click session 2's first play joins
+
+    @property
+    def applied(self) -> int:
+        """How many events the profile counts (duplicates once)."""
+        return len({e.event_id for e in self.events})
 
 
 def build_history() -> History:
@@ -66,7 +72,8 @@ def build_history() -> History:
         return PlayEvent(user_id=user, event_time_ms=at, context=ctx, title_id=tid, action=action,  # type: ignore[arg-type]
                          playback_id=pb, position_ms=pos_min * MIN, duration_ms=dur_min * MIN)
 
-    # session 1: search, impression, click, 40 minutes of t1, a rating
+    # session 1: search, impression, click, a click naming no impression seen (not in CTR), 40 minutes of t1,
+    # a rating
     s1 = [
         SearchEvent(user_id=user, event_time_ms=t0, context=ctx, query="drama", result_title_ids=[t1, t3]),
         BrowseEvent(user_id=user, event_time_ms=t0 + 5_000, context=ctx, action="IMPRESSION", impression_id="imp-1",
@@ -74,6 +81,8 @@ def build_history() -> History:
                                                              ShownItem(t3, 2, None)]),
         BrowseEvent(user_id=user, event_time_ms=t0 + 8_000, context=ctx, action="CLICK", impression_id="imp-1",
                     page="home", row_id="top_picks", title_id=t1, position_in_row=0, artwork_id=f"{t1}-art0"),
+        BrowseEvent(user_id=user, event_time_ms=t0 + 9_000, context=ctx, action="CLICK", impression_id="imp-gone",
+                    page="home", row_id="top_picks", title_id=t3, position_in_row=2),
         play(t0 + 10_000, t1, "START", 0, 100, "pb1"),
         play(t0 + 10_000 + 20 * MIN, t1, "PROGRESS", 20, 100, "pb1"),
         play(t0 + 10_000 + 40 * MIN, t1, "STOP", 40, 100, "pb1"),
@@ -92,7 +101,16 @@ def build_history() -> History:
         play(t + 152 * MIN, t3, "START", 0, 120, "pb4"),
         play(t + 172 * MIN, t3, "PROGRESS", 20, 120, "pb4"),
     ]
-    h.events = [*s1, s1[4], *s2, s2[5]]  # two duplicates: same event ids again
+    # session 2 opens with an impression of t2 (its artwork) and a click; the START of t2 completes the join.
+    # They come before the kill in the restart test: the join's state must survive it.
+    shown_t2 = [
+        BrowseEvent(user_id=user, event_time_ms=t - 60_000, context=ctx, action="IMPRESSION", impression_id="imp-2",
+                    page="home", row_id="trending", items=[ShownItem(t2, 0, f"{t2}-art0")]),
+        BrowseEvent(user_id=user, event_time_ms=t - 30_000, context=ctx, action="CLICK", impression_id="imp-2",
+                    page="home", row_id="trending", title_id=t2, position_in_row=0),
+    ]
+    h.events = [*s1, s1[5], *shown_t2, *s2, s2[5]]  # two duplicates: same event ids again
+    h.kill_after = len(s1) + 1 + len(shown_t2)
     h.clock = play(t0 + 6 * 60 * MIN, t2, "START", 0, 90, "pb-clock")
     h.clock.user_id = clock_user
     h.late = play(t0 + 60 * MIN, t3, "PAUSE", 5, 120, "pb-late")

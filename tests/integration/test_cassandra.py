@@ -16,6 +16,17 @@ def test_schema_applies_once(cassandra_config: Any, cassandra_session: Any) -> N
     assert {"titles", "schema_migrations"} <= tables
 
 
+def test_a_migration_that_stopped_before_it_was_recorded_applies_again(cassandra_config: Any,
+                                                                       cassandra_session: Any) -> None:
+    # 012 adds columns (ALTER ... ADD is not idempotent): as if a run had added them and then died
+    ks = cassandra_config.keyspace
+    cassandra_session.execute(f"DELETE FROM {ks}.schema_migrations WHERE file = '012_item_stats_take.cql'")
+    assert apply_schema(cassandra_config) == ["012_item_stats_take.cql"]
+    columns = cassandra_session.cluster.metadata.keyspaces[ks].tables["item_stats"].columns
+    assert {"impression_plays", "take_rate"} <= set(columns)
+    assert apply_schema(cassandra_config) == []
+
+
 def test_catalog_item_round_trips(cassandra_config: Any, cassandra_session: Any, make_event: Any) -> None:
     store = CatalogStore(cassandra_session, cassandra_config.keyspace)
     item = make_event("catalog", title_id="it-roundtrip")

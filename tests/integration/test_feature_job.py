@@ -54,13 +54,15 @@ def test_sessions_close_with_their_features(run: FeatureRun) -> None:
     sessions = run.wait_for("two sessions", lambda: len(rows := run.store.rows("get_sessions", h.user)) >= 2 and rows)
     assert len(sessions) == 2
     second, first = sessions  # newest first
+    # the click on an impression never seen is an event, not a click in CTR
     assert (first.titles_played, first.impressions, first.clicks, first.searches) == (1, 3, 1, 1)
-    assert first.events == 7  # the duplicate PROGRESS is not counted
+    assert first.events == 8  # the duplicate PROGRESS is not counted
     assert first.watch_ms == 40 * MIN
     assert first.completion_rate == 0.0
     assert first.ctr == pytest.approx(1 / 3)
     assert first.genres == [h.drama]
-    assert (second.titles_played, second.watch_ms, second.events) == (3, 170 * MIN, 12)
+    assert (second.titles_played, second.watch_ms, second.events) == (3, 170 * MIN, 14)
+    assert (second.impressions, second.clicks) == (1, 1)
     assert second.completion_rate == pytest.approx(2 / 3)
     assert second.genres == sorted([h.comedy, h.drama])
     assert first.device_class == "tv" and first.daypart in ("late_night", "morning", "afternoon", "evening")
@@ -71,15 +73,15 @@ def test_sessions_close_with_their_features(run: FeatureRun) -> None:
 
 def test_profile_counts_each_event_once(run: FeatureRun) -> None:
     h = run.history
-    profile = run.wait_for("profile v19", lambda: (r := run.store.rows("get_profile", h.user)) and
-                           r[0].version == 19 and r[0])
+    profile = run.wait_for(f"profile v{h.applied}", lambda: (r := run.store.rows("get_profile", h.user)) and
+                           r[0].version == h.applied and r[0])
     assert profile.total_watch_ms == 210 * MIN  # 40 + 90 + 60 (resumed at 40) + 20
     assert profile.recent_searches == ["drama"]
     assert dict(profile.device_plays) == {"tv": 4}
     affinity = dict(profile.genre_affinity)
     assert affinity[h.drama] > affinity[h.comedy] > 0
     changelog = run.topic_records("user-features", 50, user=h.user)
-    assert changelog and max(r["version"] for r in changelog) == 19
+    assert changelog and max(r["version"] for r in changelog) == h.applied
 
 
 def test_continue_watching_keeps_only_titles_in_progress(run: FeatureRun) -> None:
@@ -94,13 +96,26 @@ def test_item_stats_and_trending(run: FeatureRun) -> None:
     h = run.history
     t1, t2, t3 = (c.title_id for c in h.catalog)
 
-    def stats() -> dict[str, Any]:
-        return {r.artwork_id: r for r in run.store.rows("get_item_stats", t1)}
+    def stats(title_id: str) -> dict[str, Any]:
+        return {r.artwork_id: r for r in run.store.rows("get_item_stats", title_id)}
 
-    rows = run.wait_for("item stats", lambda: (s := stats()) and "" in s and s[""].plays == 2 and s)
-    total = rows[""]
-    assert (total.impressions, total.clicks, total.plays, total.completes) == (1, 1, 2, 1)
-    assert (rows[f"{t1}-art0"].impressions, rows[f"{t1}-art0"].clicks) == (1, 1)
+    def counts(row: Any) -> tuple[int, ...]:
+        return row.impressions, row.clicks, row.plays, row.completes, row.impression_plays
+
+    # clicks and impression plays come from the impression join (the rows job's bandits use the same one)
+    rows = run.wait_for("item stats", lambda: (s := stats(t1)) and "" in s and s[""].plays == 2 and s)
+    assert counts(rows[""]) == (1, 1, 2, 1, 1)  # the resumed play two hours later is not the click's
+    art = rows[f"{t1}-art0"]
+    assert (art.impressions, art.clicks, art.impression_plays, art.ctr, art.take_rate) == (1, 1, 1, 1.0, 1.0)
+    # the clock user's STARTs of t2 (and the ticks' copies) are plays, not an impression's
+    t2_rows = run.wait_for("t2 item stats", lambda: (s := stats(t2)) and "" in s and s[""].plays >= 2 and s)
+    t2_total = t2_rows[""]
+    assert (t2_total.impressions, t2_total.clicks, t2_total.completes, t2_total.impression_plays) == (2, 1, 1, 1)
+    shown_art = t2_rows[f"{t2}-art0"]  # the click named no artwork: the impression's is the one credited
+    assert (shown_art.impressions, shown_art.clicks, shown_art.impression_plays) == (1, 1, 1)
+    assert counts(t2_rows["default"])[:2] == (1, 0)  # shown without artwork in imp-1, never clicked there
+    t3_rows = run.wait_for("t3 item stats", lambda: (s := stats(t3)) and "" in s and s[""].plays == 1 and s)
+    assert (t3_rows[""].impressions, t3_rows[""].clicks) == (1, 0)  # its click named an impression never seen
     drama = run.wait_for("drama trending", lambda: run.store.rows("get_trending", f"genre:{h.drama}"))
     assert drama[0].rank == 1 and drama[0].title_id in (t1, t3)
     comedy = run.wait_for("comedy trending", lambda: run.store.rows("get_trending", f"genre:{h.comedy}"))

@@ -34,12 +34,14 @@ def test_feature_job_on_the_standalone_cluster(kafka_config: Any, cassandra_conf
            "NEXTWATCH_FEATURES_IDLENESS_MS": "2000"}
     store = FeatureStore(cassandra_session, cassandra_config.keyspace)
     job_ids: list[str] = []
+    split = history.kill_after
+    first_applied = len({e.event_id for e in history.events[:split]})
     try:
         with EventProducer(kafka) as producer:
-            for event in [*history.catalog, *history.events[:8]]:
+            for event in [*history.catalog, *history.events[:split]]:
                 producer.send(event)
         job_ids.append(flink_cluster.submit(REPO_ROOT / "jobs" / "feature_job.py", parallelism=2, env=env))
-        _wait_for_version(store, history.user, 7)
+        _wait_for_version(store, history.user, first_applied)
         parallelism = flink_cluster.job_parallelism(job_ids[0])
         assert parallelism and set(parallelism.values()) == {2}, parallelism
 
@@ -48,13 +50,13 @@ def test_feature_job_on_the_standalone_cluster(kafka_config: Any, cassandra_conf
         assert job_ids[0] not in dict(flink_cluster.running_jobs())
 
         with EventProducer(kafka) as producer:  # arrives while the job is stopped
-            for event in history.events[8:]:
+            for event in history.events[split:]:
                 producer.send(event)
             for garbage in history.garbage:
                 producer.send_encoded(kafka.topic_prefix + "play", history.user.encode(), garbage, history.base_ms)
         job_ids.append(flink_cluster.submit(REPO_ROOT / "jobs" / "feature_job.py", parallelism=2,
                                             savepoint=savepoint, env=env))
-        _wait_for_version(store, history.user, 19)  # 7 restored from the savepoint + 12 new
+        _wait_for_version(store, history.user, history.applied)  # the first part restored from the savepoint
 
         # Flink's metric system, read back through the cluster's REST API (summed over subtasks)
         names = {"events_in", "events_invalid", "events_duplicate", "events_late", "events_applied",
@@ -63,12 +65,12 @@ def test_feature_job_on_the_standalone_cluster(kafka_config: Any, cassandra_conf
         while (metrics := flink_cluster.job_metrics(job_ids[1], names)).get("events_invalid", 0) < 3:
             assert time.monotonic() < deadline, f"metrics never showed the dead-lettered input: {metrics}"
             time.sleep(1.0)
-        new_events = len(history.events) - 8
+        new_events = len(history.events) - split
         assert metrics["events_in"] == new_events + len(history.garbage)
         assert metrics["events_invalid"] == len(history.garbage)
         assert metrics["events_applied"] + metrics["events_duplicate"] == new_events
         ids = [e.event_id for e in history.events]
-        assert metrics["events_duplicate"] == sum(1 for n in range(8, len(ids)) if ids[n] in ids[:n])
+        assert metrics["events_duplicate"] == sum(1 for n in range(split, len(ids)) if ids[n] in ids[:n])
         assert metrics["events_late"] == 0 and metrics["freshness_lag_ms"] > 0
     finally:
         running = dict(flink_cluster.running_jobs())

@@ -64,3 +64,89 @@ def test_malformed_tokens_are_refused_with_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="one explored flag per item"):
         PresentationToken.decode("v1;x;1;1,1;0")
     assert PresentationToken.decode("v1;x;1;;") == PresentationToken("x", 1.0, (), ())
+
+
+def test_clicks_and_plays_are_reported_as_they_join_with_the_artwork_the_impression_showed() -> None:
+    join = ImpressionJoin(window_ms=30 * MIN)
+    join.impression("imp-1", "top_picks", 0, ROW, TOKEN, at_ms=0)
+    assert [(j.kind, j.title_id, j.artwork_id) for j in join.click("imp-1", "alien", at_ms=MIN)] == [
+        ("CLICK", "alien", "alien-art1")]
+    assert join.click("imp-1", "alien", at_ms=2 * MIN) == []  # clicked there before: one click per title
+    assert join.click("imp-1", "not-shown", at_ms=MIN) == [] and join.click("imp-2", "heat", at_ms=MIN) == []
+    assert [(j.kind, j.artwork_id) for j in join.play("alien", at_ms=3 * MIN)] == [("PLAY", "alien-art1")]
+    assert join.play("alien", at_ms=4 * MIN) == []  # played again: the impression earned its play once
+    assert join.play("heat", at_ms=4 * MIN) == []  # never clicked
+
+
+def test_a_start_seen_before_its_click_still_rewards_it() -> None:
+    # browse and play events arrive on different topics: the START may be read first
+    join = ImpressionJoin(window_ms=30 * MIN)
+    join.impression("imp-1", "top_picks", 0, ROW, TOKEN, at_ms=0)
+    assert join.play("up", at_ms=2 * MIN) == []
+    assert [j.kind for j in join.click("imp-1", "up", at_ms=MIN)] == ["CLICK", "PLAY"]
+    up = next(o for o in join.expire(now_ms=30 * MIN) if o.title_id == "up")
+    assert up.clicked and up.played
+    join.impression("imp-2", "top_picks", 0, ROW, TOKEN, at_ms=40 * MIN)
+    join.play("heat", at_ms=39 * MIN)  # started before this impression's click: not its play
+    assert [j.kind for j in join.click("imp-2", "heat", at_ms=41 * MIN)] == ["CLICK"]
+    # a backfill reads the play topic ahead: the click's own start is found among later ones
+    join.impression("imp-3", "top_picks", 0, ROW, TOKEN, at_ms=100 * MIN)
+    for at in (101, 300, 500):
+        join.play("alien", at_ms=at * MIN)
+    assert [j.kind for j in join.click("imp-3", "alien", at_ms=100 * MIN)] == ["CLICK", "PLAY"]
+
+
+def test_clicks_and_plays_after_the_impressions_window_do_not_count() -> None:
+    join = ImpressionJoin(window_ms=30 * MIN)
+    join.impression("imp-1", "trending", 0, ROW, None, at_ms=0)
+    assert join.click("imp-1", "heat", at_ms=31 * MIN) == []
+    assert [j.kind for j in join.click("imp-1", "alien", at_ms=29 * MIN)] == ["CLICK"]
+    assert join.play("alien", at_ms=31 * MIN) == []
+
+
+def test_forget_drops_only_what_no_event_after_the_watermark_can_join() -> None:
+    join = ImpressionJoin(window_ms=30 * MIN)
+    join.impression("imp-1", "trending", 0, ROW, None, at_ms=0)
+    join.play("heat", at_ms=5 * MIN)
+    join.forget(watermark_ms=MIN)  # a click at 1 minute may still come, and pair with the start at 5
+    assert [j.kind for j in join.click("imp-1", "heat", at_ms=MIN)] == ["CLICK", "PLAY"]
+    join.forget(watermark_ms=30 * MIN)  # the window is still open at the watermark
+    assert join.pending and not join.starts
+    join.forget(watermark_ms=30 * MIN + 1)
+    assert not join.pending and not join.early
+
+
+def test_a_join_pickled_before_starts_were_remembered_still_loads() -> None:
+    import pickle
+
+    join = ImpressionJoin()
+    join.impression("imp-1", "trending", 0, ROW, None, at_ms=0)
+    old = pickle.loads(pickle.dumps(join))
+    del old.__dict__["starts"]
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.starts == [] and restored.play("heat", at_ms=1) == []
+
+
+def test_forget_drops_what_the_browse_topic_has_passed_unless_a_click_waits_for_its_play() -> None:
+    # a backfill: the watermark lags hours behind, but the member's browse partition is read in order
+    join = ImpressionJoin(window_ms=30 * MIN)
+    join.impression("imp-1", "trending", 0, ROW, None, at_ms=0)
+    join.impression("imp-2", "trending", 0, ROW, None, at_ms=MIN)
+    join.click("imp-2", "heat", at_ms=2 * MIN)
+    join.play("up", at_ms=3 * MIN)
+    join.impression("imp-3", "trending", 0, ROW, None, at_ms=40 * MIN)
+    join.forget(watermark_ms=0, out_of_order_ms=5_000)
+    assert list(join.pending) == ["imp-2", "imp-3"]  # imp-2's click on heat may still get its play
+    assert not join.starts  # no click to come is older than 40 minutes
+    assert [j.kind for j in join.play("heat", at_ms=4 * MIN)] == ["PLAY"]
+    join.forget(watermark_ms=0, out_of_order_ms=5_000)
+    assert list(join.pending) == ["imp-3"]
+
+
+def test_starts_are_bounded_and_expire_with_the_window() -> None:
+    join = ImpressionJoin(window_ms=30 * MIN, max_starts=3)
+    for n in range(5):
+        join.play(f"t{n}", at_ms=n * MIN)
+    assert [t for t, _ in join.starts] == ["t2", "t3", "t4"]  # the oldest go first
+    join.expire(now_ms=32 * MIN + 1)
+    assert [t for t, _ in join.starts] == ["t3", "t4"]

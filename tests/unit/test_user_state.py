@@ -101,3 +101,29 @@ def test_dedupe_memory_is_bounded_by_event_time(make_event: Any) -> None:
                                clicked_title_id=None, clicked_position=None))
     assert len(state.seen_ids) <= 256
     assert len(pickle.dumps(state)) < 8_000
+
+
+def test_the_impression_join_lives_in_the_state_and_survives_pickling(make_event: Any) -> None:
+    from connectors.events import ShownItem
+
+    state = UserState()
+    shown = make_event("impression", impression_id="imp-1", event_time_ms=T0, items=[ShownItem("t1", 0, "t1-art2")])
+    click = make_event("click", impression_id="imp-1", event_time_ms=T0 + MIN, title_id="t1", position_in_row=0,
+                       artwork_id=None)
+    start = play(make_event, "START", 2, 0)
+    joined = []
+    for event in (shown, click, start):
+        state.apply(event, DRAMA)
+        joined += state.join_impressions(event, window_ms=30 * MIN, watermark_ms=T0, out_of_order_ms=5_000)
+        state = pickle.loads(pickle.dumps(state))  # as keyed state does between events
+    assert [(j.kind, j.artwork_id) for j in joined] == [("CLICK", "t1-art2"), ("PLAY", "t1-art2")]
+    assert state.join_impressions(play(make_event, "PROGRESS", 3, 1), 30 * MIN, T0, 0) == []  # not a join event
+
+
+def test_state_pickled_before_the_join_existed_still_loads(make_event: Any) -> None:
+    state = UserState()
+    state.apply(play(make_event, "START", 0, 0), DRAMA)
+    version_1 = state.__getstate__()[:8]
+    restored = UserState.__new__(UserState)
+    restored.__setstate__((1, *version_1[1:]))
+    assert restored.impression_join() is None and restored.profile.version == 1
