@@ -7,7 +7,11 @@ first event of every (user, title) pair rated >= 4, before learning it, the user
 homepage is built as the rows job builds it (:func:`jobs.homepage.rows.build_homepage`:
 rules, de-duplication, controls) from the loop's top picks, the user's finished
 titles and recent strong watches, the published similar titles, and trending taken
-as the 50 most touched titles. Twice: with the default controls and with both off.
+as the 50 most touched titles. Three times: with the default controls, with both off, and
+as served (issue #7): the default controls, then the row order, explore slots and artwork
+chosen by the rows job's policies (:func:`jobs.exploration.presentation.presented_homepage`,
+``[rows]`` defaults: 5% explore share), untaught, as on a first day: this measures what
+exploration costs before it has taught the policies anything.
 
 Figures, for each: Recall@10 of the Top Picks row as served (the positive among its
 first 10 titles), catalog coverage (share of the catalog's titles served on any
@@ -20,19 +24,30 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
 from infra.replay.movielens import MovieLensReplay, load_movielens
 from jobs.evaluation import ratings_stream
-from jobs.homepage.rows import HomepageSettings, Row, SharedSignals, UserSignals, build_homepage, catalog_indexes
+from jobs.exploration.presentation import presented_homepage
+from jobs.homepage.rows import (
+    HomepageSettings,
+    Row,
+    SharedSignals,
+    UserSignals,
+    build_homepage,
+    catalog_indexes,
+    least_played,
+)
 from jobs.homepage.rules import Viewer
 from jobs.models.content import title_text
 from jobs.models.signals import JobLoop
-from jobs.rows_job import percentiles
+from jobs.rows_job import RowsJobConfig, new_policies, percentiles
 
 
 class Served:
@@ -72,9 +87,17 @@ def main() -> None:
     genres = {t: frozenset(item.genres) for t, item in catalog.items()}
     loop = JobLoop(publish_every=100, catalog=[title_text(item) for item in catalog_items])
     now = max(item.availability.available_from_ms for item in catalog_items) + 1
-    settings = {"controls_on": HomepageSettings(), "controls_off": HomepageSettings(diversity=0.0,
-                                                                                    popularity_penalty=0.0)}
-    served = {name: Served() for name in settings}
+    rows_config = RowsJobConfig()
+    policies, rng = new_policies(rows_config), random.Random(7)
+    off = HomepageSettings(diversity=0.0, popularity_penalty=0.0)
+    builders: dict[str, Callable[[UserSignals, SharedSignals, Viewer], list[Row]]] = {
+        "controls_on": lambda user, shared, viewer: build_homepage(user, shared, viewer, "evening:tv",
+                                                                   HomepageSettings()),
+        "controls_off": lambda user, shared, viewer: build_homepage(user, shared, viewer, "evening:tv", off),
+        "as_served": lambda user, shared, viewer: presented_homepage(
+            user, shared, viewer, "evening:tv", "wed", rows_config.homepage, policies, rng),
+    }
+    served = {name: Served() for name in builders}
     finished: dict[str, list[str]] = {}
     seen: set[tuple[str, str]] = set()
     shared = SharedSignals(catalog)
@@ -89,7 +112,8 @@ def main() -> None:
             ranked = sorted(touches, key=lambda t: (-touches[t], t))
             top_decile = set(ranked[:max(1, len(catalog) // 10)])
             shared = SharedSignals(catalog, {t: list(v.neighbors) for t, v in loop.published.items()},
-                                   {"global": ranked[:50]}, popularity, {}, by_genre, newest)
+                                   {"global": ranked[:50]}, popularity, {}, by_genre, newest,
+                                   least_played(catalog, popularity))
         pair = (feedback.user_id, feedback.title_id)
         if pair not in seen and (feedback.rating or 0.0) >= 4.0 and feedback.title_id in catalog:
             user_titles = finished.get(feedback.user_id, [])
@@ -97,9 +121,8 @@ def main() -> None:
             signals = UserSignals(completed=frozenset(user_titles), anchors=tuple(reversed(user_titles[-5:])),
                                   top_picks=picks)
             viewer = Viewer(feedback.user_id, "US", now_ms=now)
-            for name, setting in settings.items():
-                rows = build_homepage(signals, shared, viewer, "evening:tv", setting)
-                served[name].add(rows, feedback.title_id, genres, top_decile)
+            for name, build in builders.items():
+                served[name].add(build(signals, shared, viewer), feedback.title_id, genres, top_decile)
         seen.add(pair)
         finished.setdefault(feedback.user_id, []).append(feedback.title_id)
         loop.learn(feedback.user_id, feedback, f"e{n}")
