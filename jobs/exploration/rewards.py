@@ -142,13 +142,15 @@ class ImpressionJoin:
         self.window_ms, self.max_pending, self.max_starts = window_ms, max_pending, max_starts
         self.pending: dict[str, _Pending] = {}  # oldest first
         self.early: list[Outcome] = []  # finalized before their window closed (too many pending)
-        self.starts: list[tuple[str, int]] = []  # (title, time) of recent STARTs, for clicks read after them
+        # (title, time, impression named or "") of recent STARTs, for clicks read after them
+        self.starts: list[tuple[str, int, str]] = []
         self.browse_ms = 0  # the newest impression or click seen: the member's browse topic has reached it
         self.play_ms = 0  # the newest start seen: their play topic has reached it
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.__dict__.setdefault("starts", [])  # state pickled before starts were remembered
+        # state pickled before starts were remembered, or before they named their impression
+        self.starts = [(*start, "")[:3] for start in state.get("starts", [])]
         self.__dict__.setdefault("browse_ms", 0)
         self.__dict__.setdefault("play_ms", 0)
         self.__dict__.setdefault("max_starts", 20)
@@ -177,18 +179,24 @@ class ImpressionJoin:
             return []
         shown.clicked[title_id] = at_ms
         joined = [Joined("CLICK", impression_id, title_id, artwork)]
-        if any(t == title_id and at_ms <= started <= shown.shown_ms + self.window_ms for t, started in self.starts):
+        if any(t == title_id and at_ms <= started <= shown.shown_ms + self.window_ms and named in ("", impression_id)
+               for t, started, named in self.starts):
             shown.played.add(title_id)
             joined.append(Joined("PLAY", impression_id, title_id, artwork))
         return joined
 
-    def play(self, title_id: str, at_ms: int) -> list[Joined]:
-        """A play started: it rewards the latest click on that title, once, if within the impression's window."""
+    def play(self, title_id: str, at_ms: int, impression_id: str | None = None) -> list[Joined]:
+        """A play started: it rewards a click on that title, once, if within the impression's window.
+
+        The click on the impression the START names (``PlayEvent.impression_id``), or when it
+        names none, the latest click on the title.
+        """
         self.play_ms = max(self.play_ms, at_ms)
-        self.starts.append((title_id, at_ms))
+        self.starts.append((title_id, at_ms, impression_id or ""))
         if len(self.starts) > self.max_starts:
             self.starts.remove(min(self.starts, key=lambda start: start[1]))
-        for shown in reversed(self.pending.values()):
+        named = [self.pending[impression_id]] if impression_id in self.pending else [] if impression_id else None
+        for shown in named if named is not None else reversed(self.pending.values()):
             clicked_at = shown.clicked.get(title_id)
             if clicked_at is not None and clicked_at <= at_ms <= shown.shown_ms + self.window_ms:
                 if title_id in shown.played:
@@ -225,14 +233,14 @@ class ImpressionJoin:
             elif len(shown.items) > len(shown.clicked):
                 shown.items = [item for item in shown.items if item[0] in shown.clicked]
         horizon = max(watermark_ms, browsed)
-        self.starts = [(t, at) for t, at in self.starts if at >= horizon]
+        self.starts = [start for start in self.starts if start[1] >= horizon]
 
     def expire(self, now_ms: int) -> list[Outcome]:
         """The outcomes of every impression whose window has closed (and of any finalized early)."""
         out, self.early = self.early, []
         for impression_id in [i for i, p in self.pending.items() if now_ms - p.shown_ms >= self.window_ms]:
             out.extend(self._final(self.pending.pop(impression_id)))
-        self.starts = [(t, at) for t, at in self.starts if now_ms - at < self.window_ms]
+        self.starts = [start for start in self.starts if now_ms - start[1] < self.window_ms]
         return out
 
     def _final(self, shown: _Pending) -> list[Outcome]:
@@ -266,7 +274,7 @@ def observe(join: ImpressionJoin, event: Any) -> list[Joined]:
         elif event.action == "CLICK" and event.title_id:
             return join.click(event.impression_id, event.title_id, event.event_time_ms)
     elif isinstance(event, PlayEvent) and event.action == "START":
-        return join.play(event.title_id, event.event_time_ms)
+        return join.play(event.title_id, event.event_time_ms, event.impression_id)
     return []
 
 

@@ -147,6 +147,23 @@ def test_starts_are_bounded_and_expire_with_the_window() -> None:
     join = ImpressionJoin(window_ms=30 * MIN, max_starts=3)
     for n in range(5):
         join.play(f"t{n}", at_ms=n * MIN)
-    assert [t for t, _ in join.starts] == ["t2", "t3", "t4"]  # the oldest go first
+    assert [t for t, _, _ in join.starts] == ["t2", "t3", "t4"]  # the oldest go first
     join.expire(now_ms=32 * MIN + 1)
-    assert [t for t, _ in join.starts] == ["t3", "t4"]
+    assert [t for t, _, _ in join.starts] == ["t3", "t4"]
+
+
+def test_a_start_that_names_its_impression_rewards_the_click_there_and_nowhere_else() -> None:
+    join = ImpressionJoin(window_ms=30 * MIN)
+    join.impression("imp-1", "top_picks", 0, ROW, TOKEN, at_ms=0)
+    join.impression("imp-2", "trending", 1, ROW, TOKEN, at_ms=MIN)
+    join.click("imp-1", "heat", at_ms=2 * MIN)
+    join.click("imp-2", "heat", at_ms=3 * MIN)
+    assert [(j.kind, j.impression_id) for j in join.play("heat", 4 * MIN, impression_id="imp-1")] == [
+        ("PLAY", "imp-1")]  # not the latest click (imp-2): the START says where it came from
+    assert join.play("heat", 5 * MIN, impression_id="imp-9") == []  # an impression not held: no guess
+    # read before its click, a START that names another impression is not this click's play
+    join.impression("imp-3", "top_picks", 0, ROW, TOKEN, at_ms=10 * MIN)
+    join.play("alien", 12 * MIN, impression_id="imp-elsewhere")
+    assert [j.kind for j in join.click("imp-3", "alien", at_ms=11 * MIN)] == ["CLICK"]
+    join.play("up", 12 * MIN, impression_id="imp-3")
+    assert [j.kind for j in join.click("imp-3", "up", at_ms=11 * MIN)] == ["CLICK", "PLAY"]
