@@ -62,6 +62,7 @@ class Presenter:
     explore_share: float
     rng: random.Random
     version: str  # the policies' versions, as the token carries them
+    explore_after: int = 1  # explored titles go only in this slot and later ones
 
 
 def present(rows: Sequence[Row], presenter: Presenter) -> list[Row]:
@@ -75,7 +76,7 @@ def present(rows: Sequence[Row], presenter: Presenter) -> list[Row]:
             row_propensity = 1.0
         else:
             chosen = explore_slots([i.title_id for i in row.items], candidates, presenter.explore_share,
-                                   presenter.rng)
+                                   presenter.rng, protect_first=presenter.explore_after)
             by_title = {i.title_id: i for i in row.items}
             slots = []
             for slot in chosen:
@@ -112,6 +113,7 @@ class HomepagePolicies:
     explore_share: float = 0.05
     plays: ContextPlayModel = field(default_factory=ContextPlayModel)
     context_weight: float = 0.1  # Top Picks: score + weight x the context's boost x the best pick's score
+    explore_after: int = 1  # explored titles never displace a row's first slots
 
     @property
     def version(self) -> str:
@@ -167,7 +169,7 @@ def presented_homepage(user: UserSignals, shared: SharedSignals, viewer: Viewer,
 
     artwork = policies.artwork.for_member(user.genre_affinity, themes or ThemeHistory())
     presenter = Presenter(decision, artwork, variants, shared.less_known, allowed, policies.explore_share, rng,
-                          policies.version)
+                          policies.version, policies.explore_after)
     return present(rows, presenter)
 
 

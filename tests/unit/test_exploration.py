@@ -128,6 +128,20 @@ def test_exploration_stays_within_its_bound_over_a_long_run() -> None:
         explore_slots(ranked, less_known, 1.5, rng)
 
 
+def test_exploration_after_the_first_slots_keeps_them_and_the_same_share() -> None:
+    # the rows job's default: explored titles go in slot 10 or later, so the first ten stay as ranked
+    rng = random.Random(3)
+    ranked = [f"t{n}" for n in range(20)]
+    explored = 0
+    for _ in range(20_000):
+        slots = explore_slots(ranked, [f"new{n}" for n in range(50)], 0.05, rng, protect_first=10)
+        assert [s.title_id for s in slots[:10]] == ranked[:10] and all(s.propensity == 1.0 for s in slots[:10])
+        explored += sum(s.explored for s in slots)
+    assert explored / (20_000 * 20) == pytest.approx(0.05, abs=0.002)
+    assert explore_slots(ranked[:8], ["new"], 0.5, rng, protect_first=10) == explore_slots(
+        ranked[:8], ["new"], 0.0, rng)  # a row shorter than that is not explored
+
+
 def test_the_per_build_artwork_chooser_ranks_variants_exactly_as_the_model() -> None:
     rng = random.Random(4)
     policy, history = ArtworkPolicy(epsilon=0.0), ThemeHistory()

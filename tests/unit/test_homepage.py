@@ -185,6 +185,8 @@ def test_rows_job_pieces() -> None:
     assert percentiles({"a": 1.0}) == {"a": 0.0}
     with pytest.raises(ConfigError, match=r"\[rows\] diversity"):
         RowsJobConfig(diversity=3.0)
+    with pytest.raises(ConfigError, match=r"\[rows\] explore_after"):
+        RowsJobConfig(explore_after=0)
 
 
 def test_broadcast_state_keeps_the_newest_per_title() -> None:
