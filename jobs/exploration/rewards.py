@@ -195,8 +195,11 @@ class ImpressionJoin:
         self.starts.append((title_id, at_ms, impression_id or ""))
         if len(self.starts) > self.max_starts:
             self.starts.remove(min(self.starts, key=lambda start: start[1]))
-        named = [self.pending[impression_id]] if impression_id in self.pending else [] if impression_id else None
-        for shown in named if named is not None else reversed(self.pending.values()):
+        if impression_id:
+            candidates = [self.pending[impression_id]] if impression_id in self.pending else []
+        else:
+            candidates = list(reversed(self.pending.values()))  # the latest click first
+        for shown in candidates:
             clicked_at = shown.clicked.get(title_id)
             if clicked_at is not None and clicked_at <= at_ms <= shown.shown_ms + self.window_ms:
                 if title_id in shown.played:
