@@ -92,17 +92,21 @@ def wait_for_profiles(cassandra: CassandraConfig, user_ids: list[str], timeout_s
         store = (ModelStore if vectors else FeatureStore)(session, cassandra.keyspace)
         lookup = "get_user_vectors" if vectors else "get_profile"
         pending = set(user_ids)
-        deadline = time.monotonic() + timeout_s
-        last_report = time.monotonic()
+        started = time.monotonic()
+        deadline = started + timeout_s
+        last_report, reported = started, len(pending)
         while pending:
             pending = {u for u in pending if not store.rows(lookup, u)}
             if not pending:
                 break
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f"{len(pending)} sentinel profile(s) not visible after {timeout_s:.0f}s")
-            if progress is not None and time.monotonic() - last_report > 5:
-                last_report = time.monotonic()
-                progress(f"waiting for {len(pending)} of {len(user_ids)} partitions to be consumed")
+            # a line when a partition is done, else one every 30 s: progress without repeating itself
+            if progress is not None and (len(pending) < reported or now - last_report >= 30):
+                last_report, reported = now, len(pending)
+                progress(f"waiting for {len(pending)} of {len(user_ids)} partitions to be consumed "
+                         f"({now - started:.0f} s)")
             time.sleep(poll_s)
         return time.monotonic()
     finally:
