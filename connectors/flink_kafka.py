@@ -75,6 +75,22 @@ def kafka_sink_table_ddl(table: str, kafka: KafkaConfig, topic: str) -> str:
     )
 
 
+def write_to_topics(t_env: Any, kafka: KafkaConfig, streams: dict[str, Any]) -> Any:
+    """Send each ``(k, v)`` row stream to its topic (declared name -> stream) through a Kafka sink table.
+
+    The inserts run as part of the DataStream job (attached); returns the statement set.
+    """
+    from connectors.topics import TOPICS_BY_NAME
+
+    statements = t_env.create_statement_set()
+    for name, stream in streams.items():
+        table = f"sink_{name.replace('-', '_')}"
+        t_env.execute_sql(kafka_sink_table_ddl(table, kafka, TOPICS_BY_NAME[name].full_name(kafka)))
+        statements.add_insert(table, t_env.from_data_stream(stream))
+    statements.attach_as_datastream()
+    return statements
+
+
 def kafka_source(kafka: KafkaConfig, topics: list[str], group_id: str, from_earliest: bool = True,
                  properties: dict[str, str] | None = None) -> Any:
     """A KafkaSource of raw message values (bytes) over ``topics`` (full names)."""

@@ -49,7 +49,7 @@ from connectors.errors import DecodeError, InvalidEventError, UnknownSchemaError
 from connectors.events import EVENT_TYPES as _EVENT_TYPES
 from connectors.events import USER_EVENT_SUBJECTS, CatalogItem, check_semantics, from_record
 from connectors.feature_store import FeatureStore
-from connectors.flink_kafka import kafka_sink_table_ddl, kafka_source
+from connectors.flink_kafka import kafka_source, write_to_topics
 from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
 from jobs.context import context_bucket
 from jobs.exploration.rewards import REWARD_WINDOW_MS, Joined
@@ -563,15 +563,9 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
     t_env.to_changelog_stream(t_env.sql_query(sql["item_stats"]), changelog_mode=ChangelogMode.upsert()) \
         .map(fn["WriteItemStats"](), output_type=Types.INT()).uid("write-item-stats").name("write item stats")
 
-    statements = t_env.create_statement_set()
-    for name, stream in (("dead-letter", decoded.get_side_output(fn["dlq_tag"])),
-                         ("late-events", features.get_side_output(fn["late_tag"])),
-                         ("user-features", user_rows), ("session-features", sessions)):
-        table = f"sink_{name.replace('-', '_')}"
-        t_env.execute_sql(kafka_sink_table_ddl(table, kafka, topic(name)))
-        statements.add_insert(table, t_env.from_data_stream(stream))
-    statements.attach_as_datastream()
-    return statements
+    return write_to_topics(t_env, kafka, {"dead-letter": decoded.get_side_output(fn["dlq_tag"]),
+                                          "late-events": features.get_side_output(fn["late_tag"]),
+                                          "user-features": user_rows, "session-features": sessions})
 
 
 def run(detached: bool = False, flink: FlinkConfig | None = None) -> Any:

@@ -47,7 +47,7 @@ from connectors.codec import EventCodec
 from connectors.config import CassandraConfig, KafkaConfig, load_section
 from connectors.errors import ConfigError, DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
-from connectors.flink_kafka import kafka_sink_table_ddl, kafka_source
+from connectors.flink_kafka import kafka_source, write_to_topics
 from connectors.model_store import ModelStore
 from connectors.topics import TOPICS_BY_NAME
 from jobs.feature_job import KAFKA_ROW_TYPE, EventCount, _kafka_row, decode_message
@@ -552,13 +552,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
         .uid("item-learner").name("item learner (item vectors, similar titles)")
 
     t_env = StreamTableEnvironment.create(env)
-    t_env.execute_sql(kafka_sink_table_ddl("sink_model_updates", kafka, topic("model-updates")))
-    t_env.execute_sql(kafka_sink_table_ddl("sink_user_updates", kafka, topic("user-updates")))
-    statements = t_env.create_statement_set()
-    statements.add_insert("sink_model_updates", t_env.from_data_stream(published))
-    statements.add_insert("sink_user_updates", t_env.from_data_stream(user_updates))
-    statements.attach_as_datastream()
-    return statements
+    return write_to_topics(t_env, kafka, {"model-updates": published, "user-updates": user_updates})
 
 
 def run(detached: bool = False, flink: FlinkConfig | None = None) -> Any:

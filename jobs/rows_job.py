@@ -47,7 +47,7 @@ from connectors.config import CassandraConfig, KafkaConfig, load_section
 from connectors.errors import ConfigError, DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
 from connectors.feature_store import FeatureStore
-from connectors.flink_kafka import kafka_sink_table_ddl, kafka_source
+from connectors.flink_kafka import kafka_source, write_to_topics
 from connectors.homepage_store import MAX_ROWS, HomepageItem, HomepageRow, HomepageStore
 from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
 from jobs.context import all_buckets, next_daypart_ms, weekday
@@ -467,12 +467,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
         .process(fn["PolicyLearner"](), output_type=KAFKA_ROW_TYPE()) \
         .uid("policy-learner").name("policy learner (shared models)")
     t_env = StreamTableEnvironment.create(env)
-    t_env.execute_sql(kafka_sink_table_ddl("sink_impression_outcomes", kafka, topic("impression-outcomes")))
-    t_env.execute_sql(kafka_sink_table_ddl("sink_policy_updates", kafka, topic("policy-updates")))
-    statements = t_env.create_statement_set()
-    statements.add_insert("sink_impression_outcomes", t_env.from_data_stream(outcomes))
-    statements.add_insert("sink_policy_updates", t_env.from_data_stream(published))
-    statements.attach_as_datastream()
+    write_to_topics(t_env, kafka, {"impression-outcomes": outcomes, "policy-updates": published})
 
 
 def run(detached: bool = False, flink: FlinkConfig | None = None) -> Any:
