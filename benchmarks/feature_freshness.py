@@ -29,7 +29,7 @@ from connectors.events import Context, PlayEvent
 from connectors.feature_store import FeatureStore
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
-from infra.pipeline import start_feature_job
+from infra.pipeline import start_job
 from infra.replay.synthetic import SyntheticLoad
 
 
@@ -166,7 +166,7 @@ def progress_visible(store: FeatureStore, user_id: str, number: int) -> bool:
 
 
 def main() -> None:
-    measure(Probe("continue_watching", lambda k, c, g: start_feature_job(k, c, group_id=g), FeatureStore,
+    measure(Probe("continue_watching", lambda k, c, g: start_job("features", k, c, group_id=g), FeatureStore,
                   progress_event, progress_visible), __doc__.split("\n\n")[0])
 
 

@@ -25,9 +25,9 @@ from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.model_store import ModelStore
 from connectors.producer import EventProducer
 from connectors.topics import USER_EVENT_TOPICS
-from infra.pipeline import feed, send_sentinels, start_feature_job, start_learning_job, wait_for_profiles
+from infra.pipeline import feed, send_sentinels, start_job, wait_for_profiles
 from infra.replay.movielens import MovieLensReplay, load_movielens
-from jobs.learning_job import LEARNING_TOPICS
+from jobs.flink.learning.config import LEARNING_TOPICS
 from jobs.runtime import FlinkConfig
 
 
@@ -61,9 +61,8 @@ def run_workload(ratings: int, timeout_s: float = 900.0, keep_topics: bool = Fal
                                        topics=LEARNING_TOPICS if learning else USER_EVENT_TOPICS, feedback=learning)
         say(f"{fed.events:,} events in topics; starting the {job} job")
         submitted = time.monotonic()
-        start = start_learning_job if learning else start_feature_job
-        client = start(kafka, cassandra, group_id=f"bench-{uuid.uuid4().hex[:6]}",
-                       flink=replace(FlinkConfig.load(), checkpoint_interval_ms=10_000))
+        client = start_job(job, kafka, cassandra, group_id=f"bench-{uuid.uuid4().hex[:6]}",
+                           flink=replace(FlinkConfig.load(), checkpoint_interval_ms=10_000))
         try:
             session = connect(cassandra, cassandra.keyspace)
             store = (ModelStore if learning else FeatureStore)(session, cassandra.keyspace)

@@ -34,10 +34,10 @@ from connectors.homepage_store import HomepageClient
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.model_store import ModelStore
 from connectors.producer import EventProducer
-from infra.pipeline import start_feature_job, start_learning_job, start_rows_job
+from infra.pipeline import start_job
 from jobs.context import context_bucket
-from jobs.learning_job import LearningJobConfig
-from jobs.rows_job import RowsJobConfig
+from jobs.flink.learning.config import LearningJobConfig
+from jobs.flink.rows.config import RowsJobConfig
 
 HOPS = ("features", "models", "rows", "end_to_end")
 
@@ -62,9 +62,9 @@ def main() -> None:
     apply_schema(cassandra)
     created = ensure_topics(kafka)
     stop = threading.Event()
-    jobs = [start_feature_job(kafka, cassandra, group_id=f"fresh-features-{tag}"),
-            start_learning_job(kafka, cassandra, settings=LearningJobConfig(group_id=f"fresh-learning-{tag}")),
-            start_rows_job(kafka, cassandra, settings=RowsJobConfig(group_id=f"fresh-rows-{tag}"))]
+    jobs = [start_job("features", kafka, cassandra, group_id=f"fresh-features-{tag}"),
+            start_job("learning", kafka, cassandra, settings=LearningJobConfig(group_id=f"fresh-learning-{tag}")),
+            start_job("rows", kafka, cassandra, settings=RowsJobConfig(group_id=f"fresh-rows-{tag}"))]
     session = connect(cassandra, cassandra.keyspace)
     features, models = FeatureStore(session, cassandra.keyspace), ModelStore(session, cassandra.keyspace)
     homepages = HomepageClient(session, cassandra.keyspace)

@@ -35,6 +35,7 @@ import numpy as np
 from infra.replay.movielens import MovieLensReplay, load_movielens
 from jobs.evaluation import ratings_stream
 from jobs.exploration.presentation import presented_homepage
+from jobs.flink.rows.config import RowsJobConfig, new_policies
 from jobs.homepage.rows import (
     HomepageSettings,
     Row,
@@ -45,9 +46,9 @@ from jobs.homepage.rows import (
     least_played,
 )
 from jobs.homepage.rules import Viewer
+from jobs.homepage.shared import percentiles
 from jobs.models.content import title_text
 from jobs.models.signals import JobLoop
-from jobs.rows_job import RowsJobConfig, new_policies, percentiles
 
 
 class Served:

@@ -55,14 +55,14 @@ def write_pages(store: HomepageStore, users: int, rows: int) -> None:
 
 
 def start_pipeline(kafka: KafkaConfig, cassandra: CassandraConfig) -> list[Any]:
-    from infra.pipeline import start_feature_job, start_learning_job, start_rows_job
-    from jobs.learning_job import LearningJobConfig
-    from jobs.rows_job import RowsJobConfig
+    from infra.pipeline import start_job
+    from jobs.flink.learning.config import LearningJobConfig
+    from jobs.flink.rows.config import RowsJobConfig
 
     tag = str(int(time.time()))
-    return [start_feature_job(kafka, cassandra, group_id=f"bench-read-features-{tag}"),
-            start_learning_job(kafka, cassandra, settings=LearningJobConfig(group_id=f"bench-read-learning-{tag}")),
-            start_rows_job(kafka, cassandra, settings=RowsJobConfig(group_id=f"bench-read-rows-{tag}"))]
+    return [start_job("features", kafka, cassandra, group_id=f"bench-read-features-{tag}"),
+            start_job("learning", kafka, cassandra, settings=LearningJobConfig(group_id=f"bench-read-learning-{tag}")),
+            start_job("rows", kafka, cassandra, settings=RowsJobConfig(group_id=f"bench-read-rows-{tag}"))]
 
 
 def main() -> None:

@@ -28,13 +28,14 @@ from dataclasses import replace
 
 from benchmarks.feature_job_throughput import say
 from connectors.cassandra_store import apply_schema, connect
-from connectors.config import REPO_ROOT, CassandraConfig, KafkaConfig
+from connectors.config import CassandraConfig, KafkaConfig
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
 from infra import flink_cluster
 from infra.pipeline import feed, send_sentinels, wait_for_profiles
 from infra.replay.movielens import MovieLensReplay, load_movielens
-from jobs.learning_job import LEARNING_TOPICS
+from jobs.flink import job_file
+from jobs.flink.learning.config import LEARNING_TOPICS
 
 NAMES = {"eval_touches", "eval_hits", "eval_ratings", "eval_squared_error_milli", "eval_out_of_order",
          "feedback_applied"}
@@ -57,7 +58,7 @@ def run(ratings: int, parallelism: int, timeout_s: float, rate: float) -> dict[s
                "NEXTWATCH_LEARNING_GROUP_ID": f"lpar-{tag}"}
         with EventProducer(kafka) as producer:
             if rate > 0:  # live: the job is up and has read every partition before the first event
-                job_id = flink_cluster.submit(REPO_ROOT / "jobs" / "learning_job.py", parallelism=parallelism,
+                job_id = flink_cluster.submit(job_file("learning"), parallelism=parallelism,
                                               env=env)
                 ready = send_sentinels(producer, kafka, replay.rebase(replay.start_ms) - 60_000, run_id=f"{tag}-ready",
                                        topics=LEARNING_TOPICS, feedback=True)
@@ -69,7 +70,7 @@ def run(ratings: int, parallelism: int, timeout_s: float, rate: float) -> dict[s
                                        topics=LEARNING_TOPICS, feedback=True)
         if job_id is None:
             started = time.monotonic()
-            job_id = flink_cluster.submit(REPO_ROOT / "jobs" / "learning_job.py", parallelism=parallelism, env=env)
+            job_id = flink_cluster.submit(job_file("learning"), parallelism=parallelism, env=env)
         say(f"parallelism {parallelism}: {fed.events:,} events; waiting for the sentinels")
         wait_for_profiles(cassandra, sentinels, timeout_s, progress=say, vectors=True)
         seconds = time.monotonic() - started

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from connectors.errors import NextwatchError
+from jobs.flink import JOB_MODULES
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -46,23 +47,20 @@ def _topics(args: argparse.Namespace) -> int:
     return 0 if all(spec.full_name(kafka) in existing for spec in TOPICS) else 1
 
 
-JOB_MODULES = {"features": "jobs/feature_job.py", "learning": "jobs/learning_job.py", "rows": "jobs/rows_job.py"}
-
-
 def _jobs(args: argparse.Namespace) -> int:
     from infra import flink_cluster
 
     if args.action == "run":
-        import importlib
+        from jobs.flink import load_job
+        from jobs.runtime import run
 
-        module = importlib.import_module(JOB_MODULES[args.job].removesuffix(".py").replace("/", "."))
         print(f"[jobs] {args.job} job running in the local mini-cluster; Ctrl-C stops it", file=sys.stderr,
               flush=True)
-        module.run()
+        run(load_job(args.job))
     elif args.action == "submit":
-        from connectors.config import REPO_ROOT
+        from jobs.flink import job_file
 
-        job_id = flink_cluster.submit(REPO_ROOT / JOB_MODULES[args.job], args.parallelism, args.from_savepoint)
+        job_id = flink_cluster.submit(job_file(args.job), args.parallelism, args.from_savepoint)
         print(f"submitted {args.job} as {job_id} at parallelism {args.parallelism}")
     elif args.action == "list":
         for job_id, name in flink_cluster.running_jobs():

@@ -92,7 +92,7 @@ class DemoFeed:
 
 def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     from infra import stack
-    from infra.pipeline import feed, send_sentinels, start_feature_job, wait_for_profiles
+    from infra.pipeline import feed, send_sentinels, start_job, wait_for_profiles
     from infra.process import RunRecord
     from infra.replay.movielens import MovieLensReplay, load_movielens
 
@@ -124,7 +124,7 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
 
     say("running the feature job (Flink mini-cluster, thread mode) until every partition is consumed")
     started = time.monotonic()
-    client = start_feature_job(kafka, cassandra, group_id=f"nextwatch-demo-{uuid.uuid4().hex[:6]}")
+    client = start_job("features", kafka, cassandra, group_id=f"nextwatch-demo-{uuid.uuid4().hex[:6]}")
     try:
         wait_for_profiles(cassandra, sentinels, timeout_s=3600, progress=lambda t: say(f"features: {t}"))
         # windowed rows land after the per-event ones: sessions when the watermark passes their gap,
@@ -145,17 +145,17 @@ def show_homepage_change(kafka: KafkaConfig, cassandra: CassandraConfig, replay:
     from connectors.events import PlayEvent, RatingEvent
     from connectors.homepage_store import HomepageClient
     from connectors.model_store import ModelStore
-    from infra.pipeline import send_sentinels, start_learning_job, start_rows_job, wait_for_profiles
+    from infra.pipeline import send_sentinels, start_job, wait_for_profiles
     from jobs.context import context_bucket
-    from jobs.learning_job import LearningJobConfig
-    from jobs.rows_job import RowsJobConfig
+    from jobs.flink.learning.config import LearningJobConfig
+    from jobs.flink.rows.config import RowsJobConfig
 
     run = uuid.uuid4().hex[:6]
     say("running the learning and rows jobs (user vectors, top picks, homepages) until every partition is consumed")
     # a fresh group reads the topics from the start: no warm start, or a rerun would learn it all twice
-    learning = start_learning_job(kafka, cassandra, settings=LearningJobConfig(
+    learning = start_job("learning", kafka, cassandra, settings=LearningJobConfig(
         group_id=f"nextwatch-demo-learning-{run}", warm_start=False))
-    rows = start_rows_job(kafka, cassandra, settings=RowsJobConfig(group_id=f"nextwatch-demo-rows-{run}"))
+    rows = start_job("rows", kafka, cassandra, settings=RowsJobConfig(group_id=f"nextwatch-demo-rows-{run}"))
     session = connect(cassandra, cassandra.keyspace)
     try:
         with EventProducer(kafka) as producer:

@@ -1,4 +1,4 @@
-"""Running the pipeline end to end: feed a workload, run the feature job, know when it is done.
+"""Running the pipeline end to end: feed a workload, run the jobs, know when they are done.
 
 "Done" is observable, not guessed: after the workload, one sentinel event goes to
 every partition of every user-event topic (each for a user of its own), with an
@@ -113,43 +113,13 @@ def wait_for_profiles(cassandra: CassandraConfig, user_ids: list[str], timeout_s
         session.cluster.shutdown()
 
 
-def start_feature_job(kafka: KafkaConfig, cassandra: CassandraConfig, group_id: str | None = None,
-                      flink: Any = None) -> Any:
-    """Submit the feature job to this process's mini-cluster; returns its JobClient."""
-    from jobs import feature_job
-    from jobs.runtime import FlinkConfig, stream_environment
+def start_job(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Any = None, flink: Any = None,
+              group_id: str | None = None) -> Any:
+    """Submit the job called ``name`` (features, learning, rows) to this process's mini-cluster; its JobClient.
 
-    settings = feature_job.FeatureJobConfig.load()
-    if group_id:
-        from dataclasses import replace
+    ``settings`` default to the job's section of the config file; ``group_id`` replaces theirs.
+    """
+    from jobs.flink import load_job
+    from jobs.runtime import start
 
-        settings = replace(settings, group_id=group_id)
-    env = stream_environment(flink or FlinkConfig.load())
-    feature_job.build(env, kafka, cassandra, settings)
-    return env.execute_async(feature_job.JOB_NAME)
-
-
-def start_learning_job(kafka: KafkaConfig, cassandra: CassandraConfig, group_id: str | None = None,
-                       flink: Any = None, settings: Any = None) -> Any:
-    """Submit the learning job to this process's mini-cluster; returns its JobClient."""
-    from dataclasses import replace
-
-    from jobs import learning_job
-    from jobs.runtime import FlinkConfig, stream_environment
-
-    settings = settings or learning_job.LearningJobConfig.load()
-    if group_id:
-        settings = replace(settings, group_id=group_id)
-    env = stream_environment(flink or FlinkConfig.load())
-    learning_job.build(env, kafka, cassandra, settings)
-    return env.execute_async(learning_job.JOB_NAME)
-
-
-def start_rows_job(kafka: KafkaConfig, cassandra: CassandraConfig, flink: Any = None, settings: Any = None) -> Any:
-    """Submit the rows job to this process's mini-cluster; returns its JobClient."""
-    from jobs import rows_job
-    from jobs.runtime import FlinkConfig, stream_environment
-
-    env = stream_environment(flink or FlinkConfig.load())
-    rows_job.build(env, kafka, cassandra, settings or rows_job.RowsJobConfig.load())
-    return env.execute_async(rows_job.JOB_NAME)
+    return start(load_job(name), kafka, cassandra, settings=settings, flink=flink, group_id=group_id)

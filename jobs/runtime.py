@@ -1,4 +1,20 @@
-"""The Flink runtime every nextwatch job shares: execution environment and its settings.
+"""The Flink runtime every nextwatch job shares: environment, start and stop, topics in and out, Cassandra, metrics.
+
+A job (``jobs/flink/<job>/job.py``) is a :class:`JobSpec`: a name, its settings
+class and a ``build`` that wires named steps onto an environment. Everything a job
+would otherwise write again lives here:
+
+* the environment and its settings (:class:`FlinkConfig`, :func:`stream_environment`);
+* one way to start, run or submit any job (:func:`start`, :func:`run`, :func:`main`)
+  and to stop one with a savepoint (:func:`stop_with_savepoint`);
+* reading topics: :func:`read_events` (source, Avro decode and contract checks,
+  with unreadable messages dead-lettered or counted) and :func:`read_topic`;
+  writing them: :func:`kafka_row` rows to ``connectors.flink_kafka.write_to_topics``;
+* Cassandra from an operator: :class:`Stores` (a store per operator instance,
+  drained on close) and the :class:`CassandraWriter` base;
+* operator helpers: :class:`EventCount` metrics, :func:`arm_timer`, broadcast state
+  kept newest-first (:func:`keep_newest`) and restored into Python-side caches
+  (:class:`BroadcastRestore`).
 
 Python functions run in *thread* mode by default (2-7x faster than process mode
 here). Thread mode finds its packages only when the virtual environment is active
@@ -9,15 +25,26 @@ the JVM starts.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from connectors.config import load_section, state_dir
-from connectors.flink_kafka import connector_jar_urls
+from pyflink.common import Row, Types
+from pyflink.datastream import OutputTag, ProcessFunction
+
+from connectors.cassandra_store import AsyncStore, connect
+from connectors.codec import EventCodec
+from connectors.config import CassandraConfig, KafkaConfig, load_section, state_dir
+from connectors.flink_kafka import connector_jar_urls, kafka_source
+from connectors.topics import TOPICS_BY_NAME
+from jobs.decoding import decode_message, timestamp_mismatch
+from jobs.features.outputs import now_ms, rejection_record
+
+# -- the environment ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -95,3 +122,256 @@ def stream_environment(config: FlinkConfig | None = None) -> Any:
     if config.checkpoint_interval_ms > 0:
         env.enable_checkpointing(config.checkpoint_interval_ms, CheckpointingMode.AT_LEAST_ONCE)
     return env
+
+
+# -- jobs: start, run, submit, stop --------------------------------------------------------------------
+
+
+class Step(NamedTuple):
+    """A step of a job: its uid (what state is restored by: never change it) and its name (what people read)."""
+
+    uid: str
+    name: str
+
+
+def named(stream: Any, step: Step) -> Any:
+    return stream.uid(step.uid).name(step.name)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the runtime needs of a job: its name, its settings (a ``[section]`` with ``load()``) and its wiring."""
+
+    name: str
+    settings: type[Any]
+    # (env, kafka, cassandra, settings) -> wires every step onto env
+    build: Callable[[Any, KafkaConfig, CassandraConfig, Any], Any]
+
+
+def start(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraConfig | None = None,
+          settings: Any = None, flink: FlinkConfig | None = None, group_id: str | None = None) -> Any:
+    """Submit ``job`` to this process's mini-cluster (or the cluster `flink run` runs it for); its JobClient.
+
+    Anything left out is loaded from the config file and environment.
+    """
+    settings = settings or job.settings.load()
+    if group_id:
+        settings = replace(settings, group_id=group_id)
+    env = stream_environment(flink or FlinkConfig.load())
+    job.build(env, kafka or KafkaConfig.load(), cassandra or CassandraConfig.load(), settings)
+    return env.execute_async(job.name)
+
+
+def run(job: JobSpec, flink: FlinkConfig | None = None) -> Any:
+    """Build and run ``job`` until it ends (``nextwatch jobs run``, ``flink run``)."""
+    env = stream_environment(flink or FlinkConfig.load())
+    job.build(env, KafkaConfig.load(), CassandraConfig.load(), job.settings.load())
+    return env.execute(job.name)
+
+
+def main(job: JobSpec, argv: list[str] | None = None) -> None:
+    """Entry point of ``flink run -py jobs/flink/<job>/job.py`` (parallelism from ``-p``)."""
+    argparse.ArgumentParser(description=f"nextwatch {job.name}").parse_args(argv)
+    run(job, replace(FlinkConfig.load(), parallelism=0))
+
+
+def stop_with_savepoint(client: Any, directory: Path) -> Path:
+    """Stop a job started by :func:`start` with a savepoint under ``directory``; the savepoint's folder.
+
+    PyFlink 2.0's ``JobClient.stop_with_savepoint`` calls a Java overload that no longer exists.
+    """
+    from pyflink.java_gateway import get_gateway
+
+    canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+    path = client._j_job_client.stopWithSavepoint(False, directory.resolve().as_uri(), canonical).get()
+    return Path(str(path).removeprefix("file:"))
+
+
+# -- topics in and out -------------------------------------------------------------------------------
+
+
+def KAFKA_ROW_TYPE() -> Any:
+    """``(k, v)`` rows of raw key and value bytes: what ``write_to_topics`` sends."""
+    return Types.ROW_NAMED(["k", "v"], [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+
+
+def kafka_row(key: bytes, value: bytes) -> Any:
+    return Row(k=key, v=value)
+
+
+DEAD_LETTER_TAG = OutputTag("dead-letter", KAFKA_ROW_TYPE())
+PICKLED = Types.PICKLED_BYTE_ARRAY()
+
+
+def as_is(event: Any) -> Iterable[Any]:
+    return (event,)
+
+
+class DecodeEvents(ProcessFunction):  # type: ignore[misc]
+    """Raw message -> typed user event (Avro decode + contract checks), passed to ``route`` for what goes on.
+
+    Unreadable messages are counted (``events_invalid``); with ``dead_letters`` each also goes to the
+    dead-letter side output with its reason and original bytes (one job dead-letters, the others count).
+    ``check_timestamps``: a Kafka timestamp other than the event's time is unreadable too (windows would
+    misplace the event).
+    """
+
+    def __init__(self, job_name: str, route: Callable[[Any], Iterable[Any]] = as_is, dead_letters: bool = False,
+                 check_timestamps: bool = False) -> None:
+        self.job_name, self.route = job_name, route
+        self.dead_letters, self.check_timestamps = dead_letters, check_timestamps
+
+    def open(self, runtime_context: Any) -> None:
+        self.codec = EventCodec()
+        metrics = runtime_context.get_metrics_group()
+        self.events_in = EventCount(metrics, "events_in")
+        self.invalid = EventCount(metrics, "events_invalid")
+
+    def process_element(self, value: bytes, ctx: Any) -> Iterator[Any]:
+        self.events_in.inc()
+        event, reason = decode_message(self.codec, value, now_ms())
+        if event is not None and self.check_timestamps:
+            reason = timestamp_mismatch(ctx.timestamp(), event)
+            event = None if reason else event
+        if event is None:
+            self.invalid.inc()
+            if self.dead_letters:
+                record = rejection_record("INVALID", reason or "unreadable", self.job_name, value)
+                yield DEAD_LETTER_TAG, kafka_row(b"", self.codec.encode_record("rejected_event", record))
+            return
+        yield from self.route(event)
+
+
+def read_topic(env: Any, kafka: KafkaConfig, topics: Iterable[str], group_id: str, step: Step,
+               watermarks: Any = None) -> Any:
+    """A KafkaSource of raw message values over declared ``topics``, from the group's offsets or the start."""
+    from pyflink.common import WatermarkStrategy
+
+    source = kafka_source(kafka, [TOPICS_BY_NAME[t].full_name(kafka) for t in topics], group_id)
+    return named(env.from_source(source, watermarks or WatermarkStrategy.no_watermarks(), step.name), step)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What :func:`read_events` returns: the routed events, and the dead letters beside them."""
+
+    events: Any
+
+    @property
+    def dead_letters(self) -> Any:
+        """``(k, v)`` rows for the dead-letter topic (only where the decoder has ``dead_letters``)."""
+        return self.events.get_side_output(DEAD_LETTER_TAG)
+
+
+def read_events(env: Any, kafka: KafkaConfig, topics: Iterable[str], group_id: str, source: Step, decode: Step,
+                decoder: DecodeEvents, watermarks: Any = None) -> Decoded:
+    """Topics of user events -> typed events (through ``decoder``), and the dead letters."""
+    raw = read_topic(env, kafka, topics, group_id, source, watermarks)
+    return Decoded(named(raw.process(decoder, output_type=PICKLED), decode))
+
+
+# -- Cassandra from an operator ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stores:
+    """How operators reach Cassandra: each operator instance opens its stores (over one session) and closes them.
+
+    Unit tests pass an object with the same two methods that hands out fakes (``tests/flink_fakes.py``).
+    """
+
+    cassandra: CassandraConfig
+
+    def open(self, *store_types: type[AsyncStore]) -> list[Any]:
+        """One store of each type, sharing one session."""
+        session = connect(self.cassandra, self.cassandra.keyspace)
+        return [store_type(session, self.cassandra.keyspace) for store_type in store_types]
+
+    def close(self, *stores: Any) -> None:
+        """Wait for every write (each acknowledged before the operator is gone), then end the session."""
+        try:
+            for store in stores:
+                store.drain()
+        finally:
+            stores[0].session.cluster.shutdown()
+
+
+class CassandraWriter:
+    """Base of operators that write (or read) Cassandra: one store per instance, opened in ``open``, drained
+    and closed in ``close``. Subclasses set ``store_type`` and call :meth:`open_store` from ``open``."""
+
+    store_type: type[AsyncStore] = AsyncStore
+
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self.store: Any = None
+
+    def open_store(self) -> None:
+        (self.store,) = self.stores.open(self.store_type)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.stores.close(self.store)
+            self.store = None
+
+
+# -- operator helpers --------------------------------------------------------------------------------
+
+
+class EventCount:
+    """An event count kept in Python and read by Flink's metric system as a gauge.
+
+    A Flink counter's ``inc()`` is a call into Java per event in thread mode; the gauge is read
+    only when a reporter or the REST API asks, and is exact at any moment.
+    """
+
+    def __init__(self, metrics: Any, name: str) -> None:
+        self.value = 0
+        metrics.gauge(name, lambda: self.value)
+
+    def inc(self, by: int = 1) -> None:
+        self.value += by
+
+
+def arm_timer(ctx: Any, delay_ms: int) -> int:
+    """A processing-time timer ``delay_ms`` from now; when it fires.
+
+    Callers keep an ``armed`` flag in their state so that a key holds one timer at a time.
+    """
+    timers = ctx.timer_service()
+    at = timers.current_processing_time() + delay_ms
+    timers.register_processing_time_timer(at)
+    return int(at)
+
+
+def keep_newest(state: Any, key: str, value: Any, newer: Callable[[Any], bool]) -> bool:
+    """Put ``value`` in a (broadcast) map state unless what it holds is newer; ``True`` when put.
+
+    ``newer(known)``: whether ``value`` should replace ``known``.
+    """
+    known = state.get(key)
+    if known is not None and not newer(known):
+        return False
+    state.put(key, value)
+    return True
+
+
+class BroadcastRestore:
+    """Refills a Python-side cache from broadcast state once per operator instance.
+
+    After a restore the cache built in ``open`` is empty while broadcast state is not. The first
+    callback that has a context (an element or a timer) calls :meth:`ensure`; each descriptor's
+    entries go to its loader.
+    """
+
+    def __init__(self, loaders: list[tuple[Any, Callable[[Any], None]]]) -> None:
+        self.loaders = loaders
+        self.done = False
+
+    def ensure(self, ctx: Any) -> None:
+        if self.done:
+            return
+        for descriptor, load in self.loaders:
+            for _key, value in ctx.get_broadcast_state(descriptor).items():
+                load(value)
+        self.done = True

@@ -11,7 +11,7 @@ Two models, because ranking and rating prediction want different losses:
 State: a user is a ``factors``-long float32 vector and a bias (``user_state_bytes``);
 item vectors and biases are shared by all users. How shared item vectors stay
 consistent when users are spread over parallel subtasks is the learning job's
-concern (see ``jobs/learning_job.py`` once it exists): these classes hold both
+concern (see ``jobs/flink/learning/``): these classes hold both
 sides in one process.
 """
 

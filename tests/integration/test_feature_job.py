@@ -14,9 +14,10 @@ from connectors.cassandra_store import connect
 from connectors.feature_store import FeatureStore
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
-from jobs import feature_job
 from jobs.context import context_bucket
-from jobs.runtime import FlinkConfig, stream_environment
+from jobs.flink import load_job
+from jobs.flink.features.config import FeatureJobConfig
+from jobs.runtime import FlinkConfig, start
 from tests.integration.feature_history import MIN, FeatureRun, build_history
 
 
@@ -36,10 +37,8 @@ def run(kafka_config: Any, cassandra_config: Any, tmp_path_factory: Any) -> Iter
     producer.flush()
 
     flink = FlinkConfig(checkpoint_interval_ms=2000, checkpoint_dir=str(tmp_path_factory.mktemp("checkpoints")))
-    env = stream_environment(flink)
-    settings = feature_job.FeatureJobConfig(group_id=f"features-{uuid.uuid4().hex[:6]}", idleness_ms=2000)
-    feature_job.build(env, kafka, cassandra_config, settings)
-    client = env.execute_async("feature-job-test")
+    settings = FeatureJobConfig(group_id=f"features-{uuid.uuid4().hex[:6]}", idleness_ms=2000)
+    client = start(load_job("features"), kafka, cassandra_config, settings=settings, flink=flink)
     session = connect(cassandra_config, cassandra_config.keyspace)
     try:
         yield FeatureRun(history, kafka, FeatureStore(session, cassandra_config.keyspace), producer)

@@ -12,17 +12,17 @@ from connectors.cassandra_store import apply_schema, connect
 from connectors.feature_store import FeatureStore
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
-from jobs import feature_job
-from jobs.runtime import FlinkConfig, latest_checkpoint, stream_environment
+from jobs.flink import load_job
+from jobs.flink.features.config import FeatureJobConfig
+from jobs.runtime import FlinkConfig, latest_checkpoint, start
 from tests.integration.feature_history import FeatureRun, History, build_history
 
 
 def _start(kafka: Any, cassandra: Any, group: str, checkpoints: Path, restore: Path | None = None) -> Any:
     flink = FlinkConfig(checkpoint_interval_ms=1000, checkpoint_dir=str(checkpoints),
                         restore_from=str(restore) if restore else "")
-    env = stream_environment(flink)
-    feature_job.build(env, kafka, cassandra, feature_job.FeatureJobConfig(group_id=group, idleness_ms=2000))
-    return env.execute_async("feature-restart-test")
+    return start(load_job("features"), kafka, cassandra, settings=FeatureJobConfig(group_id=group, idleness_ms=2000),
+                 flink=flink)
 
 
 def _send(producer: EventProducer, history: History, events: list[Any]) -> None:

@@ -8,11 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from connectors.config import REPO_ROOT
 from connectors.feature_store import FeatureStore
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
 from infra import flink_cluster
+from jobs.flink import job_file
 from tests.integration.feature_history import build_history
 
 
@@ -40,7 +40,7 @@ def test_feature_job_on_the_standalone_cluster(kafka_config: Any, cassandra_conf
         with EventProducer(kafka) as producer:
             for event in [*history.catalog, *history.events[:split]]:
                 producer.send(event)
-        job_ids.append(flink_cluster.submit(REPO_ROOT / "jobs" / "feature_job.py", parallelism=2, env=env))
+        job_ids.append(flink_cluster.submit(job_file("features"), parallelism=2, env=env))
         _wait_for_version(store, history.user, first_applied)
         parallelism = flink_cluster.job_parallelism(job_ids[0])
         assert parallelism and set(parallelism.values()) == {2}, parallelism
@@ -54,7 +54,7 @@ def test_feature_job_on_the_standalone_cluster(kafka_config: Any, cassandra_conf
                 producer.send(event)
             for garbage in history.garbage:
                 producer.send_encoded(kafka.topic_prefix + "play", history.user.encode(), garbage, history.base_ms)
-        job_ids.append(flink_cluster.submit(REPO_ROOT / "jobs" / "feature_job.py", parallelism=2,
+        job_ids.append(flink_cluster.submit(job_file("features"), parallelism=2,
                                             savepoint=savepoint, env=env))
         _wait_for_version(store, history.user, history.applied)  # the first part restored from the savepoint
 
@@ -99,7 +99,7 @@ def test_learning_job_on_the_standalone_cluster(kafka_config: Any, cassandra_con
         with EventProducer(kafka) as producer:
             for event in events:
                 producer.send(event)
-        job_id = flink_cluster.submit(REPO_ROOT / "jobs" / "learning_job.py", parallelism=2, env=env)
+        job_id = flink_cluster.submit(job_file("learning"), parallelism=2, env=env)
         users = sorted({e.user_id for e in events})
         deadline = time.monotonic() + 120
         while not all((rows := store.rows("get_user_vectors", u)) and rows[0].version == 4 for u in users):

@@ -1,27 +1,40 @@
-"""A PyFlink job in thread mode reads the event topics through the extracted connector jars."""
+"""A PyFlink job in thread mode reads the event topics through the extracted connector jars: the runtime's
+composite of source and decoder hands on the events and dead-letters what it cannot read."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from connectors.codec import EventCodec
 from connectors.producer import EventProducer
-from jobs import event_audit_job
-from jobs.runtime import FlinkConfig, stream_environment
+from connectors.topics import USER_EVENT_TOPICS
+from jobs.runtime import DecodeEvents, FlinkConfig, Step, read_events, stream_environment
 
 
-def test_thread_mode_job_reads_and_decodes_topics(isolated_kafka: Any, make_event: Any, tmp_path: Any) -> None:
+def _dead_letter(row: Any) -> tuple[str, str, str]:
+    record = EventCodec().decode(bytes(row[1])).record
+    return ("dead-letter", record["kind"], record["reason"])
+
+
+def test_thread_mode_job_reads_decodes_and_dead_letters(isolated_kafka: Any, make_event: Any, tmp_path: Any) -> None:
     events = [make_event("play"), make_event("rating"), make_event("impression")]
     with EventProducer(isolated_kafka) as producer:
         producer.send_many(events)
         producer.send_encoded(isolated_kafka.topic_prefix + "play", b"u1", b"\x00not avro")
 
     env = stream_environment(FlinkConfig(checkpoint_interval_ms=0, checkpoint_dir=str(tmp_path)))
-    assert env.get_config().get_global_job_parameters() is not None  # environment built in-process
-    stream = event_audit_job.build(env, isolated_kafka, group_id=f"audit-{uuid.uuid4().hex[:6]}")
+    decoded = read_events(env, isolated_kafka, USER_EVENT_TOPICS, f"read-{uuid.uuid4().hex[:6]}",
+                          Step("test-source", "event topics"), Step("test-decode", "decode"),
+                          DecodeEvents("nextwatch-test", dead_letters=True))
+    from pyflink.common import Types
+
+    rows_type = Types.TUPLE([Types.STRING(), Types.STRING(), Types.STRING()])
+    stream = decoded.events.map(lambda e: ("event", type(e).SUBJECT, e.event_id), output_type=rows_type) \
+        .union(decoded.dead_letters.map(_dead_letter, output_type=rows_type))
     rows = list(stream.execute_and_collect(limit=4))
 
-    assert sorted((subject, event_id) for subject, event_id, _ in rows if subject != "invalid") == sorted(
+    assert sorted((subject, event_id) for kind, subject, event_id in rows if kind == "event") == sorted(
         (type(e).SUBJECT, e.event_id) for e in events)
-    invalid = [row for row in rows if row[0] == "invalid"]
-    assert len(invalid) == 1 and "marker" in invalid[0][2]
+    dead = [row for row in rows if row[0] == "dead-letter"]
+    assert len(dead) == 1 and dead[0][1] == "INVALID" and "marker" in dead[0][2]

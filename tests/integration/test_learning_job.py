@@ -16,8 +16,8 @@ from connectors.events import Context, PlayEvent, RatingEvent
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.model_store import ModelStore
 from connectors.producer import EventProducer
-from infra.pipeline import start_learning_job
-from jobs.learning_job import LearningJobConfig
+from infra.pipeline import start_job
+from jobs.flink.learning.config import LearningJobConfig
 from jobs.runtime import FlinkConfig
 
 MIN = 60_000
@@ -58,7 +58,7 @@ def test_user_vectors_follow_events_and_items_are_published(kafka_config: Any, c
             for event in [*history, first]:
                 producer.send(event)
             producer.flush()
-            job = start_learning_job(kafka, cassandra_config, flink=flink,
+            job = start_job("learning", kafka, cassandra_config, flink=flink,
                                      settings=LearningJobConfig(group_id=f"learning-{tag}", snapshot_ms=500))
 
             before = _wait("alice's vector", lambda: (rows := store.rows("get_user_vectors", alice)) and rows[0])

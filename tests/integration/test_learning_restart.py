@@ -17,8 +17,9 @@ from connectors.events import Context, RatingEvent
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.model_store import ModelStore
 from connectors.producer import EventProducer
-from jobs import learning_job
-from jobs.runtime import FlinkConfig, latest_checkpoint, stream_environment
+from jobs.flink import load_job
+from jobs.flink.learning.config import LearningJobConfig
+from jobs.runtime import FlinkConfig, latest_checkpoint, start
 
 MIN = 60_000
 TOLERANCE = 0.06  # max absolute difference of any vector component (components are ~0.1); measured 0.02-0.04
@@ -36,9 +37,8 @@ def _history(tag: str) -> list[RatingEvent]:
 def _start(kafka: Any, cassandra: Any, group: str, checkpoints: Path, restore: Path | None = None) -> Any:
     flink = FlinkConfig(checkpoint_interval_ms=1000, checkpoint_dir=str(checkpoints),
                         restore_from=str(restore) if restore else "")
-    env = stream_environment(flink)
-    learning_job.build(env, kafka, cassandra, learning_job.LearningJobConfig(group_id=group, snapshot_ms=500))
-    return env.execute_async("learning-restart-test")
+    return start(load_job("learning"), kafka, cassandra,
+                 settings=LearningJobConfig(group_id=group, snapshot_ms=500), flink=flink)
 
 
 def _state(store: ModelStore, events: list[RatingEvent]) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from connectors.events import Context, RatingEvent, SearchEvent
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.model_store import ModelStore
 from connectors.producer import EventProducer
-from infra.pipeline import start_learning_job
-from jobs.learning_job import LearningJobConfig
+from infra.pipeline import start_job
+from jobs.flink.learning.config import LearningJobConfig
 from jobs.runtime import FlinkConfig
 from tests.integration.test_learning_job import MIN, _wait
 
@@ -55,7 +55,7 @@ def test_a_new_title_and_a_search_reach_the_users_top_picks(kafka_config: Any, c
             for event in [*sci_fi, *crime, new, *history]:
                 producer.send(event)
             producer.flush()
-            job = start_learning_job(kafka, cassandra_config, flink=flink,
+            job = start_job("learning", kafka, cassandra_config, flink=flink,
                                      settings=LearningJobConfig(group_id=f"signals-{tag}", snapshot_ms=500))
             # picks are computed on the user's own events: the fan acts once the job holds the catalog and
             # the history's published vectors (the last history event's title has neighbours)

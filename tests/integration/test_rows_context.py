@@ -28,11 +28,11 @@ from connectors.homepage_store import HomepageClient
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
 from connectors.topics import TOPICS_BY_NAME
-from infra.pipeline import start_rows_job
+from infra.pipeline import start_job
 from jobs.context import context_bucket, weekday
 from jobs.exploration.presentation import load_snapshot, published_policies
-from jobs.learning_job import MODEL_VERSION
-from jobs.rows_job import RowsJobConfig, new_policies
+from jobs.flink.rows.config import RowsJobConfig, new_policies
+from jobs.models.outputs import MODEL_VERSION
 from jobs.runtime import FlinkConfig
 from tests.integration.test_learning_job import _wait
 
@@ -113,7 +113,7 @@ def test_late_night_plays_of_short_titles_rank_them_higher_there_only(kafka_conf
             for title_id in titles:
                 producer.send(title(title_id))
             producer.flush()
-            job = start_rows_job(kafka, cassandra_config, flink=flink, settings=settings)
+            job = start_job("rows", kafka, cassandra_config, flink=flink, settings=settings)
             gaps = None
             deadline = time.monotonic() + 150
             for round_ in range(400):
@@ -184,7 +184,7 @@ def test_a_member_who_only_engages_with_one_row_gets_it_moved_up(kafka_config: A
                                          maturity_rating="ALL", updated_time_ms=added,
                                          availability=Availability(added)))
             producer.flush()
-            job = start_rows_job(kafka, cassandra_config, flink=flink, settings=settings)
+            job = start_job("rows", kafka, cassandra_config, flink=flink, settings=settings)
             producer.send_encoded(topic("user-updates"), member.encode(), codec.encode_record("user_update", {
                 "schema_version": 1, "event_id": f"{member}:1", "user_id": member, "model_version": MODEL_VERSION,
                 "version": 1, "last_event_id": "", "updated_ms": now, "pick_ids": picked,

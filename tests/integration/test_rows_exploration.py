@@ -26,11 +26,11 @@ from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
 from connectors.topics import TOPICS_BY_NAME
 from infra import cli
-from infra.pipeline import start_rows_job
+from infra.pipeline import start_job
 from jobs.context import context_bucket
 from jobs.exploration.rewards import PresentationToken
-from jobs.learning_job import MODEL_VERSION
-from jobs.rows_job import RowsJobConfig
+from jobs.flink.rows.config import RowsJobConfig
+from jobs.models.outputs import MODEL_VERSION
 from jobs.runtime import FlinkConfig
 from tests.integration.test_learning_job import _wait
 
@@ -86,7 +86,7 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
             for n in range(len(titles)):
                 producer.send(title(n))
             producer.flush()
-            job = start_rows_job(kafka, cassandra_config, flink=flink, settings=settings)
+            job = start_job("rows", kafka, cassandra_config, flink=flink, settings=settings)
             producer.send_encoded(topic("user-updates"), user.encode(), picks_of(user))
             producer.send(BrowseEvent(user, int(time.time() * 1000), tv, "SCROLL", "start", "home", scroll_depth=0))
             producer.flush()
@@ -150,8 +150,9 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
             # a restart with no checkpoint: the new job's builders and learner start from the published
             # models, so a newcomer with no clicks of their own is served "dark" too
             job.cancel().result()
-            job = start_rows_job(kafka, cassandra_config, flink=replace(flink, checkpoint_dir=str(tmp_path / "again")),
-                                 settings=replace(settings, group_id=f"explore-{tag}-again"))
+            job = start_job("rows", kafka, cassandra_config,
+                            flink=replace(flink, checkpoint_dir=str(tmp_path / "again")),
+                            settings=replace(settings, group_id=f"explore-{tag}-again"))
             newcomer = f"newcomer-{tag}"
             producer.send_encoded(topic("user-updates"), newcomer.encode(), picks_of(newcomer))
             producer.flush()

@@ -16,11 +16,11 @@ from connectors.homepage_store import Homepage, HomepageClient, HomepageStore
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
 from connectors.topics import TOPICS_BY_NAME
-from infra.pipeline import start_rows_job
+from infra.pipeline import start_job
 from jobs.context import context_bucket
 from jobs.exploration.rewards import PresentationToken
-from jobs.learning_job import MODEL_VERSION
-from jobs.rows_job import RowsJobConfig
+from jobs.flink.rows.config import RowsJobConfig
+from jobs.models.outputs import MODEL_VERSION
 from jobs.runtime import FlinkConfig
 from tests.integration.test_learning_job import _wait
 
@@ -86,7 +86,7 @@ def test_a_members_homepage_follows_their_events(kafka_config: Any, cassandra_co
             producer.flush()
             # no exploration here: this test pins the rows' rules and contents (tests/unit/test_presentation.py
             # covers what exploration adds)
-            job = start_rows_job(kafka, cassandra_config, flink=flink,
+            job = start_job("rows", kafka, cassandra_config, flink=flink,
                                  settings=RowsJobConfig(group_id=f"rows-{tag}", flush_ms=100, explore_share=0.0,
                                                         row_order_epsilon=0.0, artwork_epsilon=0.0))
             finished, started = play(0, "COMPLETE"), play(3, "STOP", position=0.3)

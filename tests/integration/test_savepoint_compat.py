@@ -20,6 +20,9 @@ import pytest
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.kafka_admin import delete_topics, ensure_topics
+from jobs.flink import load_job
+from jobs.runtime import FlinkConfig, start
+from tests.integration.local_runs import run_locally
 from tests.integration.savepoint_scenarios import (
     FIXTURES,
     SCENARIOS,
@@ -34,25 +37,10 @@ from tests.integration.savepoint_scenarios import (
 
 def _start(job: str, kafka: KafkaConfig, cassandra: CassandraConfig, settings: dict[str, Any], checkpoints: Path,
            restore: Path | None = None) -> Any:
-    from infra import pipeline
-    from jobs.runtime import FlinkConfig
-
+    spec = load_job(job)
     flink = FlinkConfig(parallelism=1, execution_mode="thread", checkpoint_interval_ms=1000,
                         checkpoint_dir=str(checkpoints), restore_from=str(restore) if restore else "")
-    if job == "features":
-        from jobs.feature_job import JOB_NAME, FeatureJobConfig, build
-        from jobs.runtime import stream_environment
-
-        env = stream_environment(flink)
-        build(env, kafka, cassandra, FeatureJobConfig(**settings))
-        return env.execute_async(JOB_NAME)
-    if job == "learning":
-        from jobs.learning_job import LearningJobConfig
-
-        return pipeline.start_learning_job(kafka, cassandra, flink=flink, settings=LearningJobConfig(**settings))
-    from jobs.rows_job import RowsJobConfig
-
-    return pipeline.start_rows_job(kafka, cassandra, flink=flink, settings=RowsJobConfig(**settings))
+    return start(spec, kafka, cassandra, settings=spec.settings(**settings), flink=flink)
 
 
 def _fresh_keyspace(cassandra: CassandraConfig, name: str) -> CassandraConfig:
@@ -83,15 +71,22 @@ def _run(scenario: Scenario, kafka: KafkaConfig, cassandra: CassandraConfig, bef
         job.cancel().result()
 
 
+@pytest.fixture(scope="module")
+def keyspaces(cassandra_config: CassandraConfig) -> dict[str, CassandraConfig]:
+    """Fresh keyspaces for the runs (the scenarios' keys are fixed; the jobs' keys differ from each other)."""
+    runs = ("restored", "whole", "local")
+    return {run: _fresh_keyspace(cassandra_config, f"nextwatch_test_sp_{run}") for run in runs}
+
+
 @pytest.mark.parametrize("job", sorted(SCENARIOS))
-def test_a_savepoint_of_earlier_code_restores(job: str, kafka_config: KafkaConfig, cassandra_config: CassandraConfig,
-                                              tmp_path: Path) -> None:
+def test_a_savepoint_of_earlier_code_restores(job: str, kafka_config: KafkaConfig,
+                                              keyspaces: dict[str, CassandraConfig], tmp_path: Path) -> None:
     scenario = SCENARIOS[job]
     fixture = FIXTURES / job
     made = json.loads((fixture / "made.json").read_text())
     savepoint = tmp_path / "savepoint"
     shutil.copytree(fixture / "savepoint", savepoint)
-    after = read_messages(fixture / "after.jsonl")
+    before, after = read_messages(fixture / "before.jsonl"), read_messages(fixture / "after.jsonl")
 
     # the topics the savepoint's sources read, with the same messages at the same offsets
     kafka = replace(kafka_config, topic_prefix=made["topic_prefix"])
@@ -104,14 +99,23 @@ def test_a_savepoint_of_earlier_code_restores(job: str, kafka_config: KafkaConfi
         replayed = produce(kafka, recorded)
         assert [(m.partition, m.offset) for m in replayed] == [(m.partition, m.offset) for m in recorded]
 
-        restored = _run(scenario, kafka, _fresh_keyspace(cassandra_config, f"nextwatch_test_sp_{job}_restored"),
-                        [], after, tmp_path / "restored", restore=savepoint)
-        whole = _run(scenario, whole_kafka, _fresh_keyspace(cassandra_config, f"nextwatch_test_sp_{job}_whole"),
-                     read_messages(fixture / "before.jsonl"), after, tmp_path / "whole")
+        restored = _run(scenario, kafka, keyspaces["restored"], [], after, tmp_path / "restored", restore=savepoint)
+        whole = _run(scenario, whole_kafka, keyspaces["whole"], before, after, tmp_path / "whole")
     finally:
         delete_topics(kafka, created)
         delete_topics(whole_kafka, whole_created)
 
     assert all(restored.values()), f"the restored job wrote no rows to some tables: {restored}"
     differences = scenario.compare(restored, whole)
+    assert not differences, "\n".join(differences)
+
+    # the same history through the operators in-process, on the fakes: the same rows again
+    run_locally(job, [before, after], scenario.settings("local"), keyspaces["local"])
+    session = connect(keyspaces["local"], keyspaces["local"].keyspace)
+    try:
+        local = {table: rows for table, rows in scenario.rows(session, keyspaces["local"].keyspace).items() if rows}
+    finally:
+        session.cluster.shutdown()
+    assert local, "the local run wrote nothing"
+    differences = scenario.compare(local, whole)
     assert not differences, "\n".join(differences)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.codec import MAGIC, EventCodec
-from jobs.feature_job import decode_message
+from jobs.decoding import decode_message
 from tests.factories import now_ms
 
 

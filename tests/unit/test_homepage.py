@@ -176,8 +176,10 @@ def test_the_rows_state_follows_events_and_newer_model_updates() -> None:
 
 def test_rows_job_pieces() -> None:
     from connectors.errors import ConfigError
+    from jobs.flink.rows.config import RowsJobConfig
+    from jobs.homepage.page import stored_rows
     from jobs.homepage.rows import Item
-    from jobs.rows_job import RowsJobConfig, percentiles, stored_rows
+    from jobs.homepage.shared import percentiles
 
     rows = [Row("top_picks", "Top Picks for You", (Item("t1", 0.5, "top pick: content", "t1-art"),))]
     stored = stored_rows(rows)
@@ -190,7 +192,7 @@ def test_rows_job_pieces() -> None:
 
 
 def test_broadcast_state_keeps_the_newest_per_title() -> None:
-    from jobs.rows_job import _kept
+    from jobs.runtime import keep_newest as _kept
 
     class MapState(dict[str, Any]):
         def put(self, key: str, value: Any) -> None:

@@ -8,7 +8,9 @@ import numpy as np
 
 from connectors.codec import EventCodec
 from connectors.model_store import UPSERT_USER_VECTORS
-from jobs.learning_job import (
+from jobs.models.base import Feedback
+from jobs.models.online import LocalLoop
+from jobs.models.outputs import (
     MODEL_VERSION,
     item_vector_params,
     item_vectors_from_record,
@@ -19,8 +21,6 @@ from jobs.learning_job import (
     user_update_record,
     user_vector_params,
 )
-from jobs.models.base import Feedback
-from jobs.models.online import LocalLoop
 
 
 def published_loop() -> LocalLoop:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from connectors.errors import ConfigError
-from jobs.learning_job import LearningJobConfig
+from jobs.flink.learning.config import LearningJobConfig
 from jobs.models.base import Feedback, Search
 from jobs.models.content import TitleText
 from jobs.models.online import LearningConfig, UserModel

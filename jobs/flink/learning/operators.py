@@ -1,0 +1,332 @@
+"""The learning job's operators: each a top-level class with its settings passed in, driven in unit tests
+through the fakes of ``tests/flink_fakes.py``. The per-event logic is :mod:`jobs.models`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+from pyflink.common import Types
+from pyflink.datastream import (
+    KeyedBroadcastProcessFunction,
+    KeyedProcessFunction,
+    MapFunction,
+    OutputTag,
+    ProcessFunction,
+)
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+from connectors.codec import EventCodec
+from connectors.errors import DecodeError, UnknownSchemaError
+from connectors.events import CatalogItem, from_record
+from connectors.model_store import ModelStore
+from jobs.features.outputs import now_ms
+from jobs.flink.learning.config import LearningJobConfig
+from jobs.models.base import Feedback, Search
+from jobs.models.content import TitleText, title_text
+from jobs.models.feedback import feedback_from_event, search_from_event
+from jobs.models.online import (
+    ItemModel,
+    ItemStep,
+    ItemVectors,
+    LearningConfig,
+    OnlineEvaluation,
+    UserModel,
+    apply_step,
+    learn_content,
+    learn_search,
+    learn_user,
+    publish,
+    steps_by_title,
+)
+from jobs.models.outputs import (
+    MODEL_VERSION,
+    item_vector_params,
+    item_vectors_from_record,
+    item_vectors_from_row,
+    item_vectors_record,
+    similar_titles_params,
+    top_picks_params,
+    user_model_from_row,
+    user_update_record,
+    user_vector_params,
+)
+from jobs.models.signals import PeerPool, Pick, TitleTable, signal_scores, top_picks
+from jobs.runtime import BroadcastRestore, CassandraWriter, EventCount, Stores, arm_timer, kafka_row
+
+ITEMS = MapStateDescriptor("item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+CATALOG = MapStateDescriptor("catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+STEPS_TAG = OutputTag("item-steps", Types.PICKLED_BYTE_ARRAY())
+
+
+def feedback(event: Any) -> Iterable[tuple[str, str, Any]]:
+    """An event the models learn from -> (user, event id, feedback or search); nothing for the others."""
+    signal = feedback_from_event(event) or search_from_event(event)
+    return () if signal is None else ((event.user_id, event.event_id, signal),)
+
+
+class DecodeShared(MapFunction):  # type: ignore[misc]
+    """A model-updates or catalog record -> ItemVectors or TitleText (None: unreadable or another model)."""
+
+    def open(self, runtime_context: Any) -> None:
+        self.codec = EventCodec()
+
+    def map(self, value: bytes) -> Any:
+        try:
+            decoded = self.codec.decode(value)
+            if decoded.subject == "catalog_item":
+                return title_text(from_record(CatalogItem, decoded.record))
+            return item_vectors_from_record(decoded.record)
+        except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
+            return None
+
+
+class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
+    """Keyed by user, item vectors and catalog in broadcast state: test, then learn each feedback; the item
+    halves of each step to a side output; each changed user's vectors and top picks at most every
+    ``flush_ms``. A user the job has no state for starts from their Cassandra row (``warm_start``)."""
+
+    def __init__(self, settings: LearningJobConfig, stores: Stores, model: LearningConfig | None = None) -> None:
+        self.settings, self.stores, self.model = settings, stores, model or LearningConfig()
+        self.store: Any = None
+
+    def open(self, runtime_context: Any) -> None:
+        settings = self.settings
+        self.state = runtime_context.get_state(ValueStateDescriptor("user-model", Types.PICKLED_BYTE_ARRAY()))
+        self.store = self.stores.open(ModelStore)[0] if settings.warm_start else None
+        self.table = TitleTable(self.model)  # catalog and published item vectors, as arrays
+        self.titles: list[str] = []  # titles with published vectors: where negatives are sampled
+        for vectors in self._snapshot():
+            self._hold(vectors)
+        self.peers = PeerPool(settings.peers)
+        self.weights = settings.weights
+        self._seed_peers()
+        self.restore = BroadcastRestore([(ITEMS, self._hold), (CATALOG, self.table.describe)])
+        metrics = runtime_context.get_metrics_group()
+        self.applied = EventCount(metrics, "feedback_applied")
+        self.searches = EventCount(metrics, "searches_applied")
+        self.duplicates = EventCount(metrics, "events_duplicate")
+        self.lag_ms = 0
+        metrics.gauge("freshness_lag_ms", lambda: self.lag_ms)
+        # test-then-train in the job (gauges take ints: thousandths)
+        self.evaluation = OnlineEvaluation()
+        evaluation = self.evaluation
+        metrics.gauge("eval_rmse_milli", lambda: int(evaluation.rmse * 1000))
+        metrics.gauge("eval_recall_at_10_milli", lambda: int(evaluation.recall * 1000))
+        metrics.gauge("eval_blend_recall_at_10_milli", lambda: int(evaluation.blend_recall * 1000))
+        metrics.gauge("eval_touches", lambda: evaluation.touches)
+        metrics.gauge("eval_hits", lambda: evaluation.hits)
+        metrics.gauge("eval_blend_hits", lambda: evaluation.blend_hits)
+        # raw counts and sums too: summed over subtasks they give the whole job's RMSE and recall
+        metrics.gauge("eval_ratings", lambda: evaluation.ratings)
+        metrics.gauge("eval_squared_error_milli", lambda: int(evaluation.squared_error * 1000))
+        metrics.gauge("eval_out_of_order", lambda: evaluation.out_of_order)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.stores.close(self.store)
+
+    def _snapshot(self) -> list[ItemVectors]:
+        """The item vectors last written to Cassandra (a new job's starting point)."""
+        if self.store is None:
+            return []
+        return [item_vectors_from_row(row) for row in self.store.rows("get_all_item_vectors")
+                if row.model_version == MODEL_VERSION]
+
+    def _seed_peers(self) -> None:
+        # user-user CF needs other users before they act again: a sample from the last job's vectors
+        if self.store is None:
+            return
+        for row in self.store.rows("get_some_user_vectors", self.settings.peers):
+            if row.model_version == MODEL_VERSION:
+                self.peers.update(row.user_id, UserModel(recent=list(row.recent_titles or [])))
+
+    def _start(self, user_id: str) -> UserModel:
+        # once per user per job (state is empty only before the user's first event): the warm start
+        if self.store is None:
+            return UserModel()
+        rows = self.store.rows("get_user_vectors", user_id)
+        return (user_model_from_row(rows[0]) if rows else None) or UserModel()
+
+    def _hold(self, vectors: ItemVectors) -> None:
+        known = vectors.title_id in self.table.items
+        if self.table.hold(vectors) and not known:  # never an older version over a newer
+            self.titles.append(vectors.title_id)
+
+    def _scores(self, user_id: str, user: UserModel) -> dict[str, np.ndarray]:
+        return signal_scores(user_id, user, self.table, self.peers, self.settings.search_half_life_minutes)
+
+    def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
+        self.restore.ensure(ctx)
+        user_id, event_id, signal = value
+        self.lag_ms = now_ms() - signal.time_ms
+        user: UserModel = self.state.value() or self._start(user_id)
+        if isinstance(signal, Search):
+            steps: list[tuple[str, list[ItemStep]]] | None = None
+            if learn_search(user, signal, event_id, self.model):
+                steps = []
+                self.searches.inc()
+        else:
+            steps = self._learn(user_id, user, signal, event_id)
+        if steps is None:  # a redelivery of an applied event
+            self.duplicates.inc()
+            return
+        if not user.flush_armed:
+            arm_timer(ctx, self.settings.flush_ms)
+            user.flush_armed = True
+        self.state.update(user)
+        for batch in steps:  # one message per title: each crossing into Java costs more than the step
+            yield STEPS_TAG, batch
+
+    def _learn(self, user_id: str, user: UserModel, feedback: Feedback,
+               event_id: str) -> list[tuple[str, list[ItemStep]]] | None:
+        """Test, then learn one feedback; its item steps by title, ``None`` for a redelivery."""
+        if user.has_seen(event_id):
+            return None
+
+        def blend_top(exclude: set[str]) -> list[str]:
+            picks = top_picks(self._scores(user_id, user), self.weights, self.table, 10, exclude)
+            return [pick.title_id for pick in picks]
+
+        self.evaluation.observe(user, feedback, self.table.items, self.model,
+                                blend_top if self.settings.evaluate_blend else None)
+        steps = learn_user(user, user_id, feedback, event_id, self.table.items, self.titles, self.model)
+        learn_content(user, feedback, self.table.content_vector(feedback.title_id), self.model)
+        self.peers.update(user_id, user)
+        self.applied.inc()
+        return steps_by_title(steps)
+
+    def process_broadcast_element(self, value: Any, ctx: Any) -> None:
+        if isinstance(value, TitleText):
+            ctx.get_broadcast_state(CATALOG).put(value.title_id, value)  # newest on the topic wins
+            self.table.describe(value)
+            return
+        if value is None:
+            return
+        state = ctx.get_broadcast_state(ITEMS)
+        current = state.get(value.title_id)
+        if current is None or value.version >= current.version:
+            state.put(value.title_id, value)
+        self._hold(value)
+
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+        self.restore.ensure(ctx)
+        user: UserModel | None = self.state.value()
+        if user is None:
+            return
+        user.flush_armed = False
+        self.state.update(user)
+        user_id = ctx.get_current_key()
+        picks = top_picks(self._scores(user_id, user), self.weights, self.table, self.settings.top_picks,
+                          user.recent)
+        # main output (side outputs from timers are not supported for this function in PyFlink)
+        yield user_id, user, picks
+
+
+class EncodeUserUpdate(MapFunction):  # type: ignore[misc]
+    """A user's flush -> a user-updates record (the rows job's input)."""
+
+    def open(self, runtime_context: Any) -> None:
+        self.codec = EventCodec()
+
+    def map(self, value: tuple[str, UserModel, list[Pick]]) -> Any:
+        user_id, user, picks = value
+        record = user_update_record(user_id, user, picks, now_ms())
+        return kafka_row(user_id.encode(), self.codec.encode_record("user_update", record))
+
+
+class WriteUserVectors(CassandraWriter, ProcessFunction):  # type: ignore[misc]
+    """A user's flush -> their user_vectors and top_picks rows, in one batch."""
+
+    store_type = ModelStore
+
+    def __init__(self, stores: Stores, blend: str) -> None:
+        super().__init__(stores)
+        self.blend = blend
+
+    def open(self, runtime_context: Any) -> None:
+        self.open_store()
+
+    def process_element(self, value: tuple[str, UserModel, list[Pick]], ctx: Any) -> None:
+        user_id, user, picks = value
+        now = now_ms()
+        self.store.write_together([("user_vectors", user_vector_params(user_id, user, now)),
+                                   ("top_picks", top_picks_params(user_id, user, picks, self.blend, now))])
+
+
+class CowatchState:
+    """The co-watch row in MapState: a step reads and writes only the entries it changes."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def get(self, key: str) -> tuple[float, float] | None:
+        return self.state.get(key)  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: str, value: tuple[float, float]) -> None:
+        self.state.put(key, value)
+
+
+class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by title: applies each item step once; every ``publish_ms`` publishes each changed title's
+    vectors (with neighbours and successors) to model-updates, and at most every ``snapshot_ms`` writes them
+    and its similar titles to Cassandra."""
+
+    store_type = ModelStore
+
+    def __init__(self, settings: LearningJobConfig, stores: Stores, model: LearningConfig | None = None) -> None:
+        super().__init__(stores)
+        self.settings, self.model = settings, model or LearningConfig()
+
+    def open(self, runtime_context: Any) -> None:
+        self.state = runtime_context.get_state(ValueStateDescriptor("item-model", Types.PICKLED_BYTE_ARRAY()))
+        self.cowatch = runtime_context.get_map_state(
+            MapStateDescriptor("cowatch", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+        self.open_store()
+        self.codec = EventCodec()
+        metrics = runtime_context.get_metrics_group()
+        self.steps = EventCount(metrics, "item_steps_applied")
+        self.published = EventCount(metrics, "items_published")
+
+    def _start(self, title_id: str) -> ItemModel:
+        # once per title per job (state is empty only before its first step): the warm start
+        rows = self.store.rows("get_item_vectors", title_id) if self.settings.warm_start else []
+        if rows and rows[0].model_version == MODEL_VERSION:
+            return ItemModel(item_vectors_from_row(rows[0]))
+        return ItemModel(ItemVectors.initial(title_id, self.model))
+
+    def process_element(self, batch: tuple[str, list[ItemStep]], ctx: Any) -> None:
+        title_id, steps = batch
+        item: ItemModel = self.state.value() or self._start(title_id)
+        was_dirty = item.dirty
+        cowatch = CowatchState(self.cowatch)
+        for step in steps:
+            if apply_step(item, step, self.model, cowatch):
+                self.steps.inc()
+        if item.dirty and not was_dirty:
+            arm_timer(ctx, self.settings.publish_ms)
+        self.state.update(item)
+
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+        item: ItemModel | None = self.state.value()
+        if item is None:
+            return
+        now = now_ms()
+        snapshot_ms = self.settings.snapshot_ms
+        if item.dirty:
+            vectors = publish(item, self.model)
+            self.published.inc()
+            record = item_vectors_record(vectors, now)
+            yield kafka_row(vectors.title_id.encode(), self.codec.encode_record("item_vectors", record))
+            item.snapshot_pending = True
+        # Cassandra takes ~2-3k rows/s here: the snapshot is throttled per title, and its trailing
+        # write is kept on a timer so the last state always lands
+        if item.snapshot_pending and now >= item.snapshot_at_ms + snapshot_ms:
+            vectors = publish(item, self.model)
+            self.store.write_together([("item_vectors", item_vector_params(vectors, now)),
+                                       ("similar_titles", similar_titles_params(vectors))])
+            item.snapshot_at_ms, item.snapshot_pending = now, False
+        elif item.snapshot_pending:
+            ctx.timer_service().register_processing_time_timer(item.snapshot_at_ms + snapshot_ms)
+        self.state.update(item)

@@ -1,0 +1,1 @@
+"""The rows job: user events + the learning job's user updates -> each member's homepage (``job.py``)."""

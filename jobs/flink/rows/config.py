@@ -1,0 +1,70 @@
+"""The rows job's settings: ``[rows]`` in the config file, ``NEXTWATCH_ROWS_*`` in the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors.config import load_section
+from connectors.errors import ConfigError
+from jobs.exploration.policies import ArtworkPolicy, RowOrderPolicy
+from jobs.exploration.presentation import ROW_KINDS, HomepagePolicies
+from jobs.exploration.rewards import REWARD_WINDOW_MS
+from jobs.homepage.rows import HomepageSettings
+
+JOB_NAME = "nextwatch-rows"
+
+
+@dataclass(frozen=True)
+class RowsJobConfig:
+    """``[rows]`` in the config file / ``NEXTWATCH_ROWS_*``."""
+
+    flush_ms: int = 200  # a user's homepage: rebuilt at most this often
+    trending_refresh_ms: int = 30_000
+    settings_refresh_ms: int = 3_600_000
+    shared_refresh_ms: int = 5_000  # popularity percentiles and catalog indexes, at most this often
+    items_per_row: int = 20
+    diversity: float = 0.3
+    popularity_penalty: float = 0.1
+    explore_share: float = 0.05  # of each recommended row's slots, at most: less-known titles (#7)
+    # explored titles go in this slot or later: what the ranking puts first is never displaced
+    # (homepage_quality as served: Recall@10 0.1861 exploring from the second slot, 0.1954 from the
+    # tenth, 0.2032 without exploration; the rest is row-order exploration)
+    explore_after: int = 10
+    row_order_epsilon: float = 0.1  # the row-order policy's share of random orders
+    artwork_epsilon: float = 0.1  # the artwork policy's share of random variants
+    context_weight: float = 0.1  # Top Picks: how far a learned daypart/weekend effect on plays may move a pick
+    reward_window_ms: int = REWARD_WINDOW_MS  # an impression's clicks and plays count this long (one session)
+    policy_publish_ms: int = 2_000  # the shared policy models to policy-updates, at most this often
+    group_id: str = "nextwatch-rows"
+
+    def __post_init__(self) -> None:
+        try:
+            _ = self.homepage  # the homepage's own checks, named as [rows] settings
+        except ValueError as exc:
+            raise ConfigError(f"[rows] {exc}") from exc
+        if min(self.flush_ms, self.trending_refresh_ms, self.settings_refresh_ms, self.shared_refresh_ms,
+               self.reward_window_ms, self.policy_publish_ms) < 1:
+            raise ConfigError("[rows] refresh periods, flush_ms, reward_window_ms and policy_publish_ms must be "
+                              ">= 1 ms")
+        if self.explore_after < 1:
+            raise ConfigError(f"[rows] explore_after must be >= 1 (the first slot keeps the ranking), "
+                              f"got {self.explore_after}")
+        for name in ("explore_share", "row_order_epsilon", "artwork_epsilon", "context_weight"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"[rows] {name} must be in [0, 1], got {getattr(self, name)}")
+
+    @property
+    def homepage(self) -> HomepageSettings:
+        return HomepageSettings(items_per_row=self.items_per_row, diversity=self.diversity,
+                                popularity_penalty=self.popularity_penalty)
+
+    @classmethod
+    def load(cls) -> RowsJobConfig:
+        return load_section(cls, "rows")
+
+
+def new_policies(settings: RowsJobConfig) -> HomepagePolicies:
+    """Untaught homepage policies with the job's exploration settings."""
+    return HomepagePolicies(RowOrderPolicy(ROW_KINDS, settings.row_order_epsilon),
+                            ArtworkPolicy(settings.artwork_epsilon), settings.explore_share,
+                            context_weight=settings.context_weight, explore_after=settings.explore_after)

@@ -1,0 +1,233 @@
+"""The rows job's operators: each a top-level class with its settings passed in, driven in unit tests
+through the fakes of ``tests/flink_fakes.py``. The per-event logic is :mod:`jobs.homepage` and
+:mod:`jobs.exploration`."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pyflink.common import Types
+from pyflink.datastream import KeyedBroadcastProcessFunction, KeyedProcessFunction, MapFunction, ProcessFunction
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+
+from connectors.codec import EventCodec
+from connectors.errors import DecodeError, UnknownSchemaError
+from connectors.events import CatalogItem, from_record
+from connectors.feature_store import FeatureStore
+from connectors.homepage_store import HomepageStore
+from jobs.context import next_daypart_ms, weekday
+from jobs.exploration.presentation import (
+    POLICY_SET,
+    MemberContext,
+    PolicyLearnerState,
+    PublishedPolicies,
+    lessons_from_outcomes,
+    load_snapshot,
+    presented_homepage,
+    published_policies,
+)
+from jobs.exploration.rewards import ImpressionJoin, outcome_record
+from jobs.features.outputs import now_ms
+from jobs.features.user_state import TitleInfo
+from jobs.flink.rows.config import RowsJobConfig, new_policies
+from jobs.homepage.page import model_versions, stored_rows
+from jobs.homepage.rules import Viewer
+from jobs.homepage.shared import SharedCache
+from jobs.homepage.state import RowsUser
+from jobs.models.online import ItemVectors, LearningConfig
+from jobs.models.outputs import MODEL_VERSION, item_vectors_from_record
+from jobs.runtime import BroadcastRestore, CassandraWriter, EventCount, Stores, arm_timer, kafka_row, keep_newest
+
+CATALOG = MapStateDescriptor("rows-catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+ITEMS = MapStateDescriptor("rows-item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+POLICIES = MapStateDescriptor("rows-policies", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+# what the homepage builder emits: pages to write, outcomes to log, lessons for the policy learner
+PAGE, OUTCOME, LESSONS = "page", "outcome", "lessons"
+ACTIVE_MS = 7 * 86_400_000  # a user's homepage follows dayparts for a week after their last event
+
+
+def keyed_event(event: Any) -> Iterable[tuple[str, str, Any]]:
+    return ((event.user_id, "event", event),)
+
+
+class DecodeRecords(MapFunction):  # type: ignore[misc]
+    """user-updates -> (user, "update", record); catalog, model-updates and policy-updates -> CatalogItem,
+    ItemVectors or PublishedPolicies; None for what it cannot read or another model version."""
+
+    def open(self, runtime_context: Any) -> None:
+        self.codec = EventCodec()
+
+    def map(self, value: bytes) -> Any:
+        try:
+            decoded = self.codec.decode(value)
+            if decoded.subject == "user_update":
+                record = decoded.record
+                return (record["user_id"], "update", record) if record["model_version"] == MODEL_VERSION else None
+            if decoded.subject == "catalog_item":
+                return from_record(CatalogItem, decoded.record)
+            if decoded.subject == "policy_update":
+                return published_policies(decoded.record)
+            return item_vectors_from_record(decoded.record)
+        except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
+            return None
+
+
+class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
+    """Keyed by user; catalog, item vectors and the shared policies in broadcast state. Applies events and
+    model updates to the member's state and, at most every ``flush_ms``, rebuilds the homepage of their
+    current context bucket (also at the next daypart change, and when held impressions close)."""
+
+    def __init__(self, settings: RowsJobConfig, stores: Stores) -> None:
+        self.settings, self.stores = settings, stores
+        self.homepages: Any = None
+
+    def open(self, runtime_context: Any) -> None:
+        settings = self.settings
+        self.state = runtime_context.get_state(ValueStateDescriptor("rows-user", Types.PICKLED_BYTE_ARRAY()))
+        self.homepages, self.features = self.stores.open(HomepageStore, FeatureStore)
+        self.shared = SharedCache(LearningConfig().content_dimensions, settings.trending_refresh_ms,
+                                  settings.shared_refresh_ms)
+        self.policies = new_policies(settings)
+        self.rng = random.Random()
+        self.restore = BroadcastRestore([(CATALOG, self.shared.describe), (ITEMS, self.shared.hold),
+                                         (POLICIES, lambda published: load_snapshot(self.policies, published.models))])
+        metrics = runtime_context.get_metrics_group()
+        self.events = EventCount(metrics, "events_applied")
+        self.updates = EventCount(metrics, "user_updates_applied")
+        self.duplicates = EventCount(metrics, "duplicates")
+        self.built = EventCount(metrics, "homepages_built")
+        self.rewards = EventCount(metrics, "outcomes_learned")
+        self.codec = EventCodec()
+
+    def close(self) -> None:
+        if self.homepages is not None:  # open may have failed before it
+            self.stores.close(self.homepages, self.features)
+
+    def process_element(self, value: Any, ctx: Any) -> None:
+        self.restore.ensure(ctx)
+        settings = self.settings
+        user_id, kind, payload = value
+        user: RowsUser = self.state.value() or RowsUser()
+        if user.impressions is None:
+            user.impressions = ImpressionJoin(settings.reward_window_ms)
+        now = now_ms()
+        if kind == "event":
+            item = self.shared.catalog.get(getattr(payload, "title_id", None) or "")
+            info = TitleInfo(tuple(item.genres), item.runtime_minutes) if item else TitleInfo()
+            applied = user.apply_event(payload, info)
+            counter = self.events
+        else:
+            applied = user.apply_update(payload)
+            counter = self.updates
+        if not applied:
+            self.duplicates.inc()
+            return
+        counter.inc()
+        if now - user.settings_read_ms >= settings.settings_refresh_ms:
+            user.maturity_limit, user.settings_read_ms = self.homepages.maturity_limit(user_id), now
+        if not user.flush_armed:
+            ctx.timer_service().register_processing_time_timer(now + settings.flush_ms)
+            user.flush_armed = True
+        wake_at = user.reward_timer_due(now)  # held impressions close even if the member goes quiet
+        if wake_at is not None:
+            ctx.timer_service().register_processing_time_timer(wake_at)
+        self.state.update(user)
+
+    def process_broadcast_element(self, value: Any, ctx: Any) -> None:
+        # the newest per title in broadcast state (what a restore rebuilds the cache from), then the cache
+        if isinstance(value, CatalogItem) and keep_newest(
+                ctx.get_broadcast_state(CATALOG), value.title_id, value,
+                lambda known: value.updated_time_ms >= known.updated_time_ms):
+            self.shared.describe(value)
+        elif isinstance(value, ItemVectors) and keep_newest(
+                ctx.get_broadcast_state(ITEMS), value.title_id, value, lambda known: value.version >= known.version):
+            self.shared.hold(value)
+        elif isinstance(value, PublishedPolicies) and keep_newest(
+                ctx.get_broadcast_state(POLICIES), value.name, value, lambda known: value.version > known.version):
+            load_snapshot(self.policies, value.models)  # serve with the learner's newest models
+
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+        # one handler for both timers: a user's flush and their next daypart change rebuild the same page
+        self.restore.ensure(ctx)
+        user: RowsUser | None = self.state.value()
+        if user is None:
+            return
+        now = now_ms()
+        user.flush_armed = False
+        # no daypart timer yet, or this is it: set the next, for users seen in the last week only
+        if timestamp >= user.bucket_timer_ms and now - user.context_ms < ACTIVE_MS:
+            user.bucket_timer_ms = next_daypart_ms(now, user.utc_offset_minutes)
+            ctx.timer_service().register_processing_time_timer(user.bucket_timer_ms)
+        signals = user.signals()
+        user_id = ctx.get_current_key()
+        outcomes = user.outcomes(now)  # impressions whose clicks and plays are all in: the rewards
+        wake_at = user.reward_timer_due(now)  # newer impressions still held: wake up for them too
+        if wake_at is not None:
+            ctx.timer_service().register_processing_time_timer(wake_at)
+        if outcomes:
+            member = MemberContext(signals.genre_affinity, user.theme_history, user.utc_offset_minutes,
+                                   user.device_class)
+            lessons = lessons_from_outcomes(outcomes, member, self.shared.catalog, self.policies.order.kinds)
+            if lessons:  # the shared models learn in the policy learner, which publishes them back
+                self.rewards.inc(len(lessons))
+                yield LESSONS, lessons
+            for outcome in outcomes:  # logged for off-policy evaluation (the impression-outcomes topic)
+                shown_at = outcome.shown_ms
+                record = outcome_record(user_id, outcome, user.bucket(shown_at),
+                                        weekday(shown_at, user.utc_offset_minutes), now)
+                yield OUTCOME, user_id.encode(), self.codec.encode_record("impression_outcome", record)
+        self.state.update(user)
+        viewer = Viewer(user_id, user.country, user.maturity_limit, now)
+        shared = self.shared.current(now, self.features)
+        rows = presented_homepage(signals, shared, viewer, user.bucket(now), weekday(now, user.utc_offset_minutes),
+                                  self.settings.homepage, self.policies, self.rng, user.themes)
+        self.built.inc()
+        yield PAGE, user_id, user.bucket(now), stored_rows(rows), model_versions(user), user.last_event_id, now
+
+
+class PolicyLearner(KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by policy set (one key): the shared models learn every lesson and publish at most every
+    ``policy_publish_ms`` to policy-updates, from where every homepage builder serves with them."""
+
+    def __init__(self, settings: RowsJobConfig) -> None:
+        self.settings = settings
+
+    def open(self, runtime_context: Any) -> None:
+        self.state = runtime_context.get_state(ValueStateDescriptor("policy-learner", Types.PICKLED_BYTE_ARRAY()))
+        self.codec = EventCodec()
+        self.applied = EventCount(runtime_context.get_metrics_group(), "lessons_applied")
+
+    def process_element(self, value: Any, ctx: Any) -> None:
+        state: PolicyLearnerState = self.state.value() or PolicyLearnerState(new_policies(self.settings))
+        if isinstance(value, PublishedPolicies):
+            changed = state.adopt(value)  # a restart with no checkpoint: go on from the newest published
+        else:
+            self.applied.inc(state.learn(value[1]))
+            changed = True
+        if changed and not state.armed:
+            arm_timer(ctx, self.settings.policy_publish_ms)
+            state.armed = True
+        self.state.update(state)
+
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+        state: PolicyLearnerState | None = self.state.value()
+        if state is None:
+            return
+        state.armed = False
+        self.state.update(state)
+        yield kafka_row(POLICY_SET.encode(), self.codec.encode_record("policy_update", state.record(now_ms())))
+
+
+class WriteHomepage(CassandraWriter, ProcessFunction):  # type: ignore[misc]
+    """A built page -> its row in the homepage table (the whole page of one bucket in one CQL row)."""
+
+    store_type = HomepageStore
+
+    def open(self, runtime_context: Any) -> None:
+        self.open_store()
+
+    def process_element(self, value: Any, ctx: Any) -> None:
+        _, user_id, bucket, rows, versions, last_event_id, generated_ms = value
+        self.store.write_homepage(user_id, bucket, rows, versions, generated_ms, last_event_id)
