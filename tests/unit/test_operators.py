@@ -1,0 +1,391 @@
+"""Every Flink operator of every job, driven in-process through the fakes of ``tests/flink_fakes.py``.
+
+One scenario per operator class (``SCENARIOS``); a test checks that no operator is left without one.
+No broker, no Cassandra, no JVM.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pyflink.datastream.functions import Function
+
+from connectors.codec import EventCodec
+from connectors.events import Availability, BrowseEvent, Context, PlayEvent, RatingEvent, ShownItem
+from jobs.features.sessions import SessionAggregates
+from jobs.features.user_state import TitleInfo
+from jobs.flink.features import operators as features
+from jobs.flink.features.config import FeatureJobConfig
+from jobs.flink.learning import operators as learning
+from jobs.flink.learning.config import LearningJobConfig
+from jobs.flink.rows import operators as rows
+from jobs.flink.rows.config import RowsJobConfig
+from jobs.models.content import TitleText
+from jobs.models.online import ItemStep, ItemVectors, LearningConfig
+from jobs.models.outputs import MODEL_VERSION
+from jobs.runtime import DecodeEvents
+from tests import factories
+from tests.flink_fakes import FakeStores, OperatorHarness
+
+MIN = 60_000
+CODEC = EventCodec()
+CTX = Context("tv-1", "TV", "US", 0)
+OPERATOR_MODULES = ("jobs.runtime", "jobs.flink.features.operators", "jobs.flink.learning.operators",
+                    "jobs.flink.rows.operators")
+
+
+def _record(row: Any) -> dict[str, Any]:
+    """The Avro record inside a (k, v) row for a Kafka sink."""
+    return CODEC.decode(bytes(row[1])).record  # type: ignore[no-any-return]
+
+
+def _old(minutes_ago: int) -> int:
+    return factories.now_ms() - minutes_ago * MIN
+
+
+def _arrived(event: Any) -> Any:
+    """``event`` as a job reads it from its topic (stamped with its ingest time)."""
+    from jobs.decoding import decode_message
+
+    decoded, reason = decode_message(CODEC, CODEC.encode(event), factories.now_ms())
+    assert reason is None, reason
+    return decoded
+
+
+# -- the shared decoder ------------------------------------------------------------------------------
+
+
+def decode_events() -> None:
+    harness = OperatorHarness(DecodeEvents("nextwatch-test", dead_letters=True, check_timestamps=True)).open()
+    play = factories.make_play()
+    out = harness.process(CODEC.encode(play), timestamp=play.event_time_ms)
+    assert [e.event_id for e in out.main] == [play.event_id] and not out.side
+    # unreadable, and stamped with another time than its event's: both dead-lettered with their reasons
+    bad = harness.process(b"\x00junk", timestamp=0).side["dead-letter"]
+    skewed = harness.process(CODEC.encode(play), timestamp=play.event_time_ms - 60_000).side["dead-letter"]
+    reasons = [_record(row)["reason"] for row in bad + skewed]
+    assert "marker" in reasons[0] and "not event_time_ms" in reasons[1]
+    assert _record(bad[0])["original"] == b"\x00junk" and _record(bad[0])["kind"] == "INVALID"
+    assert harness.metrics["events_in"] == 3 and harness.metrics["events_invalid"] == 2
+    # a job that only counts (learning): nothing dead-lettered, non-feedback events routed to nothing
+    counting = OperatorHarness(DecodeEvents("nextwatch-learning", learning.feedback)).open()
+    assert counting.process(b"junk").side == {} and counting.metrics["events_invalid"] == 1
+    assert counting.process(CODEC.encode(factories.make_scroll())).main == []
+    rating = factories.make_rating()
+    [(user, event_id, signal)] = counting.process(CODEC.encode(rating)).main
+    assert (user, event_id, signal.title_id) == (rating.user_id, rating.event_id, rating.title_id)
+
+
+# -- the feature job ---------------------------------------------------------------------------------
+
+
+def decode_catalog() -> None:
+    harness = OperatorHarness(features.DecodeCatalog()).open()
+    item = factories.make_catalog_item(genres=["Drama"], runtime_minutes=95)
+    assert harness.process(CODEC.encode(item)).main == [(item.title_id, TitleInfo(("Drama",), 95))]
+    assert harness.process(b"junk").main == [("", None)]
+
+
+def user_features() -> None:
+    settings = FeatureJobConfig(flush_ms=100)
+    catalog = {"t1": TitleInfo(("Drama",), 100)}
+    harness = OperatorHarness(features.UserFeatures(settings, None, lambda kafka: dict(catalog)),  # type: ignore[arg-type]
+                              key=lambda event: event.user_id).open()
+    start = _arrived(factories.make_play(action="START", position_ms=0, event_time_ms=_old(10)))
+    out = harness.process(start)
+    [enriched] = out.side["enriched"]
+    assert (enriched[0], enriched[4], enriched[7]) == ("u1", "START", ["Drama"])
+    assert harness.process(start).side == {} and harness.metrics["events_duplicate"] == 1
+    assert len(harness.pending_timers()) == 1  # one flush per user, however many events
+    harness.process(_arrived(factories.make_play(action="PROGRESS", position_ms=20 * MIN, event_time_ms=_old(9))))
+    assert len(harness.pending_timers()) == 1
+    [(user, profile, last_event_id, cw)] = harness.advance(settings.flush_ms).main
+    assert (user, profile.version, profile.total_watch_ms, cw["t1"].position_ms) == ("u1", 2, 20 * MIN, 20 * MIN)
+    assert last_event_id.startswith("e-")
+    # behind the watermark: routed to late-events with the original bytes, not applied
+    harness.watermark = _old(5)
+    late = harness.process(_arrived(factories.make_play(title_id="t9", event_time_ms=_old(8)))).side["late"]
+    assert _record(late[0])["kind"] == "LATE" and harness.metrics["events_late"] == 1
+    # a title from the catalog topic's broadcast is known after a restart, though the snapshot was empty
+    harness.process_broadcast(("t2", TitleInfo(("Comedy",), 90)))
+    harness.restart(features.UserFeatures(settings, None, lambda kafka: {}))  # type: ignore[arg-type]
+    harness.watermark = -(2**63)
+    out = harness.process(_arrived(factories.make_play(title_id="t2", action="START", position_ms=0,
+                                                       event_time_ms=_old(4))))
+    assert out.side["enriched"][0][7] == ["Comedy"]
+    assert harness.metrics["events_applied"] == 1  # a new instance counts afresh
+
+
+def write_user_features() -> None:
+    stores = FakeStores()
+    harness = OperatorHarness(features.WriteUserFeatures(stores)).open()
+    from jobs.features.user_state import InProgress, Profile
+
+    profile = Profile(version=3, updated_ms=5, recent_searches=["alien"])
+    [row] = harness.process(("u1", profile, "e3", {"t1": InProgress(10, 100, 5, "pb"), "t2": None})).main
+    [(writes,)] = stores.calls("write_together")
+    assert [statement for statement, _ in writes] == ["profile", "cw", "cw_delete"]
+    assert writes[2][1] == ("u1", "t2") and _record(row)["version"] == 3 and bytes(row[0]) == b"u1"
+    harness.close()
+    assert stores.closed == 1
+
+
+def write_sessions() -> None:
+    stores = FakeStores()
+    harness = OperatorHarness(features.WriteSessions(stores)).open()
+    start = _old(60)
+    aggregates = SessionAggregates("u1", start, start + 40 * MIN, 2, 1, 2, 30 * MIN, 4, 1, 0, 9, "Drama,Drama,",
+                                   "TV", 0)
+    [row] = harness.process(tuple(aggregates.__dict__.values())).main
+    [(statement, params)] = stores.calls("write")
+    assert statement == "session" and params[0] == "u1" and _record(row)["ctr"] == 0.25
+
+
+def coalesce_trending() -> None:
+    stores = FakeStores()
+    harness = OperatorHarness(features.CoalesceTrending(stores, stats_flush_ms=500), key=lambda row: row[0]).open()
+    harness.process(("global", 1, "t1", 5, "2026-09-21 10:00:00"))
+    harness.process(("global", 1, "t2", 7, "2026-09-21 10:05:00"))  # a newer window replaces it
+    harness.process(("global", 2, "t1", 6, "2026-09-21 10:05:00"))
+    harness.process(("global", 1, "t9", 99, "2026-09-21 09:55:00"))  # an older one is ignored
+    assert len(harness.pending_timers()) == 1
+    harness.advance(500)
+    end = features.millis("2026-09-21 10:05:00")
+    assert sorted(stores.calls("write")) == [("trending", ("global", 1, "t2", 7, end)),
+                                             ("trending", ("global", 2, "t1", 6, end))]
+
+
+def write_item_stats() -> None:
+    stores = FakeStores()
+    harness = OperatorHarness(features.WriteItemStats(stores)).open()
+    harness.process(("t1", "t1-art0", 1, 200, 10, 6, 2, 4))  # is_total: stored under artwork ''
+    [(statement, params)] = stores.calls("write")
+    assert statement == "item_stats" and params[:2] == ("t1", "") and params[6] == 0.05
+
+
+# -- the learning job --------------------------------------------------------------------------------
+
+
+def decode_shared() -> None:
+    harness = OperatorHarness(learning.DecodeShared()).open()
+    item = factories.make_catalog_item()
+    assert isinstance(harness.process(CODEC.encode(item)).main[0], TitleText)
+    record = _item_vectors_record("t1", MODEL_VERSION)
+    assert isinstance(harness.process(CODEC.encode_record("item_vectors", record)).main[0], ItemVectors)
+    other = _item_vectors_record("t1", "another-model")
+    assert harness.process(CODEC.encode_record("item_vectors", other)).main == [None]
+    assert harness.process(b"junk").main == [None]
+
+
+def _item_vectors_record(title_id: str, model_version: str) -> dict[str, Any]:
+    vectors = ItemVectors.initial(title_id, LearningConfig())
+    from jobs.models.outputs import item_vectors_record
+
+    return {**item_vectors_record(vectors, 0), "model_version": model_version}
+
+
+def _ratings(user: str, titles: list[str], minutes_ago: int = 30) -> list[tuple[str, str, Any]]:
+    from jobs.models.feedback import feedback_from_event
+
+    out = []
+    for n, title in enumerate(titles):
+        event = RatingEvent(user, _old(minutes_ago - n), CTX, title, "STARS", 5.0, event_id=f"{user}-{title}")
+        out.append((user, event.event_id, feedback_from_event(event)))
+    return out
+
+
+def user_learner() -> None:
+    settings = LearningJobConfig(warm_start=False, flush_ms=100)
+    stores = FakeStores()
+    harness = OperatorHarness(learning.UserLearner(settings, stores), key=lambda value: value[0]).open()
+    for title in ("t1", "t2", "t3"):
+        harness.process_broadcast(ItemVectors.initial(title, LearningConfig()))
+    out = harness.process_all(_ratings("u1", ["t1", "t2"]))
+    steps = out.side["item-steps"]
+    assert {title for title, _ in steps} >= {"t1", "t2"} and all(isinstance(s[1][0], ItemStep) for s in steps)
+    assert harness.process(_ratings("u1", ["t1"])[0]).side == {} and harness.metrics["events_duplicate"] == 1
+    [(user, model, picks)] = harness.advance(settings.flush_ms).main
+    assert user == "u1" and model.version == 2 and "t3" in [p.title_id for p in picks]
+    assert stores.log == []  # no warm start: Cassandra is never asked
+    # a restored instance refills its item table from broadcast state on its first timer or element
+    harness.process(_ratings("u1", ["t3"])[0])
+    harness.restart(learning.UserLearner(settings, stores))
+    harness.advance(settings.flush_ms)
+    assert set(harness.operator.table.items) == {"t1", "t2", "t3"}
+
+
+def warm_started_user_learner() -> None:
+    from types import SimpleNamespace
+
+    settings = LearningJobConfig(warm_start=True)
+    stored = SimpleNamespace(model_version=MODEL_VERSION, rating_vector=[0.1] * 16, rating_bias=0.2, ratings=4,
+                             implicit_vector=[0.1] * 32, recent_titles=["t1"], recent_event_hashes=[],
+                             version=4, last_event_id="e4", updated_time=__import__("datetime").datetime(2026, 9, 1),
+                             content_profile=[], recent_searches={}, user_id="u1")
+    stores = FakeStores({"rows": lambda statement, *params: [stored] if statement != "get_all_item_vectors" else []})
+    harness = OperatorHarness(learning.UserLearner(settings, stores), key=lambda value: value[0]).open()
+    harness.process(_ratings("u1", ["t2"])[0])
+    [(_, model, _)] = harness.advance(settings.flush_ms).main
+    assert model.version == 5 and model.recent[-2:] == ["t1", "t2"]  # went on from the stored row
+    assert ("get_user_vectors", "u1") in stores.calls("rows")
+
+
+def encode_user_update() -> None:
+    from jobs.models.online import UserModel
+    from jobs.models.signals import Pick
+
+    harness = OperatorHarness(learning.EncodeUserUpdate()).open()
+    [row] = harness.process(("u1", UserModel(version=7, last_event_id="e7"), [Pick("t1", 0.9, "item_cf")])).main
+    record = _record(row)
+    assert (record["user_id"], record["version"], record["pick_ids"]) == ("u1", 7, ["t1"])
+
+
+def write_user_vectors() -> None:
+    from jobs.models.online import UserModel
+    from jobs.models.signals import Pick
+
+    stores = FakeStores()
+    harness = OperatorHarness(learning.WriteUserVectors(stores, "item_cf=1")).open()
+    harness.process(("u1", UserModel(version=2), [Pick("t1", 0.9, "item_cf")]))
+    [(writes,)] = stores.calls("write_together")
+    assert [statement for statement, _ in writes] == ["user_vectors", "top_picks"] and writes[1][1][6] == "item_cf=1"
+
+
+def item_learner() -> None:
+    settings = LearningJobConfig(warm_start=False, publish_ms=500, snapshot_ms=0)
+    stores = FakeStores()
+    users = OperatorHarness(learning.UserLearner(settings, FakeStores()), key=lambda value: value[0]).open()
+    steps = users.process_all(_ratings("u1", ["t1", "t2"]) + _ratings("u2", ["t2", "t1"])).side["item-steps"]
+    harness = OperatorHarness(learning.ItemLearner(settings, stores), key=lambda batch: batch[0]).open()
+    harness.process_all(steps)
+    assert harness.metrics["item_steps_applied"] > 0
+    published = [_record(row) for row in harness.advance(settings.publish_ms).main]
+    assert {r["title_id"] for r in published} == {"t1", "t2"} and all(r["version"] >= 1 for r in published)
+    assert {writes[0][1][0] for (writes,) in stores.calls("write_together")} == {"t1", "t2"}  # the snapshot
+    again = harness.process_all(steps)  # redelivered steps move nothing
+    assert again.main == [] and harness.advance(settings.publish_ms).main == []
+
+
+# -- the rows job ------------------------------------------------------------------------------------
+
+
+def decode_records() -> None:
+    harness = OperatorHarness(rows.DecodeRecords()).open()
+    update = {"schema_version": 1, "event_id": "u1:1", "user_id": "u1", "model_version": MODEL_VERSION,
+              "version": 1, "last_event_id": "e1", "updated_ms": 0, "pick_ids": [], "pick_scores": [],
+              "pick_reasons": [], "recent_titles": [], "content_profile": [], "ingest_time_ms": 0}
+    [(user, kind, record)] = harness.process(CODEC.encode_record("user_update", update)).main
+    assert (user, kind, record["version"]) == ("u1", "update", 1)
+    stale = {**update, "model_version": "another-model"}
+    assert harness.process(CODEC.encode_record("user_update", stale)).main == [None]
+    item = factories.make_catalog_item()
+    assert harness.process(CODEC.encode(item)).main[0].title_id == item.title_id
+    assert harness.process(b"junk").main == [None]
+
+
+def _catalog(n: int) -> list[Any]:
+    return [factories.make_catalog_item(title_id=f"t{k}", genres=["Drama" if k % 2 else "Comedy"],
+                                        maturity_rating="ALL", availability=Availability(_old(60 * 24 * 30)))
+            for k in range(n)]
+
+
+def homepage_builder() -> None:
+    settings = RowsJobConfig(flush_ms=100, explore_share=0.0, row_order_epsilon=0.0, artwork_epsilon=0.0,
+                             shared_refresh_ms=1, reward_window_ms=60_000)
+    stores = FakeStores({"maturity_limit": lambda user: "EIGHTEEN_PLUS"})
+    harness = OperatorHarness(rows.HomepageBuilder(settings, stores), key=lambda value: value[0]).open()
+    for item in _catalog(6):
+        harness.process_broadcast(item)
+    done = PlayEvent("u1", _old(30), CTX, "t1", "COMPLETE", "pb", 3_600_000, 3_600_000, event_id="e1")
+    shown = BrowseEvent(user_id="u1", event_time_ms=_old(29), context=CTX, action="IMPRESSION",
+                        impression_id="imp-1", page="home", row_id="genre:Comedy",
+                        items=[ShownItem("t2", 0, "t1-art0")], event_id="e2")
+    harness.process_all([("u1", "event", done), ("u1", "event", shown)])
+    assert harness.process(("u1", "event", done)).main == [] and harness.metrics["duplicates"] == 1
+    out = harness.advance(settings.flush_ms)
+    [page] = [value for value in out.main if value[0] == rows.PAGE]
+    _, user, bucket, stored, versions, last_event_id, _ = page
+    assert (user, last_event_id, versions["rows"]) == ("u1", "e2", "rows-v1") and ":" in bucket
+    assert "t1" not in [i.title_id for r in stored for i in r.items]  # completed: never recommended
+    # the impression's reward window (event time) is long closed: its outcome is logged and taught
+    assert [value[0] for value in out.main if value[0] != rows.PAGE] == [rows.LESSONS, rows.OUTCOME]
+    # a restored instance builds the next page from the catalog in broadcast state, even on a timer
+    harness.process(("u1", "event", PlayEvent("u1", _old(1), CTX, "t3", "START", "pb3", 0, 3_600_000)))
+    harness.restart(rows.HomepageBuilder(settings, stores))
+    [page] = [v for v in harness.advance(settings.flush_ms).main if v[0] == rows.PAGE]
+    assert any(r.row_id.startswith("genre:") for r in page[3])
+    harness.close()
+    assert stores.closed == 1
+
+
+def policy_learner() -> None:
+    settings = RowsJobConfig(policy_publish_ms=200)
+    builder_settings = RowsJobConfig(flush_ms=100, reward_window_ms=60_000)
+    stores = FakeStores({"maturity_limit": lambda user: "EIGHTEEN_PLUS"})
+    builder = OperatorHarness(rows.HomepageBuilder(builder_settings, stores), key=lambda v: v[0]).open()
+    for item in _catalog(3):
+        builder.process_broadcast(item)
+    shown = BrowseEvent(user_id="u1", event_time_ms=_old(29), context=CTX, action="IMPRESSION",
+                        impression_id="imp-1", page="home", row_id="top_picks",
+                        items=[ShownItem("t2", 0, "t1-art0")], presentation_token="v1;rows-eg-1+art-eg-1;1;1;0")
+    builder.process(("u1", "event", shown))
+    [lessons] = [v for v in builder.advance(100).main if v[0] == rows.LESSONS]
+    harness = OperatorHarness(rows.PolicyLearner(settings), key=lambda value: "homepage").open()
+    harness.process(lessons)
+    harness.process(lessons)
+    assert len(harness.pending_timers()) == 1 and harness.metrics["lessons_applied"] == 2 * len(lessons[1])
+    [row] = harness.advance(settings.policy_publish_ms).main
+    record = _record(row)
+    assert record["version"] == 2 * len(lessons[1]) and bytes(row[0]) == b"homepage"
+    # a restart with no checkpoint goes on from the newest published models, never from an older one
+    from jobs.exploration.presentation import published_policies
+
+    fresh = OperatorHarness(rows.PolicyLearner(settings), key=lambda value: "homepage").open()
+    fresh.process(published_policies(record))
+    [again] = fresh.advance(settings.policy_publish_ms).main
+    assert _record(again)["version"] == record["version"]
+
+
+def write_homepage() -> None:
+    stores = FakeStores()
+    harness = OperatorHarness(rows.WriteHomepage(stores)).open()
+    harness.process((rows.PAGE, "u1", "evening:tv", [], {"rows": "rows-v1"}, "e9", 5))
+    assert stores.calls("write_homepage") == [("u1", "evening:tv", [], {"rows": "rows-v1"}, 5, "e9")]
+
+
+SCENARIOS: dict[str, Callable[[], None]] = {
+    "jobs.runtime.DecodeEvents": decode_events,
+    "jobs.flink.features.operators.DecodeCatalog": decode_catalog,
+    "jobs.flink.features.operators.UserFeatures": user_features,
+    "jobs.flink.features.operators.WriteUserFeatures": write_user_features,
+    "jobs.flink.features.operators.WriteSessions": write_sessions,
+    "jobs.flink.features.operators.CoalesceTrending": coalesce_trending,
+    "jobs.flink.features.operators.WriteItemStats": write_item_stats,
+    "jobs.flink.learning.operators.DecodeShared": decode_shared,
+    "jobs.flink.learning.operators.UserLearner": user_learner,
+    "jobs.flink.learning.operators.UserLearner (warm start)": warm_started_user_learner,
+    "jobs.flink.learning.operators.EncodeUserUpdate": encode_user_update,
+    "jobs.flink.learning.operators.WriteUserVectors": write_user_vectors,
+    "jobs.flink.learning.operators.ItemLearner": item_learner,
+    "jobs.flink.rows.operators.DecodeRecords": decode_records,
+    "jobs.flink.rows.operators.HomepageBuilder": homepage_builder,
+    "jobs.flink.rows.operators.PolicyLearner": policy_learner,
+    "jobs.flink.rows.operators.WriteHomepage": write_homepage,
+}
+
+
+@pytest.mark.parametrize("operator", sorted(SCENARIOS))
+def test_operator(operator: str) -> None:
+    SCENARIOS[operator]()
+
+
+def test_every_operator_has_a_scenario() -> None:
+    operators = {f"{name}.{cls.__name__}" for name in OPERATOR_MODULES
+                 for cls in vars(importlib.import_module(name)).values()
+                 if inspect.isclass(cls) and issubclass(cls, Function) and cls.__module__ == name}
+    assert operators and operators <= {key.split(" ")[0] for key in SCENARIOS}, operators - set(SCENARIOS)
+
