@@ -389,3 +389,19 @@ def test_every_operator_has_a_scenario() -> None:
                  if inspect.isclass(cls) and issubclass(cls, Function) and cls.__module__ == name}
     assert operators and operators <= {key.split(" ")[0] for key in SCENARIOS}, operators - set(SCENARIOS)
 
+
+def test_a_dead_letter_keeps_its_id_across_processes() -> None:
+    """A restart re-reads an unreadable message and dead-letters it again: under the same id, though Python
+    hashes differently in every process."""
+    import subprocess
+    import sys
+
+    script = ("from jobs.runtime import DecodeEvents; from tests.flink_fakes import OperatorHarness; "
+              "from connectors.codec import EventCodec; "
+              "h = OperatorHarness(DecodeEvents('nextwatch-features', dead_letters=True)).open(); "
+              "row = h.process(b'\\x00junk').side['dead-letter'][0]; "
+              "print(EventCodec().decode(bytes(row[1])).record['event_id'])")
+    ids = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout.strip()
+           for seed in ("1", "2")}
+    assert len(ids) == 1 and ids.pop().startswith("nextwatch-features:INVALID:")
