@@ -1,24 +1,12 @@
-"""Feature job: event topics -> sessions, profile, continue watching, trending, item stats.
+"""Feature job: event topics -> sessions, profile, continue watching, trending, item stats (docs/jobs/features.md).
 
-Steps (each with a stable uid):
-
-1. ``feature-source`` / ``catalog-source``: KafkaSource of raw bytes. Event time is the Kafka
-   message timestamp, which the producer SDK sets to ``event_time_ms``: watermarks are generated
-   per partition inside the source (bounded out-of-orderness, with idleness so an empty partition
-   cannot stall them).
-2. ``decode-validate``: Avro single-object decode (any published version) and the contract rules;
-   anything unreadable, or stamped with another time than its event's, goes to the dead-letter
-   topic with the reason and the original bytes, and the job goes on.
-3. ``user-features`` (keyed by user, catalog in broadcast state): drops duplicate event ids, routes
-   events behind the watermark (later than the allowed lateness) to the late-events topic, updates
-   the profile and continue watching per event, and flushes each dirty user's rows at most every
-   ``flush_ms``. Impressions, clicks and play starts go through the impression join the rows job's
-   bandits learn from, so CTR and take rate count exactly what the bandits are rewarded for. Every
-   applied event goes on, enriched, to the SQL steps.
-4. Flink SQL (``sql.py``): SESSION windows per user, HOP windows with a top-N for trending (global,
-   per genre, per context bucket), running totals for item stats per title and artwork.
-5. Writers: Cassandra (async, bounded in flight) and Kafka topics (raw key and value, at-least-once).
-   Rows are absolute state and records carry stable ids: a restart converges to the same rows.
+1. ``feature-source`` / ``decode-validate``: user events with per-partition watermarks from the Kafka
+   timestamps; anything unreadable, or stamped with another time than its event's, is dead-lettered.
+2. ``catalog-source``: the catalog, broadcast (a side input stamped never to hold event time back).
+3. ``user-features`` (keyed by user): dedupe, late events out, profile and continue watching, the
+   impression join; each dirty user flushed at most every ``flush_ms``; applied events on to SQL.
+4. Flink SQL (``sql.py``): session windows, trending top-N per scope, item stats running totals.
+5. Writers: Cassandra and Kafka. Rows are absolute and records carry stable ids: a restart converges.
 """
 
 from __future__ import annotations
