@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import time
+
 DAYPARTS = ("late_night", "morning", "afternoon", "evening")
 DEVICE_CLASSES = {"TV": "tv", "MOBILE": "mobile", "WEB": "web", "UNKNOWN": "web"}
 _WEEKDAYS = ("thu", "fri", "sat", "sun", "mon", "tue", "wed")  # 1970-01-01 was a Thursday
@@ -59,3 +61,8 @@ def next_daypart_ms(now_ms: int, utc_offset_minutes: int) -> int:
     block = 6 * 3_600_000
     local = local_time_ms(now_ms, utc_offset_minutes)
     return (local // block + 1) * block - utc_offset_minutes * 60_000
+
+
+def now_ms() -> int:
+    """The wall clock in epoch milliseconds (processing time)."""
+    return int(time.time() * 1000)

@@ -41,8 +41,9 @@ from connectors.codec import EventCodec
 from connectors.config import CassandraConfig, KafkaConfig, load_section, state_dir
 from connectors.flink_kafka import connector_jar_urls, kafka_source
 from connectors.topics import TOPICS_BY_NAME
+from jobs.context import now_ms
 from jobs.decoding import decode_message, timestamp_mismatch
-from jobs.features.outputs import now_ms, rejection_record
+from jobs.records.rejected_event import rejection_record
 
 # -- the environment ---------------------------------------------------------------------------------
 

@@ -15,8 +15,6 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-import orjson
-
 from connectors.events import CatalogItem
 from jobs.context import context_bucket, weekday
 from jobs.exploration.policies import (
@@ -312,15 +310,3 @@ class PolicyLearnerState:
         applied = apply_lessons(self.policies, lessons)
         self.version += applied
         return applied
-
-    def record(self, now_ms: int) -> dict[str, object]:
-        """The policy-updates record (``schemas/policy_update.v1.avsc``) of the models now."""
-        return {"schema_version": 1, "event_id": f"{POLICY_SET}:{self.version}", "name": POLICY_SET,
-                "policy_version": self.policies.version, "version": self.version,
-                "models_json": orjson.dumps(policy_snapshot(self.policies)).decode(), "updated_ms": now_ms,
-                "ingest_time_ms": now_ms}
-
-
-def published_policies(record: Mapping[str, object]) -> PublishedPolicies:
-    return PublishedPolicies(str(record["name"]), int(record["version"]),  # type: ignore[call-overload]
-                             orjson.loads(str(record["models_json"])))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from connectors.homepage_store import MAX_ROWS, HomepageItem, HomepageRow
 from jobs.homepage.rows import Row
 from jobs.homepage.state import RowsUser
-from jobs.models.outputs import MODEL_VERSION
+from jobs.models.online import MODEL_VERSION
 
 ROWS_VERSION = "rows-v1"  # bump when the rows' rules or order change meaning
 

@@ -32,6 +32,7 @@ from jobs.exploration.policies import ThemeHistory
 from jobs.exploration.rewards import ImpressionJoin, Outcome, observe
 from jobs.features.user_state import COMPLETION_FRACTION, UNKNOWN_TITLE, TitleInfo, UserState
 from jobs.homepage.rows import InProgressTitle, UserSignals
+from jobs.records.user_update import UserUpdate
 
 COMPLETED_MAX = 500  # finished titles remembered per user (older ones may be recommended again)
 ANCHORS_MAX = 5
@@ -114,13 +115,12 @@ class RowsUser:
         """The impressions whose window has closed: one outcome per shown item."""
         return self.join.expire(now_ms) if self.impressions is not None else []
 
-    def apply_update(self, record: dict[str, Any]) -> bool:
+    def apply_update(self, update: UserUpdate) -> bool:
         """A user-updates record (the learning job's flush); ``False`` when not newer than the one held."""
-        if record["version"] <= self.model_version:
+        if update.version <= self.model_version:
             return False
-        self.model_version, self.model_event_id = record["version"], record["last_event_id"]
-        self.picks = tuple(zip(record["pick_ids"], record["pick_scores"], record["pick_reasons"], strict=True))
-        self.profile = tuple(record["content_profile"])
+        self.model_version, self.model_event_id = update.version, update.last_event_id
+        self.picks, self.profile = update.picks, update.content_profile
         return True
 
     @property

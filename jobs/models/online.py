@@ -37,6 +37,7 @@ from jobs.models.base import Feedback, Recommender, Search, TitleIndex
 from jobs.models.search import terms
 
 StepKind = Literal["rating", "implicit", "cowatch"]
+MODEL_VERSION = "online-mf-cf-v1"  # what the vectors mean: bump when LearningConfig's meaning changes
 
 
 @dataclass(frozen=True)

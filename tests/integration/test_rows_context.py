@@ -30,9 +30,10 @@ from connectors.producer import EventProducer
 from connectors.topics import TOPICS_BY_NAME
 from infra.pipeline import start_job
 from jobs.context import context_bucket, weekday
-from jobs.exploration.presentation import load_snapshot, published_policies
+from jobs.exploration.presentation import load_snapshot
 from jobs.flink.rows.config import RowsJobConfig, new_policies
-from jobs.models.outputs import MODEL_VERSION
+from jobs.models.online import MODEL_VERSION
+from jobs.records.policy_update import published_policies
 from jobs.runtime import FlinkConfig
 from tests.integration.test_learning_job import _wait
 

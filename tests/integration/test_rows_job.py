@@ -20,7 +20,7 @@ from infra.pipeline import start_job
 from jobs.context import context_bucket
 from jobs.exploration.rewards import PresentationToken
 from jobs.flink.rows.config import RowsJobConfig
-from jobs.models.outputs import MODEL_VERSION
+from jobs.models.online import MODEL_VERSION
 from jobs.runtime import FlinkConfig
 from tests.integration.test_learning_job import _wait
 

@@ -167,10 +167,11 @@ def test_the_rows_state_follows_events_and_newer_model_updates() -> None:
     assert (user.device_class, user.country) == ("MOBILE", "FR")  # the newest event's, not the last to arrive
     assert user.bucket(NOW).endswith(":mobile")
 
-    record = {"version": 3, "last_event_id": "e3", "pick_ids": ["t5"], "pick_scores": [0.5],
-              "pick_reasons": ["content"], "content_profile": [1.0, 0.0]}
-    assert user.apply_update(record) and user.signals().top_picks == (("t5", 0.5, "content"),)
-    assert not user.apply_update({**record, "version": 2, "pick_ids": ["t9"]})  # older: ignored
+    from jobs.records.user_update import UserUpdate
+
+    update = UserUpdate("u1", 3, "e3", (("t5", 0.5, "content"),), (1.0, 0.0))
+    assert user.apply_update(update) and user.signals().top_picks == (("t5", 0.5, "content"),)
+    assert not user.apply_update(UserUpdate("u1", 2, "e2", (("t9", 0.5, "content"),), ()))  # older: ignored
     assert user.model_event_id == "e3" and user.signals().profile is not None
 
 

@@ -14,7 +14,7 @@ from connectors.config import REPO_ROOT
 
 JOBS_DIR = REPO_ROOT / "jobs" / "flink"
 JOB_PACKAGES = sorted(p.name for p in JOBS_DIR.iterdir() if (p / "job.py").exists())
-PURE_PACKAGES = ("jobs.features", "jobs.models", "jobs.homepage", "jobs.exploration")
+PURE_PACKAGES = ("jobs.features", "jobs.models", "jobs.homepage", "jobs.exploration", "jobs.records")
 PURE_MODULES = ("jobs.context", "jobs.decoding", "jobs.evaluation")
 
 

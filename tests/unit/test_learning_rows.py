@@ -1,26 +1,30 @@
-"""The learning job's rows and records, without Flink: Avro round trip, Cassandra parameters."""
+"""The learning job's rows and records, without Flink: Avro round trip, the parameters its store writes."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
 from connectors.codec import EventCodec
-from connectors.model_store import UPSERT_USER_VECTORS
+from connectors.model_store import UPSERT_USER_VECTORS, ModelStore
 from jobs.models.base import Feedback
-from jobs.models.online import LocalLoop
-from jobs.models.outputs import (
-    MODEL_VERSION,
-    item_vector_params,
-    item_vectors_from_record,
-    item_vectors_from_row,
-    item_vectors_record,
-    similar_titles_params,
-    user_model_from_row,
-    user_update_record,
-    user_vector_params,
-)
+from jobs.models.online import MODEL_VERSION, LocalLoop
+from jobs.models.signals import Pick
+from jobs.models.snapshots import item_vectors_from_row, user_model_from_row
+from jobs.records.item_vectors import item_vectors_from_record, item_vectors_record
+from jobs.records.user_update import user_update_record
+
+
+class CapturedStore(ModelStore):
+    """The store's own parameter building, with the writes kept instead of sent."""
+
+    def __init__(self) -> None:
+        self.writes: dict[str, tuple[Any, ...]] = {}
+
+    def write_together(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+        self.writes.update(writes)
 
 
 def published_loop() -> LocalLoop:
@@ -48,13 +52,17 @@ def test_item_vectors_survive_the_topic() -> None:
 def test_cassandra_parameters_follow_the_tables() -> None:
     loop = published_loop()
     user = loop.users["b"]
-    params = user_vector_params("b", user, 1_700_000_001_000)
+    store = CapturedStore()
+    store.write_user("b", user, [Pick("m9", 0.5, "content")], "item_cf=1", MODEL_VERSION, 1_700_000_001_000)
+    params = store.writes["user_vectors"]
     assert params[0] == "b" and params[2] == user.version == 3 and params[6] == ["m1", "m2", "m3"]
     assert len(params[3]) == 32 and len(params[4]) == 16 and params[8].year == 2023
+    assert store.writes["top_picks"][3:7] == (["m9"], [0.5], ["content"], "item_cf=1")
     vectors = loop.published["m2"]
-    item = item_vector_params(vectors, 1_700_000_001_000)
+    store.write_item(vectors, MODEL_VERSION, 1_700_000_001_000)
+    item = store.writes["item_vectors"]
     assert item[0] == "m2" and item[2] == vectors.version and item[7] == vectors.touches
-    similar = similar_titles_params(vectors)
+    similar = store.writes["similar_titles"]
     assert similar[3] == [t for t, _ in vectors.neighbors] and len(similar[4]) == len(similar[3])
     row = SimpleNamespace(title_id="m2", version=item[2], rating_vector=item[5], rating_bias=item[6],
                           implicit_vector=item[3], implicit_bias=item[4], touches=item[7], updated_time=item[8])
@@ -69,7 +77,9 @@ def test_a_user_row_warm_starts_the_user_as_a_restore_would() -> None:
     user.seen.append(2**64 - 5)  # a hash above the signed range still round-trips
     user.profile = np.linspace(-1, 1, 32).astype(np.float32)
     user.searches = [(1_700_000_000_005, "star wars"), (1_700_000_000_009, "heat")]
-    params = user_vector_params("b", user, 1_700_000_001_000)
+    store = CapturedStore()
+    store.write_user("b", user, [], "", MODEL_VERSION, 1_700_000_001_000)
+    params = store.writes["user_vectors"]
     columns = UPSERT_USER_VECTORS.split("(", 1)[1].split(")", 1)[0]  # the columns the job writes, in order
     names = [name.strip() for name in columns.split(",")]
     row = SimpleNamespace(**dict(zip(names, params, strict=True)))
@@ -87,8 +97,6 @@ def test_a_user_row_warm_starts_the_user_as_a_restore_would() -> None:
 
 
 def test_a_flush_reaches_the_user_updates_topic_whole() -> None:
-    from jobs.models.signals import Pick
-
     user = published_loop().users["b"]
     user.profile = np.ones(32, dtype=np.float32)
     picks = [Pick("m9", 0.75, "content"), Pick("m8", 0.5, "item_cf")]

@@ -25,8 +25,7 @@ from jobs.flink.learning.config import LearningJobConfig
 from jobs.flink.rows import operators as rows
 from jobs.flink.rows.config import RowsJobConfig
 from jobs.models.content import TitleText
-from jobs.models.online import ItemStep, ItemVectors, LearningConfig
-from jobs.models.outputs import MODEL_VERSION
+from jobs.models.online import MODEL_VERSION, ItemStep, ItemVectors, LearningConfig
 from jobs.runtime import DecodeEvents
 from tests import factories
 from tests.flink_fakes import FakeStores, OperatorHarness
@@ -126,10 +125,11 @@ def write_user_features() -> None:
     from jobs.features.user_state import InProgress, Profile
 
     profile = Profile(version=3, updated_ms=5, recent_searches=["alien"])
-    [row] = harness.process(("u1", profile, "e3", {"t1": InProgress(10, 100, 5, "pb"), "t2": None})).main
-    [(writes,)] = stores.calls("write_together")
-    assert [statement for statement, _ in writes] == ["profile", "cw", "cw_delete"]
-    assert writes[2][1] == ("u1", "t2") and _record(row)["version"] == 3 and bytes(row[0]) == b"u1"
+    changes = {"t1": InProgress(10, 100, 5, "pb"), "t2": None}
+    [row] = harness.process(("u1", profile, "e3", changes)).main
+    [(user, written, last_event_id, cw, _written_ms)] = stores.calls("write_user_features")
+    assert (user, written.version, last_event_id, cw) == ("u1", 3, "e3", changes)
+    assert _record(row)["version"] == 3 and _record(row)["recent_searches"] == ["alien"] and bytes(row[0]) == b"u1"
     harness.close()
     assert stores.closed == 1
 
@@ -141,8 +141,9 @@ def write_sessions() -> None:
     aggregates = SessionAggregates("u1", start, start + 40 * MIN, 2, 1, 2, 30 * MIN, 4, 1, 0, 9, "Drama,Drama,",
                                    "TV", 0)
     [row] = harness.process(tuple(aggregates.__dict__.values())).main
-    [(statement, params)] = stores.calls("write")
-    assert statement == "session" and params[0] == "u1" and _record(row)["ctr"] == 0.25
+    [(session,)] = stores.calls("write_session")
+    assert (session.user_id, session.start_ms, session.impressions) == ("u1", start, 4)
+    assert _record(row)["ctr"] == 0.25 and _record(row)["event_id"] == f"u1:{start}"
 
 
 def coalesce_trending() -> None:
@@ -155,16 +156,15 @@ def coalesce_trending() -> None:
     assert len(harness.pending_timers()) == 1
     harness.advance(500)
     end = features.millis("2026-09-21 10:05:00")
-    assert sorted(stores.calls("write")) == [("trending", ("global", 1, "t2", 7, end)),
-                                             ("trending", ("global", 2, "t1", 6, end))]
+    assert stores.calls("write_trending") == [("global", end, {1: ("t2", 7), 2: ("t1", 6)})]
 
 
 def write_item_stats() -> None:
     stores = FakeStores()
     harness = OperatorHarness(features.WriteItemStats(stores)).open()
     harness.process(("t1", "t1-art0", 1, 200, 10, 6, 2, 4))  # is_total: stored under artwork ''
-    [(statement, params)] = stores.calls("write")
-    assert statement == "item_stats" and params[:2] == ("t1", "") and params[6] == 0.05
+    [(title_id, artwork_id, *counts, _updated_ms)] = stores.calls("write_item_stats")
+    assert (title_id, artwork_id, counts) == ("t1", "", [200, 10, 6, 2, 4])
 
 
 # -- the learning job --------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def decode_shared() -> None:
 
 def _item_vectors_record(title_id: str, model_version: str) -> dict[str, Any]:
     vectors = ItemVectors.initial(title_id, LearningConfig())
-    from jobs.models.outputs import item_vectors_record
+    from jobs.records.item_vectors import item_vectors_record
 
     return {**item_vectors_record(vectors, 0), "model_version": model_version}
 
@@ -251,8 +251,9 @@ def write_user_vectors() -> None:
     stores = FakeStores()
     harness = OperatorHarness(learning.WriteUserVectors(stores, "item_cf=1")).open()
     harness.process(("u1", UserModel(version=2), [Pick("t1", 0.9, "item_cf")]))
-    [(writes,)] = stores.calls("write_together")
-    assert [statement for statement, _ in writes] == ["user_vectors", "top_picks"] and writes[1][1][6] == "item_cf=1"
+    [(user, model, picks, blend, model_version, _written_ms)] = stores.calls("write_user")
+    assert (user, model.version, picks, blend, model_version) == ("u1", 2, [Pick("t1", 0.9, "item_cf")],
+                                                                   "item_cf=1", MODEL_VERSION)
 
 
 def item_learner() -> None:
@@ -265,7 +266,7 @@ def item_learner() -> None:
     assert harness.metrics["item_steps_applied"] > 0
     published = [_record(row) for row in harness.advance(settings.publish_ms).main]
     assert {r["title_id"] for r in published} == {"t1", "t2"} and all(r["version"] >= 1 for r in published)
-    assert {writes[0][1][0] for (writes,) in stores.calls("write_together")} == {"t1", "t2"}  # the snapshot
+    assert {vectors.title_id for vectors, *_ in stores.calls("write_item")} == {"t1", "t2"}  # the snapshot
     again = harness.process_all(steps)  # redelivered steps move nothing
     assert again.main == [] and harness.advance(settings.publish_ms).main == []
 
@@ -278,8 +279,8 @@ def decode_records() -> None:
     update = {"schema_version": 1, "event_id": "u1:1", "user_id": "u1", "model_version": MODEL_VERSION,
               "version": 1, "last_event_id": "e1", "updated_ms": 0, "pick_ids": [], "pick_scores": [],
               "pick_reasons": [], "recent_titles": [], "content_profile": [], "ingest_time_ms": 0}
-    [(user, kind, record)] = harness.process(CODEC.encode_record("user_update", update)).main
-    assert (user, kind, record["version"]) == ("u1", "update", 1)
+    [(user, kind, decoded)] = harness.process(CODEC.encode_record("user_update", update)).main
+    assert (user, kind, decoded.version, decoded.last_event_id) == ("u1", "update", 1, "e1")
     stale = {**update, "model_version": "another-model"}
     assert harness.process(CODEC.encode_record("user_update", stale)).main == [None]
     item = factories.make_catalog_item()
@@ -342,7 +343,7 @@ def policy_learner() -> None:
     record = _record(row)
     assert record["version"] == 2 * len(lessons[1]) and bytes(row[0]) == b"homepage"
     # a restart with no checkpoint goes on from the newest published models, never from an older one
-    from jobs.exploration.presentation import published_policies
+    from jobs.records.policy_update import published_policies
 
     fresh = OperatorHarness(rows.PolicyLearner(settings), key=lambda value: "homepage").open()
     fresh.process(published_policies(record))

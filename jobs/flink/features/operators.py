@@ -24,21 +24,14 @@ from connectors.config import KafkaConfig
 from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
 from connectors.feature_store import FeatureStore
-from jobs.context import context_bucket
+from jobs.context import context_bucket, now_ms
 from jobs.exploration.rewards import Joined
-from jobs.features.outputs import (
-    continue_watching_params,
-    item_stats_params,
-    now_ms,
-    profile_params,
-    profile_record,
-    rejection_record,
-    session_params,
-    session_record,
-)
 from jobs.features.sessions import SessionAggregates, session_features
 from jobs.features.user_state import UNKNOWN_TITLE, TitleInfo, UserState
 from jobs.flink.features.config import JOB_NAME, FeatureJobConfig
+from jobs.records.rejected_event import rejection_record
+from jobs.records.session_features import session_record
+from jobs.records.user_features import profile_record
 from jobs.runtime import KAFKA_ROW_TYPE, CassandraWriter, EventCount, Stores, arm_timer, kafka_row
 
 SIDE_INPUT_TIMESTAMP = 2**62  # far beyond any event time
@@ -214,14 +207,8 @@ class WriteUserFeatures(CassandraWriter, ProcessFunction):  # type: ignore[misc]
 
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
         user_id, profile, last_event_id, cw = value
-        writes = [("profile", profile_params(user_id, profile, last_event_id, now_ms()))]
-        for title_id, entry in cw.items():
-            if entry is None:
-                writes.append(("cw_delete", (user_id, title_id)))
-            else:
-                writes.append(("cw", continue_watching_params(user_id, title_id, entry)))
-        self.store.write_together(writes)
-        # writes are acknowledged asynchronously (at most FeatureStore.MAX_IN_FLIGHT outstanding)
+        # acknowledged asynchronously (at most FeatureStore.MAX_IN_FLIGHT outstanding)
+        self.store.write_user_features(user_id, profile, last_event_id, cw, now_ms())
         record = profile_record(user_id, profile, last_event_id)
         yield kafka_row(user_id.encode(), self.codec.encode_record("user_features", record))
 
@@ -237,7 +224,7 @@ class WriteSessions(CassandraWriter, MapFunction):  # type: ignore[misc]
 
     def map(self, row: Any) -> Any:
         features = session_features(SessionAggregates(*row))
-        self.store.write("session", session_params(features))
+        self.store.write_session(features)
         return kafka_row(features.user_id.encode(),
                          self.codec.encode_record("session_features", session_record(features)))
 
@@ -276,9 +263,7 @@ class CoalesceTrending(CassandraWriter, KeyedProcessFunction):  # type: ignore[m
         if current is None:
             return
         end, ranks, _ = current
-        scope = ctx.get_current_key()
-        for rank, (title_id, plays) in ranks.items():
-            self.store.write("trending", (scope, rank, title_id, plays, end))
+        self.store.write_trending(ctx.get_current_key(), end, ranks)
         self.window.update((end, ranks, False))  # written; the next window arms a new timer
 
 
@@ -292,7 +277,6 @@ class WriteItemStats(CassandraWriter, MapFunction):  # type: ignore[misc]
 
     def map(self, row: Any) -> int:
         title_id, artwork_id, is_total, impressions, clicks, plays, completes, impression_plays = row
-        self.store.write("item_stats", item_stats_params(
-            title_id, "" if is_total else artwork_id, int(impressions), int(clicks), int(plays), int(completes),
-            int(impression_plays), now_ms()))
+        self.store.write_item_stats(title_id, "" if is_total else artwork_id, int(impressions), int(clicks),
+                                    int(plays), int(completes), int(impression_plays), now_ms())
         return 1

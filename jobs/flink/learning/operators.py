@@ -21,12 +21,13 @@ from connectors.codec import EventCodec
 from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
 from connectors.model_store import ModelStore
-from jobs.features.outputs import now_ms
+from jobs.context import now_ms
 from jobs.flink.learning.config import LearningJobConfig
 from jobs.models.base import Feedback, Search
 from jobs.models.content import TitleText, title_text
 from jobs.models.feedback import feedback_from_event, search_from_event
 from jobs.models.online import (
+    MODEL_VERSION,
     ItemModel,
     ItemStep,
     ItemVectors,
@@ -40,19 +41,10 @@ from jobs.models.online import (
     publish,
     steps_by_title,
 )
-from jobs.models.outputs import (
-    MODEL_VERSION,
-    item_vector_params,
-    item_vectors_from_record,
-    item_vectors_from_row,
-    item_vectors_record,
-    similar_titles_params,
-    top_picks_params,
-    user_model_from_row,
-    user_update_record,
-    user_vector_params,
-)
 from jobs.models.signals import PeerPool, Pick, TitleTable, signal_scores, top_picks
+from jobs.models.snapshots import item_vectors_from_row, user_model_from_row
+from jobs.records.item_vectors import item_vectors_from_record, item_vectors_record
+from jobs.records.user_update import user_update_record
 from jobs.runtime import BroadcastRestore, CassandraWriter, EventCount, Stores, arm_timer, kafka_row
 
 ITEMS = MapStateDescriptor("item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
@@ -250,9 +242,7 @@ class WriteUserVectors(CassandraWriter, ProcessFunction):  # type: ignore[misc]
 
     def process_element(self, value: tuple[str, UserModel, list[Pick]], ctx: Any) -> None:
         user_id, user, picks = value
-        now = now_ms()
-        self.store.write_together([("user_vectors", user_vector_params(user_id, user, now)),
-                                   ("top_picks", top_picks_params(user_id, user, picks, self.blend, now))])
+        self.store.write_user(user_id, user, picks, self.blend, MODEL_VERSION, now_ms())
 
 
 class CowatchState:
@@ -323,9 +313,7 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
         # Cassandra takes ~2-3k rows/s here: the snapshot is throttled per title, and its trailing
         # write is kept on a timer so the last state always lands
         if item.snapshot_pending and now >= item.snapshot_at_ms + snapshot_ms:
-            vectors = publish(item, self.model)
-            self.store.write_together([("item_vectors", item_vector_params(vectors, now)),
-                                       ("similar_titles", similar_titles_params(vectors))])
+            self.store.write_item(publish(item, self.model), MODEL_VERSION, now)
             item.snapshot_at_ms, item.snapshot_pending = now, False
         elif item.snapshot_pending:
             ctx.timer_service().register_processing_time_timer(item.snapshot_at_ms + snapshot_ms)

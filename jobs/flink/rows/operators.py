@@ -17,7 +17,7 @@ from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
 from connectors.feature_store import FeatureStore
 from connectors.homepage_store import HomepageStore
-from jobs.context import next_daypart_ms, weekday
+from jobs.context import next_daypart_ms, now_ms, weekday
 from jobs.exploration.presentation import (
     POLICY_SET,
     MemberContext,
@@ -26,10 +26,8 @@ from jobs.exploration.presentation import (
     lessons_from_outcomes,
     load_snapshot,
     presented_homepage,
-    published_policies,
 )
-from jobs.exploration.rewards import ImpressionJoin, outcome_record
-from jobs.features.outputs import now_ms
+from jobs.exploration.rewards import ImpressionJoin
 from jobs.features.user_state import TitleInfo
 from jobs.flink.rows.config import RowsJobConfig, new_policies
 from jobs.homepage.page import model_versions, stored_rows
@@ -37,7 +35,10 @@ from jobs.homepage.rules import Viewer
 from jobs.homepage.shared import SharedCache
 from jobs.homepage.state import RowsUser
 from jobs.models.online import ItemVectors, LearningConfig
-from jobs.models.outputs import MODEL_VERSION, item_vectors_from_record
+from jobs.records.impression_outcome import outcome_record
+from jobs.records.item_vectors import item_vectors_from_record
+from jobs.records.policy_update import policy_update_record, published_policies
+from jobs.records.user_update import user_update_from_record
 from jobs.runtime import BroadcastRestore, CassandraWriter, EventCount, Stores, arm_timer, kafka_row, keep_newest
 
 CATALOG = MapStateDescriptor("rows-catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
@@ -63,8 +64,8 @@ class DecodeRecords(MapFunction):  # type: ignore[misc]
         try:
             decoded = self.codec.decode(value)
             if decoded.subject == "user_update":
-                record = decoded.record
-                return (record["user_id"], "update", record) if record["model_version"] == MODEL_VERSION else None
+                update = user_update_from_record(decoded.record)
+                return None if update is None else (update.user_id, "update", update)
             if decoded.subject == "catalog_item":
                 return from_record(CatalogItem, decoded.record)
             if decoded.subject == "policy_update":
@@ -217,7 +218,8 @@ class PolicyLearner(KeyedProcessFunction):  # type: ignore[misc]
             return
         state.armed = False
         self.state.update(state)
-        yield kafka_row(POLICY_SET.encode(), self.codec.encode_record("policy_update", state.record(now_ms())))
+        record = policy_update_record(state, now_ms())
+        yield kafka_row(POLICY_SET.encode(), self.codec.encode_record("policy_update", record))
 
 
 class WriteHomepage(CassandraWriter, ProcessFunction):  # type: ignore[misc]
