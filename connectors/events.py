@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar, Literal, get_args, get_type_hints
 
 from connectors.errors import InvalidEventError
+from connectors.state import Versioned, field_defaults, fields_from_dict
 
 DeviceClass = Literal["TV", "MOBILE", "WEB", "UNKNOWN"]
 PlayAction = Literal["START", "PROGRESS", "PAUSE", "STOP", "COMPLETE"]
@@ -161,8 +162,8 @@ class ArtworkVariant:
 
 
 @dataclass(slots=True)
-class CatalogItem:
-    """A full snapshot of one title's metadata; the newest ``updated_time_ms`` wins."""
+class CatalogItem(Versioned):
+    """A full snapshot of one title's metadata; the newest ``updated_time_ms`` wins (kept in job state too)."""
 
     SUBJECT: ClassVar[str] = "catalog_item"
     title_id: str
@@ -184,6 +185,12 @@ class CatalogItem:
     event_id: str = field(default_factory=new_event_id)
     ingest_time_ms: int = 0
 
+
+# version 0: default pickling of a slots class, (None, {slot: value}), before it wrote a version
+CatalogItem.MIGRATIONS = {0: fields_from_dict(
+    ("title_id", "updated_time_ms", "title", "runtime_minutes", "maturity_rating", "availability", "genres",
+     "sub_genres", "cast", "directors", "crew", "release_year", "tags", "synopsis", "artwork", "synthetic_fields",
+     "event_id", "ingest_time_ms"), field_defaults(CatalogItem))}
 
 UserEvent = PlayEvent | SearchEvent | BrowseEvent | RatingEvent
 Event = PlayEvent | SearchEvent | BrowseEvent | RatingEvent | CatalogItem

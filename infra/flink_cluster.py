@@ -188,19 +188,22 @@ def job_parallelism(job_id: str) -> dict[str, int]:
         return {v["name"]: v["parallelism"] for v in json.load(response)["vertices"]}
 
 
-def job_metrics(job_id: str, names: set[str]) -> dict[str, float]:
+def job_metrics(job_id: str, names: set[str], rest_port: int | None = None) -> dict[str, float]:
     """Metric name -> value summed over every operator and subtask of a job, from the REST API.
 
-    Operator metrics are scoped ``<operator>.<name>``; ``names`` are matched on the last part.
+    Operator metrics are scoped ``<operator>.<name>``; ``names`` are matched on the last part. The REST
+    port is the standalone cluster's unless given (a mini-cluster started with ``rest.port`` set).
     """
     import json
     import urllib.parse
     import urllib.request
 
-    record = RunRecord.load(FlinkCluster.name)
-    if record is None:
-        return {}
-    base = f"http://127.0.0.1:{record.ports['rest']}/jobs/{job_id}"
+    if rest_port is None:
+        record = RunRecord.load(FlinkCluster.name)
+        if record is None:
+            return {}
+        rest_port = record.ports["rest"]
+    base = f"http://127.0.0.1:{rest_port}/jobs/{job_id}"
 
     def get(path: str) -> Any:
         with urllib.request.urlopen(base + path, timeout=5) as response:

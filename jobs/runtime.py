@@ -12,7 +12,8 @@ would otherwise write again lives here:
   writing them: :func:`kafka_row` rows to ``connectors.flink_kafka.write_to_topics``;
 * Cassandra from an operator: :class:`Stores` (a store per operator instance,
   drained on close) and the :class:`CassandraWriter` base;
-* operator helpers: :class:`EventCount` metrics, :func:`arm_timer`, broadcast state
+* operator helpers: :class:`EventCount` metrics, :func:`arm_timer`, keyed state that counts
+  what it cannot decode (:class:`KeyedState`, :func:`skips_unreadable_state`), broadcast state
   kept newest-first (:func:`keep_newest`) and restored into Python-side caches
   (:class:`BroadcastRestore`).
 
@@ -26,12 +27,15 @@ the JVM starts.
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag, ProcessFunction
@@ -40,10 +44,14 @@ from connectors.cassandra_store import AsyncStore, connect
 from connectors.codec import EventCodec
 from connectors.config import CassandraConfig, KafkaConfig, load_section, state_dir
 from connectors.flink_kafka import connector_jar_urls, kafka_source
+from connectors.state import DECODE_ERRORS, StateDecodeError
 from connectors.topics import TOPICS_BY_NAME
 from jobs.context import now_ms
 from jobs.decoding import decode_message, timestamp_mismatch
 from jobs.records.rejected_event import rejection_record
+
+LOG = logging.getLogger("nextwatch.jobs")
+UNREADABLE: tuple[type[Exception], ...] = (StateDecodeError, *DECODE_ERRORS)  # what decoding state can raise
 
 # -- the environment ---------------------------------------------------------------------------------
 
@@ -345,16 +353,84 @@ def arm_timer(ctx: Any, delay_ms: int) -> int:
     return int(at)
 
 
-def keep_newest(state: Any, key: str, value: Any, newer: Callable[[Any], bool]) -> bool:
+def keep_newest(state: Any, key: str, value: Any, newer: Callable[[Any], bool],
+                failures: EventCount | None = None) -> bool:
     """Put ``value`` in a (broadcast) map state unless what it holds is newer; ``True`` when put.
 
-    ``newer(known)``: whether ``value`` should replace ``known``.
+    ``newer(known)``: whether ``value`` should replace ``known`` (an entry that cannot be decoded is
+    counted in ``failures`` and replaced).
     """
-    known = state.get(key)
+    known = state.get(key) if failures is None else broadcast_value(state, key, failures)
     if known is not None and not newer(known):
         return False
     state.put(key, value)
     return True
+
+
+class UnreadableState(Exception):
+    """Keyed state that cannot be decoded (already counted and logged): skip what needed it."""
+
+
+class KeyedState:
+    """A keyed value state (pickled, through ``connectors.state``) that says when it cannot be read.
+
+    What cannot be decoded is counted (``state_decode_failures``), logged with the key and the reason,
+    and left as it is: never taken for empty, so a fixed version of the code still finds it. The element
+    or timer that needed it is skipped (see :func:`skips_unreadable_state`).
+    """
+
+    def __init__(self, runtime_context: Any, name: str, failures: EventCount) -> None:
+        from pyflink.datastream.state import ValueStateDescriptor
+
+        self.name, self.failures = name, failures
+        self.state = runtime_context.get_state(ValueStateDescriptor(name, PICKLED))
+
+    def value(self) -> Any:
+        try:
+            return self.state.value()
+        except UNREADABLE as exc:
+            self.failures.inc()
+            LOG.error("state %r of this key cannot be decoded, left as it is: %s", self.name, exc)
+            raise UnreadableState(str(exc)) from exc
+
+    def update(self, value: Any) -> None:
+        self.state.update(value)
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def skips_unreadable_state(method: Method) -> Method:
+    """For ``process_element`` and ``on_timer``: what meets unreadable keyed state is skipped (it is counted)."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self: Any, *args: Any) -> Iterator[Any]:
+            try:
+                yield from method(self, *args)
+            except UnreadableState:
+                return
+
+        return generator  # type: ignore[return-value]
+
+    @functools.wraps(method)
+    def plain(self: Any, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except UnreadableState:
+            return None
+
+    return plain  # type: ignore[return-value]
+
+
+def broadcast_value(state: Any, key: str, failures: EventCount) -> Any:
+    """A broadcast map state's value for ``key``; ``None`` when absent or unreadable (counted and logged: the
+    topic's next record for the key replaces it)."""
+    try:
+        return state.get(key)
+    except UNREADABLE as exc:
+        failures.inc()
+        LOG.error("broadcast state entry %r cannot be decoded: %s", key, exc)
+        return None
 
 
 class BroadcastRestore:
@@ -362,17 +438,23 @@ class BroadcastRestore:
 
     After a restore the cache built in ``open`` is empty while broadcast state is not. The first
     callback that has a context (an element or a timer) calls :meth:`ensure`; each descriptor's
-    entries go to its loader.
+    entries go to its loader (one that cannot be decoded is counted and left out).
     """
 
-    def __init__(self, loaders: list[tuple[Any, Callable[[Any], None]]]) -> None:
-        self.loaders = loaders
+    def __init__(self, loaders: list[tuple[Any, Callable[[Any], None]]], failures: EventCount) -> None:
+        self.loaders, self.failures = loaders, failures
         self.done = False
 
     def ensure(self, ctx: Any) -> None:
         if self.done:
             return
         for descriptor, load in self.loaders:
-            for _key, value in ctx.get_broadcast_state(descriptor).items():
-                load(value)
+            # PyFlink's broadcast state has no keys() in thread mode: entries are read as they come, so one
+            # that cannot be decoded ends the walk over its descriptor (the topic's next records fill it in)
+            try:
+                for _key, value in ctx.get_broadcast_state(descriptor).items():
+                    load(value)
+            except UNREADABLE as exc:
+                self.failures.inc()
+                LOG.error("broadcast state %r cannot be decoded, the rest of it left out: %s", descriptor.name, exc)
         self.done = True

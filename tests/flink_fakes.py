@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 import pickle
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +94,11 @@ class FakeMapState(_Keyed):
 
 
 class FakeBroadcastState:
-    """Broadcast (operator) state: one map per descriptor, shared by every key, values pickled."""
+    """Broadcast (operator) state: one map per descriptor, shared by every key, values pickled.
+
+    Only what PyFlink's broadcast state answers in thread mode: its ``keys()`` and ``values()`` call Java
+    methods the state does not have, so they are left out here too.
+    """
 
     def __init__(self, store: dict[Any, bytes]) -> None:
         self._store = store
@@ -109,14 +113,12 @@ class FakeBroadcastState:
     def contains(self, key: Any) -> bool:
         return key in self._store
 
-    def items(self) -> list[tuple[Any, Any]]:
-        return [(k, pickle.loads(v)) for k, v in self._store.items()]
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        for k, v in list(self._store.items()):  # decoded as they come, as PyFlink does
+            yield k, pickle.loads(v)
 
-    def keys(self) -> list[Any]:
-        return list(self._store)
-
-    def values(self) -> list[Any]:
-        return [pickle.loads(v) for v in self._store.values()]
+    def remove(self, key: Any) -> None:
+        self._store.pop(key, None)
 
 
 class FakeRuntimeContext:

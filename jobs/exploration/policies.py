@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import permutations
 
+from connectors.state import Versioned, field_defaults, fields_from_dict
 from jobs.context import DAYPARTS
 
 Features = dict[str, float]
@@ -157,7 +158,7 @@ class RowOrderPolicy:
 
 
 @dataclass
-class ThemeHistory:
+class ThemeHistory(Versioned):
     """One member's clicks and impressions per artwork theme (keyed state: a few counters)."""
 
     shown: dict[str, float] = field(default_factory=dict)
@@ -361,3 +362,7 @@ class ContextPlayModel:
 def all_orders(kinds: Sequence[str]) -> list[tuple[str, ...]]:
     """Every order of ``kinds`` (for evaluating order policies exhaustively on small row sets)."""
     return list(permutations(kinds))
+
+
+# version 0: its field dict, before it wrote a version
+ThemeHistory.MIGRATIONS = {0: fields_from_dict(("shown", "clicked"), field_defaults(ThemeHistory))}

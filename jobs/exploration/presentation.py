@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from connectors.events import CatalogItem
+from connectors.state import Versioned, field_defaults, fields_from_dict
 from jobs.context import context_bucket, weekday
 from jobs.exploration.policies import (
     ArtworkPolicy,
@@ -282,7 +283,7 @@ POLICY_SET = "homepage"  # the key of the homepage policies on the policy-update
 
 
 @dataclass(frozen=True)
-class PublishedPolicies:
+class PublishedPolicies(Versioned):
     """A policy-updates record, decoded: the shared models at ``version`` (lessons applied so far)."""
 
     name: str
@@ -291,7 +292,7 @@ class PublishedPolicies:
 
 
 @dataclass
-class PolicyLearnerState:
+class PolicyLearnerState(Versioned):
     """The policy learner's keyed state: the shared models, how many lessons they hold, a publish pending."""
 
     policies: HomepagePolicies
@@ -310,3 +311,9 @@ class PolicyLearnerState:
         applied = apply_lessons(self.policies, lessons)
         self.version += applied
         return applied
+
+
+# version 0: their field dicts, before they wrote a version (the policies inside are part of the learner's shape)
+PublishedPolicies.MIGRATIONS = {0: fields_from_dict(("name", "version", "models"), field_defaults(PublishedPolicies))}
+PolicyLearnerState.MIGRATIONS = {0: fields_from_dict(("policies", "version", "armed"),
+                                                     field_defaults(PolicyLearnerState))}

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from connectors.events import BrowseEvent, PlayEvent
+from connectors.state import Versioned
 
 REWARD_WINDOW_MS = 30 * 60_000  # one session: clicks and plays this long after an impression are its own
 
@@ -132,8 +133,10 @@ class Joined:
     artwork_id: str  # the variant the impression showed ("" when it named none)
 
 
-class ImpressionJoin:
+class ImpressionJoin(Versioned):
     """One member's impressions waiting for their clicks and plays (keyed state; pickles small)."""
+
+    STATE_VERSION = 1
 
     def __init__(self, window_ms: int = REWARD_WINDOW_MS, max_pending: int = 50, max_starts: int = 20) -> None:
         if window_ms <= 0 or max_pending < 1 or max_starts < 0:
@@ -147,13 +150,22 @@ class ImpressionJoin:
         self.browse_ms = 0  # the newest impression or click seen: the member's browse topic has reached it
         self.play_ms = 0  # the newest start seen: their play topic has reached it
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        # state pickled before starts were remembered, or before they named their impression
-        self.starts = [(*start, "")[:3] for start in state.get("starts", [])]
-        self.__dict__.setdefault("browse_ms", 0)
-        self.__dict__.setdefault("play_ms", 0)
-        self.__dict__.setdefault("max_starts", 20)
+    def state_fields(self) -> tuple[Any, ...]:
+        return (self.window_ms, self.max_pending, self.max_starts, self.pending, self.early, self.starts,
+                self.browse_ms, self.play_ms)
+
+    def restore(self, fields: tuple[Any, ...]) -> None:
+        (self.window_ms, self.max_pending, self.max_starts, self.pending, self.early, self.starts, self.browse_ms,
+         self.play_ms) = fields
+
+    @staticmethod
+    def _from_field_dict(fields: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Version 0 (the object's dict), in any of its shapes: starts were added later, and later still the
+        impression a start names; the topics' progress marks and the bound on starts came with them."""
+        (state,) = fields
+        starts = [(*start, "")[:3] for start in state.get("starts", [])]
+        return (state["window_ms"], state["max_pending"], state.get("max_starts", 20), state["pending"],
+                state["early"], starts, state.get("browse_ms", 0), state.get("play_ms", 0))
 
     def impression(self, impression_id: str, row_id: str, row_position: int,
                    items: Sequence[tuple[str, int, str]], token: PresentationToken | None, at_ms: int) -> None:
@@ -285,3 +297,6 @@ def joins(event: Any) -> bool:
     """Whether ``observe`` would look at this event (so a job reads the join's state only for these)."""
     return (isinstance(event, BrowseEvent) and event.action in ("IMPRESSION", "CLICK")) or (
         isinstance(event, PlayEvent) and event.action == "START")
+
+
+ImpressionJoin.MIGRATIONS = {0: ImpressionJoin._from_field_dict}

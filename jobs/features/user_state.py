@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.events import BrowseEvent, PlayEvent, RatingEvent, SearchEvent
+from connectors.state import Versioned, field_defaults, fields_from_dict
 from jobs.context import daypart, device_class, local_hour
 from jobs.exploration.rewards import ImpressionJoin, Joined, joins, observe
 
@@ -51,11 +52,15 @@ JOIN_MAX_STARTS = 256
 
 
 @dataclass(frozen=True)
-class TitleInfo:
+class TitleInfo(Versioned):
     """What the feature job knows of a title from the catalog (broadcast state)."""
 
     genres: tuple[str, ...] = ()
     runtime_minutes: int = 0
+
+
+# version 0: its field dict, before it wrote a version
+TitleInfo.MIGRATIONS = {0: fields_from_dict(("genres", "runtime_minutes"), field_defaults(TitleInfo))}
 
 
 UNKNOWN_TITLE = TitleInfo()
@@ -104,7 +109,7 @@ def _decay(value: float, elapsed_ms: int, half_life_ms: int) -> float:
 
 
 @dataclass(slots=True)
-class UserState:
+class UserState(Versioned):
     profile: Profile = field(default_factory=Profile)
     continue_watching: dict[str, InProgress] = field(default_factory=dict)
     seen_ids: dict[int, int] = field(default_factory=dict)  # 64-bit hash of event id -> event time
@@ -113,14 +118,17 @@ class UserState:
     pending_cw: dict[str, InProgress | None] = field(default_factory=dict)
     last_event_id: str = ""
     flush_armed: bool = False
-    # the impression join (CTR, take rate), pickled: held here rather than in a second keyed state,
-    # since every state access is a call into Java, and as bytes, so that only the events it
+    # the impression join (CTR, take rate), pickled (connectors.state): held here rather than in a second
+    # keyed state, since every state access is a call into Java, and as bytes, so that only the events it
     # reads (impressions, clicks, play starts) pay for decoding it
     impressions_pickle: bytes = b""
 
+    STATE_VERSION = 2
+    MIGRATIONS = {1: lambda fields: (*fields, b"")}  # version 1 held no impressions
+
     # Keyed state holds this pickled, read and written on every event: a compact form of
     # plain tuples and arrays pickles ~5x faster than the dataclasses themselves.
-    def __getstate__(self) -> tuple[Any, ...]:
+    def state_fields(self) -> tuple[Any, ...]:
         p = self.profile
         profile = (p.version, p.updated_ms, p.genre_affinity, p.daypart_plays, p.device_plays, p.total_watch_ms,
                    p.recent_watch_ms, p.preferred_runtime_minutes, p.recent_searches)
@@ -129,12 +137,12 @@ class UserState:
         seen = (array("Q", self.seen_ids.keys()).tobytes(), array("q", self.seen_ids.values()).tobytes())
         pending = [(t, None if e is None else (e.position_ms, e.duration_ms, e.last_watched_ms, e.playback_id))
                    for t, e in self.pending_cw.items()]
-        return (2, profile, cw, seen, self.playhead, pending, self.last_event_id, self.flush_armed,
+        return (profile, cw, seen, self.playhead, pending, self.last_event_id, self.flush_armed,
                 self.impressions_pickle)
 
-    def __setstate__(self, packed: tuple[Any, ...]) -> None:
-        _, profile, cw, (keys, times), playhead, pending, self.last_event_id, self.flush_armed = packed[:8]
-        self.impressions_pickle = packed[8] if len(packed) > 8 else b""  # version 1 held no impressions
+    def restore(self, fields: tuple[Any, ...]) -> None:
+        profile, cw, (keys, times), playhead, pending, self.last_event_id, self.flush_armed, impressions = fields
+        self.impressions_pickle = impressions
         self.pending_cw = {t: None if e is None else InProgress(*e) for t, e in pending}
         self.profile = Profile(*profile)
         self.continue_watching = {t: InProgress(*rest) for t, *rest in cw}

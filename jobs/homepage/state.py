@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from connectors.events import PlayEvent, RatingEvent
+from connectors.state import Versioned, field_defaults, fields_from_dict
 from jobs.context import context_bucket
 from jobs.exploration.policies import ThemeHistory
 from jobs.exploration.rewards import ImpressionJoin, Outcome, observe
@@ -40,7 +41,7 @@ STRONG_STARS = 4.0
 
 
 @dataclass
-class RowsUser:
+class RowsUser(Versioned):
     features: UserState = field(default_factory=UserState)
     completed: list[str] = field(default_factory=list)  # most recent last
     anchors: list[str] = field(default_factory=list)  # most recent last
@@ -56,8 +57,8 @@ class RowsUser:
     settings_read_ms: int = 0  # when the profile settings were last read (the job refreshes them)
     flush_armed: bool = False
     bucket_timer_ms: int = 0  # the daypart change the job has a timer for
-    # #7: impressions waiting for their clicks and plays, and this member's clicks per artwork theme
-    # (None in state pickled before they existed: created on first use)
+    # impressions waiting for their clicks and plays, and this member's clicks per artwork theme
+    # (created on first use)
     impressions: ImpressionJoin | None = None
     themes: ThemeHistory | None = None
     reward_timer_ms: int = 0  # when held impressions' windows close (a member gone quiet still teaches)
@@ -142,3 +143,10 @@ class RowsUser:
 
 def _recent(titles: list[str], title_id: str, keep: int) -> list[str]:
     return [*(t for t in titles if t != title_id), title_id][-keep:]
+
+
+# version 0: its field dict, before it wrote a version (older ones lack the last three fields)
+RowsUser.MIGRATIONS = {0: fields_from_dict(
+    ("features", "completed", "anchors", "device_class", "utc_offset_minutes", "country", "context_ms", "picks",
+     "profile", "model_version", "model_event_id", "maturity_limit", "settings_read_ms", "flush_armed",
+     "bucket_timer_ms", "impressions", "themes", "reward_timer_ms"), field_defaults(RowsUser))}

@@ -23,12 +23,13 @@ import numpy as np
 from river.feature_extraction import BagOfWords
 
 from connectors.events import CatalogItem
+from connectors.state import Versioned, field_defaults, fields_from_dict
 from jobs.features.user_state import id_hash
 from jobs.models.base import Feedback, Recommender, TitleIndex, grown
 
 
 @dataclass(frozen=True)
-class TitleText:
+class TitleText(Versioned):
     """What the catalog says about a title, as content models read it."""
 
     title_id: str
@@ -156,3 +157,8 @@ class ContentProfile(CatalogRecommender):
         if profile is None or not profile.any():
             return np.zeros(size, dtype=np.float32)
         return self.vectors[:size] @ (profile / float(np.linalg.norm(profile)))
+
+
+# version 0: its field dict, before it wrote a version
+TitleText.MIGRATIONS = {0: fields_from_dict(("title_id", "name", "year", "genres", "tags", "people", "synopsis"),
+                                          field_defaults(TitleText))}

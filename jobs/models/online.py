@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from connectors.state import Versioned
 from jobs.features.user_state import id_hash
 from jobs.models.base import Feedback, Recommender, Search, TitleIndex
 from jobs.models.search import terms
@@ -71,7 +72,7 @@ def initial_vector(key: str, factors: int, salt: str) -> np.ndarray:
 
 
 @dataclass
-class ItemVectors:
+class ItemVectors(Versioned):
     """A title's model state as published (absolute and versioned): what the user side and the rows job hold."""
 
     title_id: str
@@ -92,16 +93,24 @@ class ItemVectors:
 
     # Pickled into keyed and broadcast state on every step: vectors as raw float32 bytes and
     # a flat tuple are about 10x faster to (un)pickle than numpy arrays in a dataclass.
-    def __getstate__(self) -> tuple[Any, ...]:
-        return (2, self.title_id, self.version, _packed(self.rating_vector), self.rating_bias,
+    STATE_VERSION = 2
+
+    def state_fields(self) -> tuple[Any, ...]:
+        return (self.title_id, self.version, _packed(self.rating_vector), self.rating_bias,
                 _packed(self.implicit_vector), self.implicit_bias, self.touches, self.neighbors, self.updated_ms,
                 self.successors)
 
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        (_, self.title_id, self.version, rating, self.rating_bias, implicit, self.implicit_bias, self.touches,
-         self.neighbors, self.updated_ms, *rest) = state
-        self.successors = rest[0] if rest else ()  # version 1 (a checkpoint from before transitions) had none
+    def restore(self, fields: tuple[Any, ...]) -> None:
+        (self.title_id, self.version, rating, self.rating_bias, implicit, self.implicit_bias, self.touches,
+         self.neighbors, self.updated_ms, self.successors) = fields
         self.rating_vector, self.implicit_vector = _unpacked(rating), _unpacked(implicit)
+
+    @staticmethod
+    def _from_field_dict(fields: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Version 0, the field dict with numpy vectors (before flat pickles) -> version 1."""
+        (d,) = fields
+        return (d["title_id"], d["version"], _packed(d["rating_vector"]), d["rating_bias"],
+                _packed(d["implicit_vector"]), d["implicit_bias"], d["touches"], d["neighbors"], d["updated_ms"])
 
 
 def _packed(vector: np.ndarray) -> bytes:
@@ -129,7 +138,7 @@ class ItemStep:
 
 
 @dataclass
-class UserModel:
+class UserModel(Versioned):
     """One user's model state (keyed state on the user side): under 1 KiB pickled (``tests/unit``)."""
 
     rating_vector: np.ndarray | None = None
@@ -145,22 +154,24 @@ class UserModel:
     profile: np.ndarray | None = None  # content profile: decayed sum of touched titles' metadata vectors
     searches: list[tuple[int, str]] = field(default_factory=list)  # (event time, query words), oldest first
 
-    def __getstate__(self) -> tuple[Any, ...]:
+    STATE_VERSION = 2
+    MIGRATIONS = {1: lambda fields: (*fields, b"", [])}  # version 1 had no content profile and no searches
+
+    def state_fields(self) -> tuple[Any, ...]:
         def packed(vector: np.ndarray | None, dtype: Any = np.float32) -> bytes:
             return b"" if vector is None else vector.astype(dtype).tobytes()
 
         # the content profile is a direction (scored by cosine): half precision is plenty, and saves 128 B
-        return (2, packed(self.rating_vector), self.rating_bias, self.ratings, packed(self.implicit_vector),
+        return (packed(self.rating_vector), self.rating_bias, self.ratings, packed(self.implicit_vector),
                 self.recent, np.array(self.seen, dtype=np.uint64).tobytes(), self.version, self.last_event_id,
                 self.updated_ms, self.flush_armed, packed(self.profile, np.float16), self.searches)
 
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
+    def restore(self, fields: tuple[Any, ...]) -> None:
         def unpacked(raw: bytes, dtype: Any = np.float32) -> np.ndarray | None:
             return np.frombuffer(raw, dtype=dtype).astype(np.float32) if raw else None
 
-        (_, rating, self.rating_bias, self.ratings, implicit, self.recent, seen, self.version,
-         self.last_event_id, self.updated_ms, self.flush_armed, *rest) = state
-        profile, self.searches = rest if rest else (b"", [])  # version 1 had neither
+        (rating, self.rating_bias, self.ratings, implicit, self.recent, seen, self.version, self.last_event_id,
+         self.updated_ms, self.flush_armed, profile, self.searches) = fields
         self.rating_vector, self.implicit_vector = unpacked(rating), unpacked(implicit)
         self.profile = unpacked(profile, np.float16)
         self.seen = [int(h) for h in np.frombuffer(seen, dtype=np.uint64)]
@@ -321,7 +332,7 @@ class CowatchRow(Protocol):
 
 
 @dataclass
-class ItemModel:
+class ItemModel(Versioned):
     """One title's state on the item side (keyed by title), bar its co-watch row.
 
     The co-watch row (:data:`CowatchRow`, up to one entry per title) is kept apart, in
@@ -345,19 +356,34 @@ class ItemModel:
     def has_applied(self, key: int) -> bool:
         return bool(self.applied) and key in np.frombuffer(self.applied, dtype=np.uint64)
 
-    def __getstate__(self) -> tuple[Any, ...]:  # read and written for every step: kept flat (see ItemVectors)
-        return (2, self.vectors.__getstate__(), self.applied, self.ratings, self.dirty,
+    STATE_VERSION = 2
+
+    def state_fields(self) -> tuple[Any, ...]:  # read and written for every step: kept flat (see ItemVectors)
+        return (self.vectors.__getstate__(), self.applied, self.ratings, self.dirty,
                 tuple(self.candidates), tuple(self.candidates.values()), self.snapshot_at_ms, self.snapshot_pending,
                 tuple(self.successors), tuple(self.successors.values()), self.followed)
 
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        (_, vectors, self.applied, self.ratings, self.dirty, others, scores, self.snapshot_at_ms,
-         self.snapshot_pending, *rest) = state
+    def restore(self, fields: tuple[Any, ...]) -> None:
+        (vectors, self.applied, self.ratings, self.dirty, others, scores, self.snapshot_at_ms,
+         self.snapshot_pending, following, weights, self.followed) = fields
         self.vectors = ItemVectors.__new__(ItemVectors)
-        self.vectors.__setstate__(vectors)
+        self.vectors.__setstate__(vectors)  # the vectors' own version, read by their own codec
         self.candidates = dict(zip(others, scores, strict=True))
-        following, weights, self.followed = rest if rest else ((), (), 0.0)  # version 1: no transitions
         self.successors = dict(zip(following, weights, strict=True))
+
+    @staticmethod
+    def _from_field_dict(fields: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Version 0, the field dict (vectors as an object) -> version 1."""
+        (d,) = fields
+        candidates = d.get("candidates", {})
+        return (d["vectors"].__getstate__(), d["applied"], d["ratings"], d["dirty"], tuple(candidates),
+                tuple(candidates.values()), d.get("snapshot_at_ms", 0), d.get("snapshot_pending", False))
+
+
+ItemVectors.MIGRATIONS = {0: ItemVectors._from_field_dict,
+                          1: lambda fields: (*fields, ())}  # version 1 had no successors
+ItemModel.MIGRATIONS = {0: ItemModel._from_field_dict,
+                        1: lambda fields: (*fields, (), (), 0.0)}  # version 1 had no transitions
 
 
 def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, cowatch: CowatchRow,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,8 @@ import pytest
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.kafka_admin import delete_topics, ensure_topics
+from infra.flink_cluster import job_metrics
+from infra.process import free_port
 from jobs.flink import load_job
 from jobs.runtime import FlinkConfig, start
 from tests.integration.local_runs import run_locally
@@ -36,10 +39,12 @@ from tests.integration.savepoint_scenarios import (
 
 
 def _start(job: str, kafka: KafkaConfig, cassandra: CassandraConfig, settings: dict[str, Any], checkpoints: Path,
-           restore: Path | None = None) -> Any:
+           restore: Path | None = None, rest_port: int = 0) -> Any:
     spec = load_job(job)
+    # the mini-cluster's REST API on a port of its own, its metrics fetched every second
+    options = {"rest.port": str(rest_port), "metrics.fetcher.update-interval": "1000"} if rest_port else {}
     flink = FlinkConfig(parallelism=1, execution_mode="thread", checkpoint_interval_ms=1000,
-                        checkpoint_dir=str(checkpoints), restore_from=str(restore) if restore else "")
+                        checkpoint_dir=str(checkpoints), restore_from=str(restore) if restore else "", options=options)
     return start(spec, kafka, cassandra, settings=spec.settings(**settings), flink=flink)
 
 
@@ -55,20 +60,33 @@ def _fresh_keyspace(cassandra: CassandraConfig, name: str) -> CassandraConfig:
 
 
 def _run(scenario: Scenario, kafka: KafkaConfig, cassandra: CassandraConfig, before: list[Message],
-         after: list[Message], checkpoints: Path, restore: Path | None = None) -> dict[str, Any]:
-    """Start the job (restored or not), feed it ``before`` and then ``after``; the rows it wrote."""
+         after: list[Message], checkpoints: Path, restore: Path | None = None) -> tuple[dict[str, Any], float]:
+    """Start the job (restored or not), feed it ``before`` and then ``after``: the rows it wrote, and how many
+    times its operators met state they could not decode."""
+    rest_port = free_port()
     job = _start(scenario.job, kafka, cassandra, scenario.settings(f"sp-test-{uuid.uuid4().hex[:6]}"), checkpoints,
-                 restore)
+                 restore, rest_port)
     session = connect(cassandra, cassandra.keyspace)
     try:
         wait_running(job)
         if before:
             feed(scenario, kafka, session, cassandra.keyspace, before, after=False)
         feed(scenario, kafka, session, cassandra.keyspace, after, after=True)
-        return scenario.rows(session, cassandra.keyspace)
+        return scenario.rows(session, cassandra.keyspace), _decode_failures(str(job.get_job_id()), rest_port)
     finally:
         session.cluster.shutdown()
         job.cancel().result()
+
+
+def _decode_failures(job_id: str, rest_port: int) -> float:
+    """``state_decode_failures`` summed over the job's stateful operators, once every one reports it."""
+    deadline = time.monotonic() + 20
+    while True:
+        metrics = job_metrics(job_id, {"state_decode_failures"}, rest_port)
+        if "state_decode_failures" in metrics:
+            return metrics["state_decode_failures"]
+        assert time.monotonic() < deadline, "the job never reported state_decode_failures"
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +117,14 @@ def test_a_savepoint_of_earlier_code_restores(job: str, kafka_config: KafkaConfi
         replayed = produce(kafka, recorded)
         assert [(m.partition, m.offset) for m in replayed] == [(m.partition, m.offset) for m in recorded]
 
-        restored = _run(scenario, kafka, keyspaces["restored"], [], after, tmp_path / "restored", restore=savepoint)
-        whole = _run(scenario, whole_kafka, keyspaces["whole"], before, after, tmp_path / "whole")
+        restored, failures = _run(scenario, kafka, keyspaces["restored"], [], after, tmp_path / "restored",
+                                  restore=savepoint)
+        whole, _ = _run(scenario, whole_kafka, keyspaces["whole"], before, after, tmp_path / "whole")
     finally:
         delete_topics(kafka, created)
         delete_topics(whole_kafka, whole_created)
 
+    assert failures == 0, f"{failures:g} state values of the savepoint could not be decoded"
     assert all(restored.values()), f"the restored job wrote no rows to some tables: {restored}"
     differences = scenario.compare(restored, whole)
     assert not differences, "\n".join(differences)

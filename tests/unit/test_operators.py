@@ -406,3 +406,25 @@ def test_a_dead_letter_keeps_its_id_across_processes() -> None:
                           env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout.strip()
            for seed in ("1", "2")}
     assert len(ids) == 1 and ids.pop().startswith("nextwatch-features:INVALID:")
+
+
+def test_state_that_cannot_be_decoded_is_counted_and_left_as_it_is() -> None:
+    """Keyed state written by newer code (or in a shape no migration reads): the element is skipped and counted,
+    the state stays as it was for a fixed version to read; other keys go on."""
+    import pickle
+
+    from jobs.features.user_state import UserState
+
+    class FromNewerCode:
+        def __reduce__(self) -> Any:
+            return object.__new__, (UserState,), (UserState.STATE_VERSION + 1, "a shape from the future")
+
+    harness = OperatorHarness(features.UserFeatures(FeatureJobConfig(), None, lambda kafka: {}),  # type: ignore[arg-type]
+                              key=lambda event: event.user_id).open()
+    unreadable = pickle.dumps(FromNewerCode())
+    harness.keyed_state["user"] = {"u1": {"value": unreadable}}
+    assert harness.process(_arrived(factories.make_play(user_id="u1", event_time_ms=_old(5)))).side == {}
+    assert harness.metrics["state_decode_failures"] == 1 and harness.metrics["events_applied"] == 0
+    assert harness.keyed_state["user"]["u1"]["value"] == unreadable  # never replaced by an empty state
+    harness.process(_arrived(factories.make_play(user_id="u2", event_time_ms=_old(5))))
+    assert harness.metrics["events_applied"] == 1 and harness.metrics["state_decode_failures"] == 1

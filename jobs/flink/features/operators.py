@@ -16,7 +16,7 @@ from pyflink.datastream import (
     OutputTag,
     ProcessFunction,
 )
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.catalog_store import read_catalog_topic
 from connectors.codec import EventCodec
@@ -32,7 +32,17 @@ from jobs.flink.features.config import JOB_NAME, FeatureJobConfig
 from jobs.records.rejected_event import rejection_record
 from jobs.records.session_features import session_record
 from jobs.records.user_features import profile_record
-from jobs.runtime import KAFKA_ROW_TYPE, CassandraWriter, EventCount, Stores, arm_timer, kafka_row
+from jobs.runtime import (
+    KAFKA_ROW_TYPE,
+    CassandraWriter,
+    EventCount,
+    KeyedState,
+    Stores,
+    arm_timer,
+    broadcast_value,
+    kafka_row,
+    skips_unreadable_state,
+)
 
 SIDE_INPUT_TIMESTAMP = 2**62  # far beyond any event time
 TITLES = MapStateDescriptor("titles", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
@@ -129,10 +139,11 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.settings, self.kafka, self.catalog = settings, kafka, catalog
 
     def open(self, runtime_context: Any) -> None:
-        self.state = runtime_context.get_state(ValueStateDescriptor("user", Types.PICKLED_BYTE_ARRAY()))
+        metrics = runtime_context.get_metrics_group()
+        self.decode_failures = EventCount(metrics, "state_decode_failures")
+        self.state = KeyedState(runtime_context, "user", self.decode_failures)
         self.codec = EventCodec()
         self.titles: dict[str, TitleInfo] = self.catalog(self.kafka)
-        metrics = runtime_context.get_metrics_group()
         self.duplicates = EventCount(metrics, "events_duplicate")
         self.late = EventCount(metrics, "events_late")
         self.applied = EventCount(metrics, "events_applied")
@@ -144,12 +155,13 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             return UNKNOWN_TITLE
         info = self.titles.get(title_id)
         if info is None:  # after a restore the Python-side cache is empty; broadcast state is not
-            stored = ctx.get_broadcast_state(TITLES).get(title_id)
+            stored = broadcast_value(ctx.get_broadcast_state(TITLES), title_id, self.decode_failures)
             info = stored if stored is not None else UNKNOWN_TITLE
             if stored is not None:
                 self.titles[title_id] = info
         return info
 
+    @skips_unreadable_state
     def process_element(self, event: Any, ctx: Any) -> Iterator[Any]:
         settings = self.settings
         self.lag_ms = now_ms() - event.event_time_ms
@@ -186,6 +198,7 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             ctx.get_broadcast_state(TITLES).put(title_id, info)
             self.titles[title_id] = info
 
+    @skips_unreadable_state
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
         state: UserState | None = self.state.value()
         if state is None or not state.flush_armed:
@@ -242,9 +255,11 @@ class CoalesceTrending(CassandraWriter, KeyedProcessFunction):  # type: ignore[m
         self.stats_flush_ms = stats_flush_ms
 
     def open(self, runtime_context: Any) -> None:
-        self.window = runtime_context.get_state(ValueStateDescriptor("window", Types.PICKLED_BYTE_ARRAY()))
+        failures = EventCount(runtime_context.get_metrics_group(), "state_decode_failures")
+        self.window = KeyedState(runtime_context, "window", failures)  # (end, {rank: (title, plays)}, armed)
         self.open_store()
 
+    @skips_unreadable_state
     def process_element(self, row: Any, ctx: Any) -> None:
         _scope, rank, title_id, plays, window_end = row
         end = millis(window_end)
@@ -258,6 +273,7 @@ class CoalesceTrending(CassandraWriter, KeyedProcessFunction):  # type: ignore[m
         current[1][int(rank)] = (title_id, int(plays))
         self.window.update((current[0], current[1], True))
 
+    @skips_unreadable_state
     def on_timer(self, timestamp: int, ctx: Any) -> None:
         current = self.window.value()
         if current is None:

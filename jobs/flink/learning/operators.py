@@ -15,7 +15,7 @@ from pyflink.datastream import (
     OutputTag,
     ProcessFunction,
 )
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.codec import EventCodec
 from connectors.errors import DecodeError, UnknownSchemaError
@@ -45,7 +45,17 @@ from jobs.models.signals import PeerPool, Pick, TitleTable, signal_scores, top_p
 from jobs.models.snapshots import item_vectors_from_row, user_model_from_row
 from jobs.records.item_vectors import item_vectors_from_record, item_vectors_record
 from jobs.records.user_update import user_update_record
-from jobs.runtime import BroadcastRestore, CassandraWriter, EventCount, Stores, arm_timer, kafka_row
+from jobs.runtime import (
+    BroadcastRestore,
+    CassandraWriter,
+    EventCount,
+    KeyedState,
+    Stores,
+    arm_timer,
+    broadcast_value,
+    kafka_row,
+    skips_unreadable_state,
+)
 
 ITEMS = MapStateDescriptor("item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 CATALOG = MapStateDescriptor("catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
@@ -85,7 +95,9 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: Any) -> None:
         settings = self.settings
-        self.state = runtime_context.get_state(ValueStateDescriptor("user-model", Types.PICKLED_BYTE_ARRAY()))
+        metrics = runtime_context.get_metrics_group()
+        self.decode_failures = EventCount(metrics, "state_decode_failures")
+        self.state = KeyedState(runtime_context, "user-model", self.decode_failures)
         self.store = self.stores.open(ModelStore)[0] if settings.warm_start else None
         self.table = TitleTable(self.model)  # catalog and published item vectors, as arrays
         self.titles: list[str] = []  # titles with published vectors: where negatives are sampled
@@ -94,8 +106,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.peers = PeerPool(settings.peers)
         self.weights = settings.weights
         self._seed_peers()
-        self.restore = BroadcastRestore([(ITEMS, self._hold), (CATALOG, self.table.describe)])
-        metrics = runtime_context.get_metrics_group()
+        self.restore = BroadcastRestore([(ITEMS, self._hold), (CATALOG, self.table.describe)], self.decode_failures)
         self.applied = EventCount(metrics, "feedback_applied")
         self.searches = EventCount(metrics, "searches_applied")
         self.duplicates = EventCount(metrics, "events_duplicate")
@@ -149,6 +160,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     def _scores(self, user_id: str, user: UserModel) -> dict[str, np.ndarray]:
         return signal_scores(user_id, user, self.table, self.peers, self.settings.search_half_life_minutes)
 
+    @skips_unreadable_state
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
         self.restore.ensure(ctx)
         user_id, event_id, signal = value
@@ -197,11 +209,12 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         if value is None:
             return
         state = ctx.get_broadcast_state(ITEMS)
-        current = state.get(value.title_id)
+        current = broadcast_value(state, value.title_id, self.decode_failures)
         if current is None or value.version >= current.version:
             state.put(value.title_id, value)
         self._hold(value)
 
+    @skips_unreadable_state
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
         self.restore.ensure(ctx)
         user: UserModel | None = self.state.value()
@@ -270,12 +283,12 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
         self.settings, self.model = settings, model or LearningConfig()
 
     def open(self, runtime_context: Any) -> None:
-        self.state = runtime_context.get_state(ValueStateDescriptor("item-model", Types.PICKLED_BYTE_ARRAY()))
+        metrics = runtime_context.get_metrics_group()
+        self.state = KeyedState(runtime_context, "item-model", EventCount(metrics, "state_decode_failures"))
         self.cowatch = runtime_context.get_map_state(
             MapStateDescriptor("cowatch", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
         self.open_store()
         self.codec = EventCodec()
-        metrics = runtime_context.get_metrics_group()
         self.steps = EventCount(metrics, "item_steps_applied")
         self.published = EventCount(metrics, "items_published")
 
@@ -286,6 +299,7 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
             return ItemModel(item_vectors_from_row(rows[0]))
         return ItemModel(ItemVectors.initial(title_id, self.model))
 
+    @skips_unreadable_state
     def process_element(self, batch: tuple[str, list[ItemStep]], ctx: Any) -> None:
         title_id, steps = batch
         item: ItemModel = self.state.value() or self._start(title_id)
@@ -298,6 +312,7 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
             arm_timer(ctx, self.settings.publish_ms)
         self.state.update(item)
 
+    @skips_unreadable_state
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
         item: ItemModel | None = self.state.value()
         if item is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pyflink.common import Types
 from pyflink.datastream import KeyedBroadcastProcessFunction, KeyedProcessFunction, MapFunction, ProcessFunction
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.codec import EventCodec
 from connectors.errors import DecodeError, UnknownSchemaError
@@ -39,7 +39,17 @@ from jobs.records.impression_outcome import outcome_record
 from jobs.records.item_vectors import item_vectors_from_record
 from jobs.records.policy_update import policy_update_record, published_policies
 from jobs.records.user_update import user_update_from_record
-from jobs.runtime import BroadcastRestore, CassandraWriter, EventCount, Stores, arm_timer, kafka_row, keep_newest
+from jobs.runtime import (
+    BroadcastRestore,
+    CassandraWriter,
+    EventCount,
+    KeyedState,
+    Stores,
+    arm_timer,
+    kafka_row,
+    keep_newest,
+    skips_unreadable_state,
+)
 
 CATALOG = MapStateDescriptor("rows-catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 ITEMS = MapStateDescriptor("rows-item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
@@ -86,15 +96,17 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: Any) -> None:
         settings = self.settings
-        self.state = runtime_context.get_state(ValueStateDescriptor("rows-user", Types.PICKLED_BYTE_ARRAY()))
+        metrics = runtime_context.get_metrics_group()
+        self.decode_failures = EventCount(metrics, "state_decode_failures")
+        self.state = KeyedState(runtime_context, "rows-user", self.decode_failures)
         self.homepages, self.features = self.stores.open(HomepageStore, FeatureStore)
         self.shared = SharedCache(LearningConfig().content_dimensions, settings.trending_refresh_ms,
                                   settings.shared_refresh_ms)
         self.policies = new_policies(settings)
         self.rng = random.Random()
         self.restore = BroadcastRestore([(CATALOG, self.shared.describe), (ITEMS, self.shared.hold),
-                                         (POLICIES, lambda published: load_snapshot(self.policies, published.models))])
-        metrics = runtime_context.get_metrics_group()
+                                         (POLICIES, lambda published: load_snapshot(self.policies, published.models))],
+                                        self.decode_failures)
         self.events = EventCount(metrics, "events_applied")
         self.updates = EventCount(metrics, "user_updates_applied")
         self.duplicates = EventCount(metrics, "duplicates")
@@ -106,6 +118,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         if self.homepages is not None:  # open may have failed before it
             self.stores.close(self.homepages, self.features)
 
+    @skips_unreadable_state
     def process_element(self, value: Any, ctx: Any) -> None:
         self.restore.ensure(ctx)
         settings = self.settings
@@ -138,17 +151,21 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
 
     def process_broadcast_element(self, value: Any, ctx: Any) -> None:
         # the newest per title in broadcast state (what a restore rebuilds the cache from), then the cache
+        failures = self.decode_failures
         if isinstance(value, CatalogItem) and keep_newest(
                 ctx.get_broadcast_state(CATALOG), value.title_id, value,
-                lambda known: value.updated_time_ms >= known.updated_time_ms):
+                lambda known: value.updated_time_ms >= known.updated_time_ms, failures):
             self.shared.describe(value)
         elif isinstance(value, ItemVectors) and keep_newest(
-                ctx.get_broadcast_state(ITEMS), value.title_id, value, lambda known: value.version >= known.version):
+                ctx.get_broadcast_state(ITEMS), value.title_id, value, lambda known: value.version >= known.version,
+                failures):
             self.shared.hold(value)
         elif isinstance(value, PublishedPolicies) and keep_newest(
-                ctx.get_broadcast_state(POLICIES), value.name, value, lambda known: value.version > known.version):
+                ctx.get_broadcast_state(POLICIES), value.name, value, lambda known: value.version > known.version,
+                failures):
             load_snapshot(self.policies, value.models)  # serve with the learner's newest models
 
+    @skips_unreadable_state
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
         # one handler for both timers: a user's flush and their next daypart change rebuild the same page
         self.restore.ensure(ctx)
@@ -196,10 +213,12 @@ class PolicyLearner(KeyedProcessFunction):  # type: ignore[misc]
         self.settings = settings
 
     def open(self, runtime_context: Any) -> None:
-        self.state = runtime_context.get_state(ValueStateDescriptor("policy-learner", Types.PICKLED_BYTE_ARRAY()))
+        metrics = runtime_context.get_metrics_group()
+        self.state = KeyedState(runtime_context, "policy-learner", EventCount(metrics, "state_decode_failures"))
         self.codec = EventCodec()
-        self.applied = EventCount(runtime_context.get_metrics_group(), "lessons_applied")
+        self.applied = EventCount(metrics, "lessons_applied")
 
+    @skips_unreadable_state
     def process_element(self, value: Any, ctx: Any) -> None:
         state: PolicyLearnerState = self.state.value() or PolicyLearnerState(new_policies(self.settings))
         if isinstance(value, PublishedPolicies):
@@ -212,6 +231,7 @@ class PolicyLearner(KeyedProcessFunction):  # type: ignore[misc]
             state.armed = True
         self.state.update(state)
 
+    @skips_unreadable_state
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
         state: PolicyLearnerState | None = self.state.value()
         if state is None:
