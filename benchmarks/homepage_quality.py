@@ -8,7 +8,7 @@ homepage is built as the rows job builds it (:func:`jobs.homepage.rows.build_hom
 rules, de-duplication, controls) from the loop's top picks, the user's finished
 titles and recent strong watches, the published similar titles, and trending taken
 as the 50 most touched titles. Three times: with the default controls, with both off, and
-as served (issue #7): the default controls, then the row order, explore slots and artwork
+as served: the default controls, then the row order, explore slots and artwork
 chosen by the rows job's policies (:func:`jobs.exploration.presentation.presented_homepage`,
 ``[rows]`` defaults: 5% explore share), untaught, as on a first day: this measures what
 exploration costs before it has taught the policies anything.

@@ -1,4 +1,4 @@
-"""Exploration and personalization of the homepage (#7): bandits, propensities, off-policy evaluation.
+"""Exploration and personalization of the homepage: bandits, propensities, off-policy evaluation.
 
 Pure, typed, no Flink: the rows job and ``nextwatch eval`` call these.
 """

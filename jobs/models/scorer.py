@@ -15,8 +15,8 @@ coordinate ascent that grows linearly with the signals. A pairwise (BPR) weight
 learner against the blend's top titles was also tried and ranked worse (Recall@10
 0.156 against 0.208 on the first 30,000 MovieLens ratings).
 
-The rows job (#6) calls :meth:`Scorer.rank`; later signals (#5) plug in as more
-entries of ``signals``.
+``nextwatch eval`` ranks with :meth:`Scorer.rank`; a new signal is one more entry of
+``signals``.
 """
 
 from __future__ import annotations

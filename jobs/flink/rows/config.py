@@ -25,7 +25,7 @@ class RowsJobConfig:
     items_per_row: int = 20
     diversity: float = 0.3
     popularity_penalty: float = 0.1
-    explore_share: float = 0.05  # of each recommended row's slots, at most: less-known titles (#7)
+    explore_share: float = 0.05  # of each recommended row's slots, at most: less-known titles
     # explored titles go in this slot or later: what the ranking puts first is never displaced
     # (homepage_quality as served: Recall@10 0.1861 exploring from the second slot, 0.1954 from the
     # tenth, 0.2032 without exploration; the rest is row-order exploration)
