@@ -63,7 +63,11 @@ class FakeValueState(_Keyed):
         self._store.pop("value", None)
 
 
-class FakeMapState(_Keyed):
+class _PickledMap:
+    """What keyed map state and broadcast state share: a map of pickled values over ``self._store``."""
+
+    _store: dict[Any, Any]
+
     def get(self, key: Any) -> Any:
         raw = self._store.get(key)
         return None if raw is None else pickle.loads(raw)
@@ -77,9 +81,12 @@ class FakeMapState(_Keyed):
     def remove(self, key: Any) -> None:
         self._store.pop(key, None)
 
-    def items(self) -> list[tuple[Any, Any]]:
-        return [(k, pickle.loads(v)) for k, v in self._store.items()]
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        for k, v in list(self._store.items()):  # decoded as they come, as PyFlink does
+            yield k, pickle.loads(v)
 
+
+class FakeMapState(_Keyed, _PickledMap):
     def keys(self) -> list[Any]:
         return list(self._store)
 
@@ -93,7 +100,7 @@ class FakeMapState(_Keyed):
         self._store.clear()
 
 
-class FakeBroadcastState:
+class FakeBroadcastState(_PickledMap):
     """Broadcast (operator) state: one map per descriptor, shared by every key, values pickled.
 
     Only what PyFlink's broadcast state answers in thread mode: its ``keys()`` and ``values()`` call Java
@@ -102,23 +109,6 @@ class FakeBroadcastState:
 
     def __init__(self, store: dict[Any, bytes]) -> None:
         self._store = store
-
-    def get(self, key: Any) -> Any:
-        raw = self._store.get(key)
-        return None if raw is None else pickle.loads(raw)
-
-    def put(self, key: Any, value: Any) -> None:
-        self._store[key] = pickle.dumps(value)
-
-    def contains(self, key: Any) -> bool:
-        return key in self._store
-
-    def items(self) -> Iterator[tuple[Any, Any]]:
-        for k, v in list(self._store.items()):  # decoded as they come, as PyFlink does
-            yield k, pickle.loads(v)
-
-    def remove(self, key: Any) -> None:
-        self._store.pop(key, None)
 
 
 class FakeRuntimeContext:
