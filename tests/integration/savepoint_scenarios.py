@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.codec import EventCodec
-from connectors.config import KafkaConfig
+from connectors.config import CassandraConfig, KafkaConfig
 from connectors.events import (
     ArtworkVariant,
     Availability,
@@ -461,6 +461,22 @@ def feed(scenario: Scenario, kafka: KafkaConfig, session: Any, keyspace: str, me
             produce(kafka, scenario.tick(ticks))
         time.sleep(1.0)
     time.sleep(3.0)  # rows and models still on their flush and publish timers
+
+
+def start_job(job: str, kafka: KafkaConfig, cassandra: CassandraConfig, settings: dict[str, Any],
+              checkpoints: Path, restore: Path | None = None, rest_port: int = 0) -> Any:
+    """``job`` on this process's mini-cluster as the fixtures were made: thread mode, parallelism 1.
+
+    ``rest_port``: the mini-cluster's REST API there, its metrics fetched every second.
+    """
+    from jobs.flink import load_job
+    from jobs.runtime import FlinkConfig, start
+
+    spec = load_job(job)
+    options = {"rest.port": str(rest_port), "metrics.fetcher.update-interval": "1000"} if rest_port else {}
+    flink = FlinkConfig(parallelism=1, execution_mode="thread", checkpoint_interval_ms=1000,
+                        checkpoint_dir=str(checkpoints), restore_from=str(restore) if restore else "", options=options)
+    return start(spec, kafka, cassandra, settings=spec.settings(**settings), flink=flink)
 
 
 def wait_running(client: Any, timeout_s: float = 60.0) -> None:

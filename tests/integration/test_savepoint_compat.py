@@ -23,8 +23,6 @@ from connectors.config import CassandraConfig, KafkaConfig
 from connectors.kafka_admin import delete_topics, ensure_topics
 from infra.flink_cluster import job_metrics
 from infra.process import free_port
-from jobs.flink import load_job
-from jobs.runtime import FlinkConfig, start
 from tests.integration.local_runs import run_locally
 from tests.integration.savepoint_scenarios import (
     FIXTURES,
@@ -34,18 +32,9 @@ from tests.integration.savepoint_scenarios import (
     feed,
     produce,
     read_messages,
+    start_job,
     wait_running,
 )
-
-
-def _start(job: str, kafka: KafkaConfig, cassandra: CassandraConfig, settings: dict[str, Any], checkpoints: Path,
-           restore: Path | None = None, rest_port: int = 0) -> Any:
-    spec = load_job(job)
-    # the mini-cluster's REST API on a port of its own, its metrics fetched every second
-    options = {"rest.port": str(rest_port), "metrics.fetcher.update-interval": "1000"} if rest_port else {}
-    flink = FlinkConfig(parallelism=1, execution_mode="thread", checkpoint_interval_ms=1000,
-                        checkpoint_dir=str(checkpoints), restore_from=str(restore) if restore else "", options=options)
-    return start(spec, kafka, cassandra, settings=spec.settings(**settings), flink=flink)
 
 
 def _fresh_keyspace(cassandra: CassandraConfig, name: str) -> CassandraConfig:
@@ -64,8 +53,8 @@ def _run(scenario: Scenario, kafka: KafkaConfig, cassandra: CassandraConfig, bef
     """Start the job (restored or not), feed it ``before`` and then ``after``: the rows it wrote, and how many
     times its operators met state they could not decode."""
     rest_port = free_port()
-    job = _start(scenario.job, kafka, cassandra, scenario.settings(f"sp-test-{uuid.uuid4().hex[:6]}"), checkpoints,
-                 restore, rest_port)
+    job = start_job(scenario.job, kafka, cassandra, scenario.settings(f"sp-test-{uuid.uuid4().hex[:6]}"),
+                    checkpoints, restore, rest_port)
     session = connect(cassandra, cassandra.keyspace)
     try:
         wait_running(job)
