@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -224,7 +225,7 @@ def warm_started_user_learner() -> None:
     settings = LearningJobConfig(warm_start=True)
     stored = SimpleNamespace(model_version=MODEL_VERSION, rating_vector=[0.1] * 16, rating_bias=0.2, ratings=4,
                              implicit_vector=[0.1] * 32, recent_titles=["t1"], recent_event_hashes=[],
-                             version=4, last_event_id="e4", updated_time=__import__("datetime").datetime(2026, 9, 1),
+                             version=4, last_event_id="e4", updated_time=datetime(2026, 9, 1),
                              content_profile=[], recent_searches={}, user_id="u1")
     stores = FakeStores({"rows": lambda statement, *params: [stored] if statement != "get_all_item_vectors" else []})
     harness = OperatorHarness(learning.UserLearner(settings, stores), key=lambda value: value[0]).open()
@@ -394,6 +395,7 @@ def test_every_operator_has_a_scenario() -> None:
 def test_a_dead_letter_keeps_its_id_across_processes() -> None:
     """A restart re-reads an unreadable message and dead-letters it again: under the same id, though Python
     hashes differently in every process."""
+    import os
     import subprocess
     import sys
 
@@ -403,7 +405,7 @@ def test_a_dead_letter_keeps_its_id_across_processes() -> None:
               "row = h.process(b'\\x00junk').side['dead-letter'][0]; "
               "print(EventCodec().decode(bytes(row[1])).record['event_id'])")
     ids = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                          env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout.strip()
+                          env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
            for seed in ("1", "2")}
     assert len(ids) == 1 and ids.pop().startswith("nextwatch-features:INVALID:")
 
