@@ -157,25 +157,26 @@ class JobSpec:
     build: Callable[[Any, KafkaConfig, CassandraConfig, Any], Any]
 
 
-def start(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraConfig | None = None,
+def built(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraConfig | None = None,
           settings: Any = None, flink: FlinkConfig | None = None, group_id: str | None = None) -> Any:
-    """Submit ``job`` to this process's mini-cluster (or the cluster `flink run` runs it for); its JobClient.
-
-    Anything left out is loaded from the config file and environment.
-    """
+    """An environment with ``job`` wired onto it; anything left out is loaded from the config file and environment."""
     settings = settings or job.settings.load()
     if group_id:
         settings = replace(settings, group_id=group_id)
     env = stream_environment(flink or FlinkConfig.load())
     job.build(env, kafka or KafkaConfig.load(), cassandra or CassandraConfig.load(), settings)
-    return env.execute_async(job.name)
+    return env
+
+
+def start(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraConfig | None = None,
+          settings: Any = None, flink: FlinkConfig | None = None, group_id: str | None = None) -> Any:
+    """Submit ``job`` to this process's mini-cluster (or the cluster `flink run` runs it for); its JobClient."""
+    return built(job, kafka, cassandra, settings, flink, group_id).execute_async(job.name)
 
 
 def run(job: JobSpec, flink: FlinkConfig | None = None) -> Any:
     """Build and run ``job`` until it ends (``nextwatch jobs run``, ``flink run``)."""
-    env = stream_environment(flink or FlinkConfig.load())
-    job.build(env, KafkaConfig.load(), CassandraConfig.load(), job.settings.load())
-    return env.execute(job.name)
+    return built(job, flink=flink).execute(job.name)
 
 
 def main(job: JobSpec, argv: list[str] | None = None) -> None:
