@@ -1,8 +1,8 @@
 """Freshness through the broker alone: a play event produced -> consumed by a plain librdkafka consumer, under load.
 
 The same live load and probes as ``learning_freshness`` with no Flink and no Cassandra
-in the path: a consumer-group member on the play topic counts each probe user's
-events as they arrive. What it shows is the floor the jobs' freshness stands on,
+in the path: a consumer-group member on the user event topics counts every message
+and each probe user's play events as they arrive. What it shows is the floor the jobs' freshness stands on,
 and whether a slow probe is the broker's doing. Run against the local stack
 (`nextwatch stack up`). Figures last, as name=value.
 """
@@ -16,9 +16,10 @@ from typing import Any
 
 from benchmarks.feature_freshness import Probe, measure
 from benchmarks.learning_freshness import complete_event
+from benchmarks.load import Watched
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.consumer import EventConsumer
-from connectors.topics import TOPICS_BY_NAME
+from connectors.topics import TOPICS_BY_NAME, USER_EVENT_TOPICS
 
 
 class ConsumedCounts:
@@ -26,22 +27,28 @@ class ConsumedCounts:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.consumed = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, kafka: KafkaConfig, cassandra: CassandraConfig, group_id: str) -> ConsumedCounts:
-        consumer = EventConsumer([TOPICS_BY_NAME["play"].full_name(kafka)], group_id, kafka)
+    def start(self, kafka: KafkaConfig, cassandra: CassandraConfig, group_id: str) -> Watched:
+        play = TOPICS_BY_NAME["play"].full_name(kafka)
+        consumer = EventConsumer([TOPICS_BY_NAME[name].full_name(kafka) for name in USER_EVENT_TOPICS], group_id,
+                                 kafka)
 
         def run() -> None:
             with consumer:
                 while not self._stop.is_set():
                     message = consumer.poll(0.1)
-                    if message is not None and message.event is not None:
+                    if message is None:
+                        continue
+                    self.consumed += 1
+                    if message.event is not None and message.topic == play:
                         self.counts[message.event.record["user_id"]] += 1
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
-        return self
+        return Watched("broker_consumer", self, lambda: float(self.consumed))
 
     def cancel(self) -> Future[None]:
         self._stop.set()

@@ -1,10 +1,12 @@
 """Freshness of the feature job's per-event rows: produce -> visible in Cassandra, under load.
 
-A background thread produces the synthetic load at ``--rate`` events/s with live
-event times. Every ``--probe-every`` seconds a probe user's PROGRESS event is
-produced with a new position; a poller reads that user's continue-watching row
-and profile until both show it, and records produce -> visible for each probe.
-Run against the local stack (`nextwatch stack up`). Figures last, as name=value.
+A background thread produces the live synthetic load (:mod:`benchmarks.load`) at
+a steady ``--rate`` events/s. Every ``--probe-every`` seconds a probe user's
+PROGRESS event is produced with a new position; a poller reads that user's
+continue-watching row until it shows it, and records produce -> visible for each
+probe. Every 10 s the rate offered and the rate the job processed are printed; the
+latency figures are printed only if the job kept up. Run against the local stack
+(`nextwatch stack up`). Figures last, as name=value.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -23,14 +24,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchmarks.load import LiveLoad, RateLog, Watched, latency_figures, watch_job
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.events import Context, PlayEvent
 from connectors.feature_store import FeatureStore
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
-from infra.pipeline import start_job
-from infra.replay.synthetic import SyntheticLoad
 
 
 def say(text: str) -> None:
@@ -39,23 +39,6 @@ def say(text: str) -> None:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def background_load(kafka: KafkaConfig, rate: float, stop: threading.Event) -> None:
-    with EventProducer(kafka) as producer:
-        started, sent = time.monotonic(), 0
-        for event in SyntheticLoad(users=2000, titles=500, sessions=200_000, seed=3):
-            if stop.is_set():
-                break
-            if not hasattr(event, "user_id"):
-                producer.send(event)  # catalog first
-                continue
-            event.event_time_ms = now_ms()  # live traffic
-            producer.send(event)
-            sent += 1
-            ahead = started + sent / rate - time.monotonic()
-            if ahead > 0.001:
-                time.sleep(ahead)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -68,7 +51,7 @@ class Probe:
     """What one freshness benchmark measures: the job, the probe event, the row that shows it."""
 
     row: str
-    start_job: Callable[[KafkaConfig, CassandraConfig, str], Any]
+    start_job: Callable[[KafkaConfig, CassandraConfig, str], Watched]
     make_store: Callable[[Any, str], Any]
     event: Callable[[str, int], Any]  # (probe user, probe number) -> the event to produce
     visible: Callable[[Any, str, int], bool]  # (store, probe user, probe number) -> is it in Cassandra?
@@ -103,9 +86,8 @@ def measure(probe: Probe, description: str) -> None:
     cassandra = replace(CassandraConfig.load(), keyspace="nextwatch_bench")
     apply_schema(cassandra)
     created = ensure_topics(kafka)
-    stop = threading.Event()
-    loader = threading.Thread(target=background_load, args=(kafka, args.rate, stop), daemon=True)
-    client = probe.start_job(kafka, cassandra, f"fresh-{uuid.uuid4().hex[:6]}")
+    load = LiveLoad(kafka, args.rate)
+    job = probe.start_job(kafka, cassandra, f"fresh-{uuid.uuid4().hex[:6]}")
     session = connect(cassandra, cassandra.keyspace)
     store = probe.make_store(session, cassandra.keyspace)
     probe_user = f"probe-{uuid.uuid4().hex[:6]}"
@@ -113,7 +95,8 @@ def measure(probe: Probe, description: str) -> None:
     slow_sends: list[float] = []  # produce + flush times over 1 s: the broker's side of a slow probe
     lost = 0
     try:
-        loader.start()
+        load.start()
+        log = RateLog(load, [job]).start()
         say("warming up for 20 s (job start-up, first checkpoints)")
         time.sleep(20)
         with EventProducer(kafka) as producer:
@@ -123,6 +106,7 @@ def measure(probe: Probe, description: str) -> None:
                 sent_at = time.monotonic()
                 producer.send(probe.event(probe_user, number))
                 producer.flush()
+                load.add()
                 if time.monotonic() - sent_at > 1.0:
                     slow_sends.append(time.monotonic() - sent_at)
                 dumped = False
@@ -139,17 +123,19 @@ def measure(probe: Probe, description: str) -> None:
                 time.sleep(args.probe_every)
                 if len(latencies) % 40 == 0 and latencies:
                     say(f"{len(latencies)} probes, p50 {statistics.median(latencies):.0f} ms")
+        verdict = log.finish()
     finally:
-        stop.set()
-        client.cancel().result()
+        load.stop()
+        job.client.cancel().result()
         session.cluster.shutdown()
         delete_topics(kafka, created)
     over = sorted(round(ms / 1000, 1) for ms in latencies if ms > 1000)
     say(f"probes over 1 s (s): {over}; produce+flush over 1 s (s): {[round(s, 1) for s in slow_sends]}")
     print(f"workload=synthetic-live rate={args.rate:.0f} probes={len(latencies)} row={probe.row} "
           f"over_1s={len(over)} lost_after_{args.give_up:.0f}s={lost} slow_sends={len(slow_sends)}")
-    print(f"p50_ms={percentile(latencies, 0.5):.0f} p99_ms={percentile(latencies, 0.99):.0f} "
-          f"max_ms={max(latencies):.0f}")
+    print(verdict.figures())
+    print(latency_figures(verdict, f"p50_ms={percentile(latencies, 0.5):.0f} p99_ms={percentile(latencies, 0.99):.0f} "
+                                   f"max_ms={max(latencies):.0f}"))
 
 
 PROBE_CONTEXT = Context("probe", "TV", "US", 0)
@@ -166,7 +152,7 @@ def progress_visible(store: FeatureStore, user_id: str, number: int) -> bool:
 
 
 def main() -> None:
-    measure(Probe("continue_watching", lambda k, c, g: start_job("features", k, c, group_id=g), FeatureStore,
+    measure(Probe("continue_watching", lambda k, c, g: watch_job("features", k, c, g), FeatureStore,
                   progress_event, progress_visible), __doc__.split("\n\n")[0])
 
 

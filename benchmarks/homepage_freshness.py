@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks.feature_freshness import PROBE_CONTEXT, background_load, dump_threads, percentile
+from benchmarks.feature_freshness import PROBE_CONTEXT, dump_threads, percentile
+from benchmarks.load import LiveLoad, RateLog, latency_figures, watch_job
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.events import PlayEvent
@@ -34,7 +34,6 @@ from connectors.homepage_store import HomepageClient
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.model_store import ModelStore
 from connectors.producer import EventProducer
-from infra.pipeline import start_job
 from jobs.context import context_bucket
 from jobs.flink.learning.config import LearningJobConfig
 from jobs.flink.rows.config import RowsJobConfig
@@ -61,10 +60,10 @@ def main() -> None:
     cassandra = replace(CassandraConfig.load(), keyspace="nextwatch_bench")
     apply_schema(cassandra)
     created = ensure_topics(kafka)
-    stop = threading.Event()
-    jobs = [start_job("features", kafka, cassandra, group_id=f"fresh-features-{tag}"),
-            start_job("learning", kafka, cassandra, settings=LearningJobConfig(group_id=f"fresh-learning-{tag}")),
-            start_job("rows", kafka, cassandra, settings=RowsJobConfig(group_id=f"fresh-rows-{tag}"))]
+    load = LiveLoad(kafka, args.rate)
+    jobs = [watch_job("features", kafka, cassandra, f"fresh-features-{tag}"),
+            watch_job("learning", kafka, cassandra, f"fresh-learning-{tag}", settings=LearningJobConfig()),
+            watch_job("rows", kafka, cassandra, f"fresh-rows-{tag}", settings=RowsJobConfig())]
     session = connect(cassandra, cassandra.keyspace)
     features, models = FeatureStore(session, cassandra.keyspace), ModelStore(session, cassandra.keyspace)
     homepages = HomepageClient(session, cassandra.keyspace)
@@ -72,7 +71,8 @@ def main() -> None:
     latencies: dict[str, list[float]] = {hop: [] for hop in HOPS}
     lost = 0
     try:
-        threading.Thread(target=background_load, args=(kafka, args.rate, stop), daemon=True).start()
+        load.start()
+        log = RateLog(load, jobs).start()
         say("warming up for 20 s (three jobs starting, first checkpoints)")
         time.sleep(20)
         with EventProducer(kafka) as producer:
@@ -85,6 +85,7 @@ def main() -> None:
                 sent_at = time.monotonic()
                 producer.send(event)
                 producer.flush()
+                load.add()
                 seen: dict[str, float] = {}
                 dumped = False
                 while len(seen) < len(HOPS) and time.monotonic() - sent_at < args.give_up:
@@ -114,16 +115,19 @@ def main() -> None:
                 if number % 20 == 0:
                     say(f"{number} probes; end to end p50 so far {percentile(latencies['end_to_end'], 0.5):.0f} ms")
                 time.sleep(args.probe_every)
+        verdict = log.finish()
     finally:
-        stop.set()
+        load.stop()
         for job in jobs:
-            job.cancel().result()
+            job.client.cancel().result()
         session.cluster.shutdown()
         delete_topics(kafka, created)
     probes = len(latencies["end_to_end"])
     print(f"workload=synthetic-live rate={args.rate:.0f} probes={probes} lost_after_{args.give_up:.0f}s={lost}")
-    print(" ".join(f"{hop}_p50_ms={percentile(values, 0.5):.0f} {hop}_p99_ms={percentile(values, 0.99):.0f}"
-                   for hop, values in latencies.items()))
+    print(verdict.figures())
+    print(latency_figures(verdict, " ".join(
+        f"{hop}_p50_ms={percentile(values, 0.5):.0f} {hop}_p99_ms={percentile(values, 0.99):.0f} "
+        f"{hop}_max_ms={max(values):.0f}" for hop, values in latencies.items())))
 
 
 if __name__ == "__main__":

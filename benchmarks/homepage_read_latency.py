@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import threading
 import time
-from typing import Any
 
 import numpy as np
 
-from benchmarks.feature_freshness import background_load, percentile
+from benchmarks.feature_freshness import percentile
+from benchmarks.load import LiveLoad, RateLog, Watched, latency_figures, watch_job
 from connectors.cassandra_store import connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.homepage_store import HomepageClient, HomepageItem, HomepageRow, HomepageStore
@@ -54,15 +53,14 @@ def write_pages(store: HomepageStore, users: int, rows: int) -> None:
     store.drain()
 
 
-def start_pipeline(kafka: KafkaConfig, cassandra: CassandraConfig) -> list[Any]:
-    from infra.pipeline import start_job
+def start_pipeline(kafka: KafkaConfig, cassandra: CassandraConfig) -> list[Watched]:
     from jobs.flink.learning.config import LearningJobConfig
     from jobs.flink.rows.config import RowsJobConfig
 
     tag = str(int(time.time()))
-    return [start_job("features", kafka, cassandra, group_id=f"bench-read-features-{tag}"),
-            start_job("learning", kafka, cassandra, settings=LearningJobConfig(group_id=f"bench-read-learning-{tag}")),
-            start_job("rows", kafka, cassandra, settings=RowsJobConfig(group_id=f"bench-read-rows-{tag}"))]
+    return [watch_job("features", kafka, cassandra, f"bench-read-features-{tag}"),
+            watch_job("learning", kafka, cassandra, f"bench-read-learning-{tag}", settings=LearningJobConfig()),
+            watch_job("rows", kafka, cassandra, f"bench-read-rows-{tag}", settings=RowsJobConfig())]
 
 
 def main() -> None:
@@ -78,14 +76,16 @@ def main() -> None:
     args = parser.parse_args()
     kafka, cassandra = KafkaConfig.load(), CassandraConfig.load()
     session = connect(cassandra, cassandra.keyspace)
-    jobs: list[Any] = []
-    stop = threading.Event()
+    jobs: list[Watched] = []
+    background = LiveLoad(kafka, args.rate)
+    log: RateLog | None = None
     try:
         if not args.skip_write:
             write_pages(HomepageStore(session, cassandra.keyspace), args.users, args.rows)
         if args.load:
             jobs = start_pipeline(kafka, cassandra)
-            threading.Thread(target=background_load, args=(kafka, args.rate, stop), daemon=True).start()
+            background.start()
+            log = RateLog(background, jobs).start()
             time.sleep(20)  # the jobs up and consuming
         client = HomepageClient(session, cassandra.keyspace)
         rng = np.random.default_rng(11)
@@ -99,16 +99,21 @@ def main() -> None:
             latencies.append((time.perf_counter() - started) * 1000)
             found += page is not None and len(page.rows) == args.rows
         assert found == args.reads, f"only {found} of {args.reads} reads returned the whole page"
+        verdict = log.finish() if log is not None else None
     finally:
-        stop.set()
+        background.stop()
         for job in jobs:
-            job.cancel().result()
+            job.client.cancel().result()
         session.cluster.shutdown()
-    load = f"pipeline@{args.rate:g}/s" if args.load else "none"
+    described = f"pipeline@{args.rate:g}/s" if args.load else "none"
     print(f"workload=homepages-{args.users} rows_per_page={args.rows} reads={args.reads} zipf={args.zipf} "
-          f"load={load} distinct_users={len(set(draws.tolist()))}")
-    print(f"read_p50_ms={percentile(latencies, 0.5):.2f} read_p99_ms={percentile(latencies, 0.99):.2f} "
-          f"read_max_ms={max(latencies):.2f} read_mean_ms={statistics.mean(latencies):.2f}")
+          f"load={described} distinct_users={len(set(draws.tolist()))}")
+    figures = (f"read_p50_ms={percentile(latencies, 0.5):.2f} read_p99_ms={percentile(latencies, 0.99):.2f} "
+               f"read_max_ms={max(latencies):.2f} read_mean_ms={statistics.mean(latencies):.2f}")
+    if verdict is not None:  # "under load" holds only if the pipeline kept up with it
+        print(verdict.figures())
+        figures = latency_figures(verdict, figures)
+    print(figures)
 
 
 if __name__ == "__main__":

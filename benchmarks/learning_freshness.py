@@ -11,9 +11,9 @@ Figures last, as name=value.
 from __future__ import annotations
 
 from benchmarks.feature_freshness import PROBE_CONTEXT, Probe, measure, now_ms
+from benchmarks.load import watch_job
 from connectors.events import PlayEvent
 from connectors.model_store import ModelStore
-from infra.pipeline import start_job
 
 
 def complete_event(user_id: str, number: int) -> PlayEvent:
@@ -28,7 +28,7 @@ def vector_visible(store: ModelStore, user_id: str, number: int) -> bool:
 
 
 def main() -> None:
-    measure(Probe("user_vectors", lambda k, c, g: start_job("learning", k, c, group_id=g), ModelStore,
+    measure(Probe("user_vectors", lambda k, c, g: watch_job("learning", k, c, g), ModelStore,
                   complete_event, vector_visible), __doc__.split("\n\n")[0])
 
 

@@ -1,8 +1,9 @@
 """A synthetic load of any size: N users, M titles with Zipf popularity, sessions by daypart.
 
-Deterministic for a seed. Each session is 1-3 viewings (impression -> click ->
-play, sometimes a rating) starting at a local hour drawn from a daily viewing
-curve (evening peak), on the user's own UTC offset.
+Deterministic for a seed and streamed: events are generated as they are consumed, so
+the first arrives at once and memory does not grow with the number of sessions. Each
+session is 1-3 viewings (impression -> click -> play, sometimes a rating) starting at a
+local hour drawn from a daily viewing curve (evening peak), on the user's own UTC offset.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class SyntheticLoad:
         self.cumulative = list(itertools.accumulate(weights))
         self.title_ids = [f"s{t}" for t in range(titles)]
         self.genres = {t: [GENRES[hash_index(seed, t, len(GENRES))]] for t in self.title_ids}
+        self._offsets: dict[int, int] = {}
+        self._runtimes: dict[str, int] = {}
+        self._artworks: dict[str, list[str]] = {}
 
     def user(self, u: int) -> UserProfile:
         rng = stable_rng(self.seed, "synthetic-user", u)
@@ -63,49 +67,79 @@ class SyntheticLoad:
         return [synthesize_catalog_item(self.seed, t, f"Synthetic Title {t[1:]}", 2000 + int(t[1:]) % 25,
                                         self.genres[t], start, start - 365 * DAY_MS) for t in self.title_ids]
 
-    def _viewings(self) -> list[Viewing]:
-        rng = stable_rng(self.seed, "sessions")
-        starts = []
-        for s in range(self.sessions_n):
-            u = rng.randrange(self.users_n)
-            day = rng.randrange(self.days)
-            hour = rng.choices(range(24), weights=HOURLY)[0]
-            offset = self.user(u).context.utc_offset_minutes
-            local_ms = day * DAY_MS + hour * 3600 * 1000 + rng.randrange(3600 * 1000)
-            starts.append((local_ms - offset * 60_000, u, s))
-        starts.sort()
+    def _session_starts(self) -> Iterator[tuple[int, int, int]]:
+        """(UTC start, user, session number) in time order, generated a local day at a time.
+
+        A day's sessions start within 10 h before to 8 h after its local hours (the UTC offsets), so a
+        start is final once every later day's earliest possible start is past it: at most two days of
+        starts are held at once, never the whole load.
+        """
+        lead_ms = max(_OFFSETS) * 60_000  # the zone furthest east starts its local day this much before UTC
+        per_day, extra = divmod(self.sessions_n, self.days)
+        pending: list[tuple[int, int, int]] = []
+        number = 0
+        for day in range(self.days):
+            rng = stable_rng(self.seed, "sessions", day)
+            for _ in range(per_day + (day < extra)):
+                u = rng.randrange(self.users_n)
+                hour = rng.choices(range(24), weights=HOURLY)[0]
+                local_ms = day * DAY_MS + hour * 3600 * 1000 + rng.randrange(3600 * 1000)
+                heapq.heappush(pending, (local_ms - self.offset_ms(u), u, number))
+                number += 1
+            earliest_next = (day + 1) * DAY_MS - lead_ms
+            while pending and pending[0][0] < earliest_next:
+                yield heapq.heappop(pending)
+        while pending:
+            yield heapq.heappop(pending)
+
+    def offset_ms(self, u: int) -> int:
+        if u not in self._offsets:
+            self._offsets[u] = self.user(u).context.utc_offset_minutes * 60_000
+        return self._offsets[u]
+
+    def _viewings(self) -> Iterator[Viewing]:
+        """Each session's viewings, sessions in start order; a user finishes one session before the next."""
         busy_until: dict[int, int] = {}
-        viewings = []
-        for start, u, s in starts:
+        for start, u, s in self._session_starts():
             srng = stable_rng(self.seed, "session", s)
             t = max(start, busy_until.get(u, 0) + 60_000)
             for k in range(srng.choice([1, 1, 2, 3])):
                 title = self.title_ids[bisect.bisect(self.cumulative, srng.random() * self.cumulative[-1])]
                 stars = float(srng.randint(1, 5))
-                v = Viewing(self.user(u), title, runtime_minutes(self.seed, title) * 60_000,
-                            watch_fraction_for(stars, srng), t,
+                v = Viewing(self.user(u), title, self._runtime_ms(title), watch_fraction_for(stars, srng), t,
                             stars if srng.random() < self.rating_rate else None, key=f"s{s}-{k}", due_ms=start)
                 v.shown_with = [self.title_ids[srng.randrange(self.titles_n)] for _ in range(9)]
                 v.shown_with = [x for x in dict.fromkeys(v.shown_with) if x != title]
-                v.artwork_ids = {x: srng.choice(artwork_ids(self.seed, x)) for x in [*v.shown_with, title]}
-                viewings.append(v)
+                v.artwork_ids = {x: srng.choice(self._artwork(x)) for x in [*v.shown_with, title]}
+                yield v
                 t = viewing_end_ms(v) + 60_000
             busy_until[u] = t
-        return viewings
+
+    def _runtime_ms(self, title: str) -> int:
+        if title not in self._runtimes:
+            self._runtimes[title] = runtime_minutes(self.seed, title) * 60_000
+        return self._runtimes[title]
+
+    def _artwork(self, title: str) -> list[str]:
+        if title not in self._artworks:
+            self._artworks[title] = artwork_ids(self.seed, title)
+        return self._artworks[title]
 
     def __iter__(self) -> Iterator[Any]:
+        """The catalog, then every event in event-time order, generated as it is consumed.
+
+        Event times are rebased so that the window's last local day ends now (sped up by ``speedup``);
+        a busy user's sessions that spill past that end are stamped now, so no event is in the future.
+        """
         yield from self.catalog()
-        viewings = self._viewings()
-        if not viewings:
-            return
-        end = max(viewing_end_ms(v) for v in viewings) + 60_000
+        end = self.days * DAY_MS - min(_OFFSETS) * 60_000 + 60_000  # the last local day's end in UTC, furthest west
 
         def rebase(t: int) -> int:
-            return self.now_ms - int((end - t) / self.speedup)
+            return min(self.now_ms, self.now_ms - int((end - t) / self.speedup))
 
         heap: list[tuple[int, int, Any]] = []
         seq = 0
-        for v in viewings:
+        for v in self._viewings():
             while heap and heap[0][0] < v.due_ms - 5 * 60_000:
                 t, _, ev = heapq.heappop(heap)
                 ev.event_time_ms = rebase(t)
