@@ -26,7 +26,7 @@ import time
 import uuid
 from dataclasses import replace
 
-from benchmarks.feature_job_throughput import say
+from benchmarks.backfill import say
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.kafka_admin import delete_topics, ensure_topics

@@ -3,7 +3,7 @@
 Samples, every 0.5 s, the resident memory (RSS) of the broker and Cassandra (from
 the stack's run records) and of this process with its children (the Flink
 mini-cluster JVM, where thread-mode Python also lives), while
-``feature_job_throughput.run_workload`` runs. Peak is the highest sum of one
+the feature job's backfill (:mod:`benchmarks.backfill`) runs. Peak is the highest sum of one
 sample. Run against the local stack (`nextwatch stack up`). Figures last.
 """
 
@@ -14,7 +14,7 @@ import os
 import threading
 from pathlib import Path
 
-from benchmarks.feature_job_throughput import run_workload
+from benchmarks.backfill import TARGETS, run_backfill
 from infra.process import RunRecord
 
 
@@ -56,7 +56,7 @@ def main() -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    result = run_workload(args.ratings)
+    result = run_backfill(TARGETS["features"], args.ratings)
     stop.set()
     sampler.join()
     print(f"workload=movielens-{args.ratings} events={result.events}")

@@ -82,21 +82,38 @@ def feed(events: Iterable[Any], producer: EventProducer, progress: Progress | No
     return FeedResult(stats.events, stats.last_event_ms or 0, stats.seconds)
 
 
-def wait_for_profiles(cassandra: CassandraConfig, user_ids: list[str], timeout_s: float,
-                      progress: Progress | None = None, poll_s: float = 0.05, vectors: bool = False) -> float:
-    """Block until every user has a profile row (``vectors``: a user-vector row); returns when it happened."""
+ROW_KINDS = ("profile", "vectors", "homepage")  # what a job writes per user, by which its sentinels show
+
+
+def row_present(session: Any, keyspace: str, kind: str = "profile") -> Callable[[str], bool]:
+    """A check of whether a user has a row of ``kind`` (one of :data:`ROW_KINDS`) in Cassandra."""
+    from connectors.homepage_store import HomepageStore
     from connectors.model_store import ModelStore
 
+    if kind == "homepage":
+        pages = HomepageStore(session, keyspace)
+        return lambda user_id: bool(pages.homepages(user_id))
+    if kind not in ROW_KINDS:
+        raise ValueError(f"row kind must be one of {ROW_KINDS}, not {kind!r}")
+    store = (ModelStore if kind == "vectors" else FeatureStore)(session, keyspace)
+    lookup = "get_user_vectors" if kind == "vectors" else "get_profile"
+    return lambda user_id: bool(store.rows(lookup, user_id))
+
+
+def wait_for_profiles(cassandra: CassandraConfig, user_ids: list[str], timeout_s: float,
+                      progress: Progress | None = None, poll_s: float = 0.05, vectors: bool = False,
+                      rows: str = "") -> float:
+    """Block until every user has a profile row (``vectors``: a user-vector row; ``rows``: a row of that kind);
+    returns when it happened."""
     session = connect(cassandra, cassandra.keyspace)
     try:
-        store = (ModelStore if vectors else FeatureStore)(session, cassandra.keyspace)
-        lookup = "get_user_vectors" if vectors else "get_profile"
+        present = row_present(session, cassandra.keyspace, rows or ("vectors" if vectors else "profile"))
         pending = set(user_ids)
         started = time.monotonic()
         deadline = started + timeout_s
         last_report, reported = started, len(pending)
         while pending:
-            pending = {u for u in pending if not store.rows(lookup, u)}
+            pending = {u for u in pending if not present(u)}
             if not pending:
                 break
             now = time.monotonic()
