@@ -75,10 +75,22 @@ def kafka_sink_table_ddl(table: str, kafka: KafkaConfig, topic: str) -> str:
     )
 
 
+def handed_off(stream: Any) -> Any:
+    """``stream`` handed to the operators after it in a task of their own, each subtask's order kept.
+
+    In thread mode, Java operators chained behind a Python operator run inside its emit call, while
+    the interpreter lock every Python operator shares is held: the sink's (or SQL's) work would be
+    taken from Python's budget. Flink chains only forward edges; ``rescale`` is not one, and at equal
+    parallelism it connects each subtask to one subtask (no reordering, no shuffle).
+    """
+    return stream.rescale()
+
+
 def write_to_topics(t_env: Any, kafka: KafkaConfig, streams: dict[str, Any]) -> Any:
     """Send each ``(k, v)`` row stream to its topic (declared name -> stream) through a Kafka sink table.
 
-    The inserts run as part of the DataStream job (attached); returns the statement set.
+    The inserts run as part of the DataStream job (attached); returns the statement set. Each stream
+    reaches its sink through ``rescale`` (see :func:`handed_off`).
     """
     from connectors.topics import TOPICS_BY_NAME
 
@@ -86,7 +98,7 @@ def write_to_topics(t_env: Any, kafka: KafkaConfig, streams: dict[str, Any]) -> 
     for name, stream in streams.items():
         table = f"sink_{name.replace('-', '_')}"
         t_env.execute_sql(kafka_sink_table_ddl(table, kafka, TOPICS_BY_NAME[name].full_name(kafka)))
-        statements.add_insert(table, t_env.from_data_stream(stream))
+        statements.add_insert(table, t_env.from_data_stream(handed_off(stream)))
     statements.attach_as_datastream()
     return statements
 

@@ -17,7 +17,7 @@ from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.table import ChangelogMode, Schema, StreamTableEnvironment
 
 from connectors.config import CassandraConfig, KafkaConfig
-from connectors.flink_kafka import write_to_topics
+from connectors.flink_kafka import handed_off, write_to_topics
 from connectors.topics import USER_EVENT_TOPICS
 from jobs.flink.features import operators as op
 from jobs.flink.features.config import JOB_NAME, FeatureJobConfig
@@ -64,7 +64,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
                      .connect(catalog.broadcast(op.TITLES))
                      .process(op.UserFeatures(settings, kafka), output_type=PICKLED),
                      Step("user-features", "user features (profile, continue watching)"))
-    enriched = features.get_side_output(op.ENRICHED_TAG)
+    enriched = handed_off(features.get_side_output(op.ENRICHED_TAG))  # the SQL in a task of its own
     user_rows = named(features.process(op.WriteUserFeatures(stores), output_type=KAFKA_ROW_TYPE()),
                       Step("write-user-features", "write profile + continue watching (Cassandra)"))
 
