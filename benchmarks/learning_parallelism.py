@@ -55,7 +55,8 @@ def run(ratings: int, parallelism: int, timeout_s: float, rate: float) -> dict[s
     try:
         replay = MovieLensReplay(load_movielens(), limit=ratings, now_ms=1_790_000_000_000)  # same events each run
         env = {"NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix, "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra.keyspace,
-               "NEXTWATCH_LEARNING_GROUP_ID": f"lpar-{tag}"}
+               "NEXTWATCH_LEARNING_GROUP_ID": f"lpar-{tag}",
+               "NEXTWATCH_LEARNING_EVALUATE_SHARE": "1"}  # a quality benchmark: every member tested
         with EventProducer(kafka) as producer:
             if rate > 0:  # live: the job is up and has read every partition before the first event
                 job_id = flink_cluster.submit(job_file("learning"), parallelism=parallelism,

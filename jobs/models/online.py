@@ -26,6 +26,7 @@ state) and snapshotted to Cassandra for warm starts.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
@@ -534,6 +535,17 @@ def predict_rating(user: UserModel | None, item: ItemVectors | None, config: Lea
         if user is not None and user.rating_vector is not None:
             prediction += float(user.rating_vector @ item.rating_vector)
     return min(5.0, max(1.0, prediction))
+
+
+def in_evaluation_sample(user_id: str, share: float) -> bool:
+    """Whether the member is in the in-job evaluation's sample: the same answer on every subtask and run.
+
+    >>> in_evaluation_sample("u1", 1.0), in_evaluation_sample("u1", 0.0)
+    (True, False)
+    >>> round(sum(in_evaluation_sample(f"u{n}", 0.05) for n in range(20_000)) / 20_000, 2)
+    0.05
+    """
+    return share >= 1.0 or zlib.crc32(user_id.encode()) < share * 2**32
 
 
 @dataclass

@@ -92,7 +92,8 @@ def test_learning_job_on_the_standalone_cluster(kafka_config: Any, cassandra_con
     events = _history(tag)
     env = {"NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
            "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra_config.keyspace,
-           "NEXTWATCH_LEARNING_GROUP_ID": f"lcluster-{tag}", "NEXTWATCH_LEARNING_SNAPSHOT_MS": "500"}
+           "NEXTWATCH_LEARNING_GROUP_ID": f"lcluster-{tag}", "NEXTWATCH_LEARNING_SNAPSHOT_MS": "500",
+           "NEXTWATCH_LEARNING_EVALUATE_SHARE": "1"}  # every member tested: the counts are exact
     store = ModelStore(cassandra_session, cassandra_config.keyspace)
     job_id = None
     try:

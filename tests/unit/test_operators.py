@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -217,6 +218,14 @@ def user_learner() -> None:
     harness.restart(learning.UserLearner(settings, stores))
     harness.advance(settings.flush_ms)
     assert set(harness.operator.table.items) == {"t1", "t2", "t3"}
+    # the in-job evaluation tests a sample of members, by their id: none at share 0, every one at 1
+    for share, tested in ((0.0, 0), (1.0, 1)):
+        sampled = OperatorHarness(learning.UserLearner(replace(settings, evaluate_share=share), FakeStores()),
+                                  key=lambda value: value[0]).open()
+        for title in ("t1", "t2"):
+            sampled.process_broadcast(ItemVectors.initial(title, LearningConfig()))
+        sampled.process_all(_ratings("u2", ["t1", "t2"]))
+        assert sampled.metrics["eval_touches"] == tested and sampled.metrics["feedback_applied"] == 2
 
 
 def warm_started_user_learner() -> None:

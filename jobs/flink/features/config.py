@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from connectors.config import load_section
+from connectors.errors import ConfigError
 from jobs.exploration.rewards import REWARD_WINDOW_MS
 
 JOB_NAME = "nextwatch-features"
@@ -18,6 +19,7 @@ class FeatureJobConfig:
     out_of_orderness_ms: int = 5_000  # the allowed lateness: events behind the watermark are late
     idleness_ms: int = 60_000
     flush_ms: int = 100  # profile and continue watching: per user, at most this often
+    max_flush_ms: int = 1_000  # ... stretched up to this while working off a backlog (jobs/pacing.py)
     stats_flush_ms: int = 10_000  # trending and item stats: per key, at most this often
     trending_window_minutes: int = 60
     trending_slide_minutes: int = 5
@@ -28,6 +30,11 @@ class FeatureJobConfig:
     reward_window_ms: int = REWARD_WINDOW_MS
     group_id: str = "nextwatch-features"
     options: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.flush_ms <= self.max_flush_ms:
+            raise ConfigError(f"[features] need 1 <= flush_ms <= max_flush_ms, got {self.flush_ms} and "
+                              f"{self.max_flush_ms}")
 
     @classmethod
     def load(cls) -> FeatureJobConfig:

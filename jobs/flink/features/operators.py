@@ -29,6 +29,7 @@ from jobs.exploration.rewards import Joined
 from jobs.features.sessions import SessionAggregates, session_features
 from jobs.features.user_state import UNKNOWN_TITLE, TitleInfo, UserState
 from jobs.flink.features.config import JOB_NAME, FeatureJobConfig
+from jobs.pacing import FlushPacing
 from jobs.records.rejected_event import rejection_record
 from jobs.records.session_features import session_record
 from jobs.records.user_features import profile_record
@@ -129,7 +130,8 @@ class DecodeCatalog(MapFunction):  # type: ignore[misc]
 
 class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     """Keyed by user, the catalog in broadcast state: dedupe, late events out, profile and continue watching,
-    the impression join; each dirty user flushed at most every ``flush_ms``.
+    the impression join; each dirty user flushed at most every ``flush_ms`` (up to ``max_flush_ms`` in a
+    backlog: :mod:`jobs.pacing`).
 
     Per event: one state read, one state write, one watermark look-up (each a call into Java).
     """
@@ -149,6 +151,8 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.applied = EventCount(metrics, "events_applied")
         self.lag_ms = 0
         metrics.gauge("freshness_lag_ms", lambda: self.lag_ms)
+        self.pacing = FlushPacing(self.settings.flush_ms, self.settings.max_flush_ms)
+        metrics.gauge("flush_delay_ms", self.pacing.delay_ms)
 
     def _title(self, ctx: Any, title_id: str | None) -> TitleInfo:
         if not title_id:
@@ -164,7 +168,9 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     @skips_unreadable_state
     def process_element(self, event: Any, ctx: Any) -> Iterator[Any]:
         settings = self.settings
-        self.lag_ms = now_ms() - event.event_time_ms
+        now = now_ms()
+        self.lag_ms = now - event.event_time_ms
+        self.pacing.observe(now, event.event_time_ms)
         state: UserState = self.state.value() or UserState()
         watermark = ctx.timer_service().current_watermark()
         if event.event_time_ms <= watermark:
@@ -186,7 +192,7 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.applied.inc()
         if not state.flush_armed:
             state.flush_armed = True
-            arm_timer(ctx, settings.flush_ms)
+            arm_timer(ctx, self.pacing.delay_ms())
         # the impression join the rows job's bandits learn from: one definition of CTR
         joined = state.join_impressions(event, settings.reward_window_ms, watermark, settings.out_of_orderness_ms)
         self.state.update(state)

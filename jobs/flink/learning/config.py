@@ -18,6 +18,7 @@ class LearningJobConfig:
 
     flush_ms: int = 100  # user vectors: per user, at most this often
     publish_ms: int = 500  # item vectors to model-updates: per changed title, at most this often
+    max_flush_ms: int = 1_000  # both stretched up to this while working off a backlog (jobs/pacing.py)
     snapshot_ms: int = 10_000  # item vectors and similar titles to Cassandra: per title, at most this often
     # Without a checkpoint, start users and titles from Cassandra. Right when the job resumes its
     # group's committed offsets; turn it off to replay topics from the start under a new group into a
@@ -28,13 +29,20 @@ class LearningJobConfig:
     top_picks: int = 50  # titles per user in the top_picks table
     peers: int = 2000  # user-user CF: users held per subtask to find neighbours among
     search_half_life_minutes: float = 60.0
-    evaluate_blend: bool = True  # test the blend on every first touch too (eval_blend_hits; costs a scoring)
+    # in-job test-then-train on this share of members, chosen by a hash of the member id (1.0: all of them)
+    evaluate_share: float = 0.05
+    evaluate_blend: bool = True  # test the blend on sampled first touches too (eval_blend_hits; costs a scoring)
 
     def __post_init__(self) -> None:
         try:
             parse_blend(self.blend)  # a bad blend fails at load, naming the signal
         except ValueError as exc:
             raise ConfigError(f"[learning] {exc}") from exc
+        if not 1 <= min(self.flush_ms, self.publish_ms) <= max(self.flush_ms, self.publish_ms) <= self.max_flush_ms:
+            raise ConfigError(f"[learning] need 1 <= flush_ms, publish_ms <= max_flush_ms, got {self.flush_ms}, "
+                              f"{self.publish_ms} and {self.max_flush_ms}")
+        if not 0.0 <= self.evaluate_share <= 1.0:
+            raise ConfigError(f"[learning] evaluate_share must be between 0 and 1, got {self.evaluate_share}")
         if self.top_picks < 1 or self.peers < 2 or self.search_half_life_minutes <= 0:
             raise ConfigError(f"[learning] top_picks >= 1, peers >= 2 and search_half_life_minutes > 0, got "
                              f"{self.top_picks}, {self.peers}, {self.search_half_life_minutes}")

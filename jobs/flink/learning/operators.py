@@ -35,6 +35,7 @@ from jobs.models.online import (
     OnlineEvaluation,
     UserModel,
     apply_step,
+    in_evaluation_sample,
     learn_content,
     learn_search,
     learn_user,
@@ -43,6 +44,7 @@ from jobs.models.online import (
 )
 from jobs.models.signals import PeerPool, Pick, TitleTable, signal_scores, top_picks
 from jobs.models.snapshots import item_vectors_from_row, user_model_from_row
+from jobs.pacing import FlushPacing
 from jobs.records.item_vectors import item_vectors_from_record, item_vectors_record
 from jobs.records.user_update import user_update_record
 from jobs.runtime import (
@@ -112,6 +114,8 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.duplicates = EventCount(metrics, "events_duplicate")
         self.lag_ms = 0
         metrics.gauge("freshness_lag_ms", lambda: self.lag_ms)
+        self.pacing = FlushPacing(settings.flush_ms, settings.max_flush_ms)
+        metrics.gauge("flush_delay_ms", self.pacing.delay_ms)
         # test-then-train in the job (gauges take ints: thousandths)
         self.evaluation = OnlineEvaluation()
         evaluation = self.evaluation
@@ -164,7 +168,9 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
         self.restore.ensure(ctx)
         user_id, event_id, signal = value
-        self.lag_ms = now_ms() - signal.time_ms
+        now = now_ms()
+        self.lag_ms = now - signal.time_ms
+        self.pacing.observe(now, signal.time_ms)
         user: UserModel = self.state.value() or self._start(user_id)
         if isinstance(signal, Search):
             steps: list[tuple[str, list[ItemStep]]] | None = None
@@ -177,7 +183,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             self.duplicates.inc()
             return
         if not user.flush_armed:
-            arm_timer(ctx, self.settings.flush_ms)
+            arm_timer(ctx, self.pacing.delay_ms())
             user.flush_armed = True
         self.state.update(user)
         for batch in steps:  # one message per title: each crossing into Java costs more than the step
@@ -193,8 +199,9 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             picks = top_picks(self._scores(user_id, user), self.weights, self.table, 10, exclude)
             return [pick.title_id for pick in picks]
 
-        self.evaluation.observe(user, feedback, self.table.items, self.model,
-                                blend_top if self.settings.evaluate_blend else None)
+        if in_evaluation_sample(user_id, self.settings.evaluate_share):  # a scoring per touch: sampled
+            self.evaluation.observe(user, feedback, self.table.items, self.model,
+                                    blend_top if self.settings.evaluate_blend else None)
         steps = learn_user(user, user_id, feedback, event_id, self.table.items, self.titles, self.model)
         learn_content(user, feedback, self.table.content_vector(feedback.title_id), self.model)
         self.peers.update(user_id, user)
@@ -291,6 +298,8 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
         self.codec = EventCodec()
         self.steps = EventCount(metrics, "item_steps_applied")
         self.published = EventCount(metrics, "items_published")
+        self.pacing = FlushPacing(self.settings.publish_ms, self.settings.max_flush_ms)
+        metrics.gauge("publish_delay_ms", self.pacing.delay_ms)
 
     def _start(self, title_id: str) -> ItemModel:
         # once per title per job (state is empty only before its first step): the warm start
@@ -302,6 +311,7 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
     @skips_unreadable_state
     def process_element(self, batch: tuple[str, list[ItemStep]], ctx: Any) -> None:
         title_id, steps = batch
+        self.pacing.observe(now_ms(), steps[0].time_ms)
         item: ItemModel = self.state.value() or self._start(title_id)
         was_dirty = item.dirty
         cowatch = CowatchState(self.cowatch)
@@ -309,7 +319,7 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
             if apply_step(item, step, self.model, cowatch):
                 self.steps.inc()
         if item.dirty and not was_dirty:
-            arm_timer(ctx, self.settings.publish_ms)
+            arm_timer(ctx, self.pacing.delay_ms())
         self.state.update(item)
 
     @skips_unreadable_state

@@ -19,6 +19,7 @@ class RowsJobConfig:
     """``[rows]`` in the config file / ``NEXTWATCH_ROWS_*``."""
 
     flush_ms: int = 200  # a user's homepage: rebuilt at most this often
+    max_flush_ms: int = 1_000  # ... stretched up to this while working off a backlog (jobs/pacing.py)
     trending_refresh_ms: int = 30_000
     settings_refresh_ms: int = 3_600_000
     shared_refresh_ms: int = 5_000  # popularity percentiles and catalog indexes, at most this often
@@ -46,6 +47,8 @@ class RowsJobConfig:
                self.reward_window_ms, self.policy_publish_ms) < 1:
             raise ConfigError("[rows] refresh periods, flush_ms, reward_window_ms and policy_publish_ms must be "
                               ">= 1 ms")
+        if self.max_flush_ms < self.flush_ms:
+            raise ConfigError(f"[rows] max_flush_ms must be >= flush_ms, got {self.max_flush_ms} and {self.flush_ms}")
         if self.explore_after < 1:
             raise ConfigError(f"[rows] explore_after must be >= 1 (the first slot keeps the ranking), "
                               f"got {self.explore_after}")

@@ -35,6 +35,7 @@ from jobs.homepage.rules import Viewer
 from jobs.homepage.shared import SharedCache
 from jobs.homepage.state import RowsUser
 from jobs.models.online import ItemVectors, LearningConfig
+from jobs.pacing import FlushPacing
 from jobs.records.impression_outcome import outcome_record
 from jobs.records.item_vectors import item_vectors_from_record
 from jobs.records.policy_update import policy_update_record, published_policies
@@ -111,6 +112,8 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.updates = EventCount(metrics, "user_updates_applied")
         self.duplicates = EventCount(metrics, "duplicates")
         self.built = EventCount(metrics, "homepages_built")
+        self.pacing = FlushPacing(settings.flush_ms, settings.max_flush_ms)
+        metrics.gauge("flush_delay_ms", self.pacing.delay_ms)
         self.rewards = EventCount(metrics, "outcomes_learned")
         self.codec = EventCodec()
 
@@ -128,6 +131,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             user.impressions = ImpressionJoin(settings.reward_window_ms)
         now = now_ms()
         if kind == "event":
+            self.pacing.observe(now, payload.event_time_ms)
             item = self.shared.catalog.get(getattr(payload, "title_id", None) or "")
             info = TitleInfo(tuple(item.genres), item.runtime_minutes) if item else TitleInfo()
             applied = user.apply_event(payload, info)
@@ -142,7 +146,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         if now - user.settings_read_ms >= settings.settings_refresh_ms:
             user.maturity_limit, user.settings_read_ms = self.homepages.maturity_limit(user_id), now
         if not user.flush_armed:
-            ctx.timer_service().register_processing_time_timer(now + settings.flush_ms)
+            ctx.timer_service().register_processing_time_timer(now + self.pacing.delay_ms())
             user.flush_armed = True
         wake_at = user.reward_timer_due(now)  # held impressions close even if the member goes quiet
         if wake_at is not None:
