@@ -224,6 +224,8 @@ class OperatorHarness:
             self.current_key = self.key(value)
         if hasattr(self.operator, "map"):
             return Output([self.operator.map(value)])
+        if hasattr(self.operator, "flat_map"):
+            return self._collect(self.operator.flat_map(value))
         return self._collect(self.operator.process_element(value, FakeContext(self, timestamp)))
 
     def process_all(self, values: Iterable[Any]) -> Output:

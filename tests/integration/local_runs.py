@@ -49,6 +49,7 @@ def _learning(phases: Phases, settings: dict[str, Any], stores: Stores) -> None:
     decode = OperatorHarness(DecodeEvents(JOB_NAME, op.feedback)).open()
     shared = OperatorHarness(op.DecodeShared()).open()
     users = OperatorHarness(op.UserLearner(config, stores), key=lambda value: value[0]).open()
+    split = OperatorHarness(op.SplitSteps()).open()
     items = OperatorHarness(op.ItemLearner(config, stores), key=lambda batch: batch[0]).open()
     write = OperatorHarness(op.WriteUserVectors(stores, config.blend)).open()
 
@@ -64,7 +65,8 @@ def _learning(phases: Phases, settings: dict[str, Any], stores: Stores) -> None:
                 users.process_broadcast(shared.process(message.value).main[0])
                 continue
             for value in decode.process(message.value).main:
-                items.process_all(users.process(value).side.get("item-steps", []))
+                for steps in users.process(value).side.get("item-steps", []):
+                    items.process_all(split.process(steps).main)
         settle()
     items.close()
     write.close()

@@ -207,7 +207,8 @@ def user_learner() -> None:
     for title in ("t1", "t2", "t3"):
         harness.process_broadcast(ItemVectors.initial(title, LearningConfig()))
     out = harness.process_all(_ratings("u1", ["t1", "t2"]))
-    steps = out.side["item-steps"]
+    assert len(out.side["item-steps"]) == 2  # one message per event, its steps grouped by title
+    steps = [batch for event_steps in out.side["item-steps"] for batch in event_steps]
     assert {title for title, _ in steps} >= {"t1", "t2"} and all(isinstance(s[1][0], ItemStep) for s in steps)
     assert harness.process(_ratings("u1", ["t1"])[0]).side == {} and harness.metrics["events_duplicate"] == 1
     [(user, model, picks)] = harness.advance(settings.flush_ms).main
@@ -244,6 +245,13 @@ def warm_started_user_learner() -> None:
     assert ("get_user_vectors", "u1") in stores.calls("rows")
 
 
+def split_steps() -> None:
+    from jobs.flink.learning.operators import SplitSteps
+
+    first, second = ("t1", [ItemStep("t1", "e:pos:0", "implicit")]), ("t2", [ItemStep("t2", "e:neg:0", "implicit")])
+    assert OperatorHarness(SplitSteps()).open().process([first, second]).main == [first, second]
+
+
 def encode_user_update() -> None:
     from jobs.models.online import UserModel
     from jobs.models.signals import Pick
@@ -270,7 +278,9 @@ def item_learner() -> None:
     settings = LearningJobConfig(warm_start=False, publish_ms=500, snapshot_ms=0)
     stores = FakeStores()
     users = OperatorHarness(learning.UserLearner(settings, FakeStores()), key=lambda value: value[0]).open()
-    steps = users.process_all(_ratings("u1", ["t1", "t2"]) + _ratings("u2", ["t2", "t1"])).side["item-steps"]
+    split = OperatorHarness(learning.SplitSteps()).open()
+    steps = split.process_all(users.process_all(_ratings("u1", ["t1", "t2"]) + _ratings("u2", ["t2", "t1"]))
+                              .side["item-steps"]).main
     harness = OperatorHarness(learning.ItemLearner(settings, stores), key=lambda batch: batch[0]).open()
     harness.process_all(steps)
     assert harness.metrics["item_steps_applied"] > 0
@@ -379,6 +389,7 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "jobs.flink.learning.operators.DecodeShared": decode_shared,
     "jobs.flink.learning.operators.UserLearner": user_learner,
     "jobs.flink.learning.operators.UserLearner (warm start)": warm_started_user_learner,
+    "jobs.flink.learning.operators.SplitSteps": split_steps,
     "jobs.flink.learning.operators.EncodeUserUpdate": encode_user_update,
     "jobs.flink.learning.operators.WriteUserVectors": write_user_vectors,
     "jobs.flink.learning.operators.ItemLearner": item_learner,

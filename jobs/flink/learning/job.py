@@ -74,7 +74,9 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
           Step("write-user-vectors", "write user vectors (Cassandra)"))
     user_updates = named(users.map(op.EncodeUserUpdate(), output_type=KAFKA_ROW_TYPE()),
                          Step("encode-user-updates", "encode user updates"))
-    published = named(users.get_side_output(op.STEPS_TAG).key_by(lambda batch: batch[0], key_type=Types.STRING())
+    steps = named(users.get_side_output(op.STEPS_TAG).flat_map(op.SplitSteps(), output_type=PICKLED),
+                  Step("item-steps-split", "item steps by title"))
+    published = named(steps.key_by(lambda batch: batch[0], key_type=Types.STRING())
                       .process(op.ItemLearner(settings, stores, model), output_type=KAFKA_ROW_TYPE()),
                       Step("item-learner", "item learner (item vectors, similar titles)"))
 
