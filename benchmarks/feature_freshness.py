@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load import LiveLoad, RateLog, Watched, latency_figures, watch_job
+from benchmarks.load import LiveLoad, RateLog, Watched, latency_figures, wait_until, watch_job
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.events import Context, PlayEvent
@@ -95,9 +95,13 @@ def measure(probe: Probe, description: str) -> None:
     slow_sends: list[float] = []  # produce + flush times over 1 s: the broker's side of a slow probe
     lost = 0
     try:
+        with EventProducer(kafka) as producer:  # the whole path live before the load starts
+            producer.send(probe.event(f"warm-{probe_user}", 1))
+        took = wait_until(lambda: probe.visible(store, f"warm-{probe_user}", 1), 180, "the warm-up event")
+        say(f"warm-up event visible after {took:.1f} s; starting the load")
         load.start()
         log = RateLog(load, [job]).start()
-        say("warming up for 20 s (job start-up, first checkpoints)")
+        say("warming up for 20 s under load (first checkpoints)")
         time.sleep(20)
         with EventProducer(kafka) as producer:
             number, deadline = 0, time.monotonic() + args.seconds

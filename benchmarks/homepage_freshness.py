@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.feature_freshness import PROBE_CONTEXT, dump_threads, percentile
-from benchmarks.load import LiveLoad, RateLog, latency_figures, watch_job
+from benchmarks.load import LiveLoad, RateLog, latency_figures, wait_for_pipeline, watch_job
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.events import PlayEvent
@@ -71,9 +71,11 @@ def main() -> None:
     latencies: dict[str, list[float]] = {hop: [] for hop in HOPS}
     lost = 0
     try:
+        took = wait_for_pipeline(kafka, session, cassandra.keyspace, f"warm-{user}")
+        say(f"warm-up event through every hop after {took:.1f} s; starting the load")
         load.start()
         log = RateLog(load, jobs).start()
-        say("warming up for 20 s (three jobs starting, first checkpoints)")
+        say("warming up for 20 s under load (first checkpoints)")
         time.sleep(20)
         with EventProducer(kafka) as producer:
             number, deadline = 0, time.monotonic() + args.seconds

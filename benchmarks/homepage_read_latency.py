@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from benchmarks.feature_freshness import percentile
-from benchmarks.load import LiveLoad, RateLog, Watched, latency_figures, watch_job
+from benchmarks.load import LiveLoad, RateLog, Watched, latency_figures, wait_for_pipeline, watch_job
 from connectors.cassandra_store import connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.homepage_store import HomepageClient, HomepageItem, HomepageRow, HomepageStore
@@ -84,6 +84,7 @@ def main() -> None:
             write_pages(HomepageStore(session, cassandra.keyspace), args.users, args.rows)
         if args.load:
             jobs = start_pipeline(kafka, cassandra)
+            wait_for_pipeline(kafka, session, cassandra.keyspace, f"warm-read-{int(time.time())}")
             background.start()
             log = RateLog(background, jobs).start()
             time.sleep(20)  # the jobs up and consuming
