@@ -86,11 +86,12 @@ def handed_off(stream: Any) -> Any:
     return stream.rescale()
 
 
-def write_to_topics(t_env: Any, kafka: KafkaConfig, streams: dict[str, Any]) -> Any:
+def write_to_topics(t_env: Any, kafka: KafkaConfig, streams: dict[str, Any], hand_off: bool = True) -> Any:
     """Send each ``(k, v)`` row stream to its topic (declared name -> stream) through a Kafka sink table.
 
-    The inserts run as part of the DataStream job (attached); returns the statement set. Each stream
-    reaches its sink through ``rescale`` (see :func:`handed_off`).
+    The inserts run as part of the DataStream job (attached); returns the statement set. With ``hand_off``
+    each stream reaches its sink through ``rescale`` (see :func:`handed_off`); that changes the ids of
+    the operators after it, so a job whose state was taken without it keeps it off.
     """
     from connectors.topics import TOPICS_BY_NAME
 
@@ -98,7 +99,7 @@ def write_to_topics(t_env: Any, kafka: KafkaConfig, streams: dict[str, Any]) -> 
     for name, stream in streams.items():
         table = f"sink_{name.replace('-', '_')}"
         t_env.execute_sql(kafka_sink_table_ddl(table, kafka, TOPICS_BY_NAME[name].full_name(kafka)))
-        statements.add_insert(table, t_env.from_data_stream(handed_off(stream)))
+        statements.add_insert(table, t_env.from_data_stream(handed_off(stream) if hand_off else stream))
     statements.attach_as_datastream()
     return statements
 

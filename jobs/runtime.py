@@ -32,6 +32,7 @@ import inspect
 import logging
 import os
 import sys
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -378,15 +379,28 @@ class KeyedState:
     What cannot be decoded is counted (``state_decode_failures``), logged with the key and the reason,
     and left as it is: never taken for empty, so a fixed version of the code still finds it. The element
     or timer that needed it is skipped (see :func:`skips_unreadable_state`).
+
+    With ``cache_keys``, the value last written for each of that many keys (least recently used out) is
+    also kept as the object itself, so that the next read of the key is a dictionary look-up instead of a
+    call into Java and an unpickling. That is exact because this instance is the only reader and writer
+    of its keys' state (a restore or a rescale makes new instances, with empty caches), on two terms the
+    callers keep: they pass the key (``value(key)``, ``update(value, key)``), and they do not change a
+    value after writing it. A read takes the key's entry out of the cache, so a value changed and not
+    written back is read from Flink again, as it would be without the cache.
     """
 
-    def __init__(self, runtime_context: Any, name: str, failures: EventCount) -> None:
+    def __init__(self, runtime_context: Any, name: str, failures: EventCount, cache_keys: int = 0) -> None:
         from pyflink.datastream.state import ValueStateDescriptor
 
-        self.name, self.failures = name, failures
+        self.name, self.failures, self.cache_keys = name, failures, cache_keys
         self.state = runtime_context.get_state(ValueStateDescriptor(name, PICKLED))
+        self._cache: OrderedDict[Any, Any] = OrderedDict()
 
-    def value(self) -> Any:
+    def value(self, key: Any = None) -> Any:
+        if key is not None:
+            cached = self._cache.pop(key, None)
+            if cached is not None:
+                return cached
         try:
             return self.state.value()
         except UNREADABLE as exc:
@@ -394,8 +408,16 @@ class KeyedState:
             LOG.error("state %r of this key cannot be decoded, left as it is: %s", self.name, exc)
             raise UnreadableState(str(exc)) from exc
 
-    def update(self, value: Any) -> None:
+    def update(self, value: Any, key: Any = None) -> None:
         self.state.update(value)
+        if key is not None and self.cache_keys > 0:
+            self._cache[key] = value
+            self._cache.move_to_end(key)
+            if len(self._cache) > self.cache_keys:
+                self._cache.popitem(last=False)
+
+
+STATE_CACHE_KEYS = 4096  # per operator instance: members or titles whose newest state is kept as objects
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])

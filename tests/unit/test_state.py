@@ -100,3 +100,71 @@ def test_a_shape_no_migration_reads_is_refused_by_name() -> None:
         UserState.__new__(UserState).__setstate__((2, "not", "the", "fields"))
     with pytest.raises(StateDecodeError, match=r"UserState, version 0: no migration"):
         UserState.__new__(UserState).__setstate__({"profile": None})
+
+
+class _CountingState:
+    """A Flink value state of one key that counts the calls the cache should save."""
+
+    def __init__(self) -> None:
+        self.stored: bytes | None = None
+        self.reads = 0
+
+    def value(self) -> Any:
+        self.reads += 1
+        return None if self.stored is None else pickle.loads(self.stored)
+
+    def update(self, value: Any) -> None:
+        self.stored = pickle.dumps(value)
+
+
+def _keyed_state(cache_keys: int) -> tuple[Any, dict[str, _CountingState]]:
+    from types import SimpleNamespace
+
+    from jobs.runtime import EventCount, KeyedState
+    from tests.flink_fakes import FakeMetricGroup
+
+    states: dict[str, _CountingState] = {}
+    current = {"key": "u1"}
+
+    class ByKey:  # what Flink hands the operator: one state object, scoped to the current key
+        def value(self) -> Any:
+            return states.setdefault(current["key"], _CountingState()).value()
+
+        def update(self, value: Any) -> None:
+            states.setdefault(current["key"], _CountingState()).update(value)
+
+    context = SimpleNamespace(get_state=lambda descriptor: ByKey())
+    keyed = KeyedState(context, "user", EventCount(FakeMetricGroup(), "failures"), cache_keys=cache_keys)
+    keyed.select = lambda key: current.update(key=key)  # type: ignore[attr-defined]
+    return keyed, states
+
+
+def test_a_cached_key_is_read_without_flink_and_its_writes_still_reach_flink() -> None:
+    keyed, states = _keyed_state(cache_keys=2)
+    keyed.update({"plays": 1}, "u1")
+    value = keyed.value("u1")
+    assert value == {"plays": 1} and states["u1"].reads == 0  # the object itself, no call into Flink
+    value["plays"] = 2
+    keyed.update(value, "u1")
+    assert pickle.loads(states["u1"].stored or b"") == {"plays": 2}  # written through
+
+
+def test_a_value_changed_but_not_written_back_is_read_from_flink_again() -> None:
+    keyed, states = _keyed_state(cache_keys=2)
+    keyed.update({"plays": 1}, "u1")
+    keyed.value("u1")["plays"] = 99  # e.g. an operator that returns early on a duplicate
+    assert keyed.value("u1") == {"plays": 1} and states["u1"].reads == 1
+
+
+def test_the_cache_keeps_the_most_recently_written_keys_only() -> None:
+    keyed, states = _keyed_state(cache_keys=2)
+    for user in ("u1", "u2", "u3"):
+        keyed.select(user)
+        keyed.update({"user": user}, user)
+    keyed.select("u1")
+    assert keyed.value("u1") == {"user": "u1"} and states["u1"].reads == 1  # evicted: read from Flink
+    keyed.select("u3")
+    assert keyed.value("u3") == {"user": "u3"} and states["u3"].reads == 0
+    uncached, plain = _keyed_state(cache_keys=0)
+    uncached.update({"user": "u1"}, "u1")
+    assert uncached.value("u1") == {"user": "u1"} and plain["u1"].reads == 1  # no cache unless asked

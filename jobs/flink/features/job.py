@@ -64,7 +64,8 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
                      .connect(catalog.broadcast(op.TITLES))
                      .process(op.UserFeatures(settings, kafka), output_type=PICKLED),
                      Step("user-features", "user features (profile, continue watching)"))
-    enriched = handed_off(features.get_side_output(op.ENRICHED_TAG))  # the SQL in a task of its own
+    enriched = features.get_side_output(op.ENRICHED_TAG)
+    enriched = handed_off(enriched) if settings.sql_in_own_tasks else enriched
     user_rows = named(features.process(op.WriteUserFeatures(stores), output_type=KAFKA_ROW_TYPE()),
                       Step("write-user-features", "write profile + continue watching (Cassandra)"))
 
@@ -91,7 +92,8 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
 
     return write_to_topics(t_env, kafka, {"dead-letter": decoded.dead_letters,
                                           "late-events": features.get_side_output(op.LATE_TAG),
-                                          "user-features": user_rows, "session-features": sessions})
+                                          "user-features": user_rows, "session-features": sessions},
+                           hand_off=settings.sql_in_own_tasks)
 
 
 JOB = JobSpec(JOB_NAME, FeatureJobConfig, build)

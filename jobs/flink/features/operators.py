@@ -35,6 +35,7 @@ from jobs.records.session_features import session_record
 from jobs.records.user_features import profile_record
 from jobs.runtime import (
     KAFKA_ROW_TYPE,
+    STATE_CACHE_KEYS,
     CassandraWriter,
     EventCount,
     KeyedState,
@@ -143,7 +144,7 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     def open(self, runtime_context: Any) -> None:
         metrics = runtime_context.get_metrics_group()
         self.decode_failures = EventCount(metrics, "state_decode_failures")
-        self.state = KeyedState(runtime_context, "user", self.decode_failures)
+        self.state = KeyedState(runtime_context, "user", self.decode_failures, STATE_CACHE_KEYS)
         self.codec = EventCodec()
         self.titles: dict[str, TitleInfo] = self.catalog(self.kafka)
         self.duplicates = EventCount(metrics, "events_duplicate")
@@ -171,7 +172,7 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         now = now_ms()
         self.lag_ms = now - event.event_time_ms
         self.pacing.observe(now, event.event_time_ms)
-        state: UserState = self.state.value() or UserState()
+        state: UserState = self.state.value(event.user_id) or UserState()
         watermark = ctx.timer_service().current_watermark()
         if event.event_time_ms <= watermark:
             if state.has_seen(event.event_id):  # a redelivery of an applied event, not a late one
@@ -195,7 +196,7 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             arm_timer(ctx, self.pacing.delay_ms())
         # the impression join the rows job's bandits learn from: one definition of CTR
         joined = state.join_impressions(event, settings.reward_window_ms, watermark, settings.out_of_orderness_ms)
-        self.state.update(state)
+        self.state.update(state, event.user_id)
         yield ENRICHED_TAG, enriched_row(event, title, outcome.watch_ms, joined)
 
     def process_broadcast_element(self, value: Any, ctx: Any) -> None:
@@ -206,13 +207,14 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
 
     @skips_unreadable_state
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
-        state: UserState | None = self.state.value()
+        user_id = ctx.get_current_key()
+        state: UserState | None = self.state.value(user_id)
         if state is None or not state.flush_armed:
             return
         cw = state.take_pending()
-        self.state.update(state)
+        self.state.update(state, user_id)
         # main output (side outputs from timers are not supported for this function in PyFlink)
-        yield ctx.get_current_key(), state.profile, state.last_event_id, cw
+        yield user_id, state.profile, state.last_event_id, cw
 
 
 class WriteUserFeatures(CassandraWriter, ProcessFunction):  # type: ignore[misc]

@@ -49,6 +49,7 @@ from jobs.pacing import FlushPacing
 from jobs.records.item_vectors import item_vectors_from_record, item_vectors_record
 from jobs.records.user_update import user_update_record
 from jobs.runtime import (
+    STATE_CACHE_KEYS,
     BroadcastRestore,
     CassandraWriter,
     EventCount,
@@ -101,7 +102,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         settings = self.settings
         metrics = runtime_context.get_metrics_group()
         self.decode_failures = EventCount(metrics, "state_decode_failures")
-        self.state = KeyedState(runtime_context, "user-model", self.decode_failures)
+        self.state = KeyedState(runtime_context, "user-model", self.decode_failures, STATE_CACHE_KEYS)
         self.store = self.stores.open(ModelStore)[0] if settings.warm_start else None
         self.table = TitleTable(self.model)  # catalog and published item vectors, as arrays
         self.titles: list[str] = []  # titles with published vectors: where negatives are sampled
@@ -173,7 +174,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         now = now_ms()
         self.lag_ms = now - signal.time_ms
         self.pacing.observe(now, signal.time_ms)
-        user: UserModel = self.state.value() or self._start(user_id)
+        user: UserModel = self.state.value(user_id) or self._start(user_id)
         if isinstance(signal, Search):
             steps: list[tuple[str, list[ItemStep]]] | None = None
             if learn_search(user, signal, event_id, self.model):
@@ -187,7 +188,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         if not user.flush_armed:
             arm_timer(ctx, self.pacing.delay_ms())
             user.flush_armed = True
-        self.state.update(user)
+        self.state.update(user, user_id)
         if steps:  # one message per event: each crossing into Java costs more than the steps
             yield STEPS_TAG, steps
 
@@ -226,12 +227,12 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     @skips_unreadable_state
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
         self.restore.ensure(ctx)
-        user: UserModel | None = self.state.value()
+        user_id = ctx.get_current_key()
+        user: UserModel | None = self.state.value(user_id)
         if user is None:
             return
         user.flush_armed = False
-        self.state.update(user)
-        user_id = ctx.get_current_key()
+        self.state.update(user, user_id)
         picks = top_picks(self._scores(user_id, user), self.weights, self.table, self.settings.top_picks,
                           user.recent)
         # main output (side outputs from timers are not supported for this function in PyFlink)
@@ -304,7 +305,8 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: Any) -> None:
         metrics = runtime_context.get_metrics_group()
-        self.state = KeyedState(runtime_context, "item-model", EventCount(metrics, "state_decode_failures"))
+        self.state = KeyedState(runtime_context, "item-model", EventCount(metrics, "state_decode_failures"),
+                                 STATE_CACHE_KEYS)
         self.cowatch = runtime_context.get_map_state(
             MapStateDescriptor("cowatch", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
         self.open_store()
@@ -325,7 +327,7 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
     def process_element(self, batch: tuple[str, list[ItemStep]], ctx: Any) -> None:
         title_id, steps = batch
         self.pacing.observe(now_ms(), steps[0].time_ms)
-        item: ItemModel = self.state.value() or self._start(title_id)
+        item: ItemModel = self.state.value(title_id) or self._start(title_id)
         was_dirty = item.dirty
         cowatch = CowatchState(self.cowatch)
         for step in steps:
@@ -333,11 +335,12 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
                 self.steps.inc()
         if item.dirty and not was_dirty:
             arm_timer(ctx, self.pacing.delay_ms())
-        self.state.update(item)
+        self.state.update(item, title_id)
 
     @skips_unreadable_state
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
-        item: ItemModel | None = self.state.value()
+        title_id = ctx.get_current_key()
+        item: ItemModel | None = self.state.value(title_id)
         if item is None:
             return
         now = now_ms()
@@ -355,4 +358,4 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
             item.snapshot_at_ms, item.snapshot_pending = now, False
         elif item.snapshot_pending:
             ctx.timer_service().register_processing_time_timer(item.snapshot_at_ms + snapshot_ms)
-        self.state.update(item)
+        self.state.update(item, title_id)

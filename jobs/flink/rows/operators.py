@@ -41,6 +41,7 @@ from jobs.records.item_vectors import item_vectors_from_record
 from jobs.records.policy_update import policy_update_record, published_policies
 from jobs.records.user_update import user_update_from_record
 from jobs.runtime import (
+    STATE_CACHE_KEYS,
     BroadcastRestore,
     CassandraWriter,
     EventCount,
@@ -99,7 +100,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         settings = self.settings
         metrics = runtime_context.get_metrics_group()
         self.decode_failures = EventCount(metrics, "state_decode_failures")
-        self.state = KeyedState(runtime_context, "rows-user", self.decode_failures)
+        self.state = KeyedState(runtime_context, "rows-user", self.decode_failures, STATE_CACHE_KEYS)
         self.homepages, self.features = self.stores.open(HomepageStore, FeatureStore)
         self.shared = SharedCache(LearningConfig().content_dimensions, settings.trending_refresh_ms,
                                   settings.shared_refresh_ms)
@@ -126,7 +127,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.restore.ensure(ctx)
         settings = self.settings
         user_id, kind, payload = value
-        user: RowsUser = self.state.value() or RowsUser()
+        user: RowsUser = self.state.value(user_id) or RowsUser()
         if user.impressions is None:
             user.impressions = ImpressionJoin(settings.reward_window_ms)
         now = now_ms()
@@ -151,7 +152,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         wake_at = user.reward_timer_due(now)  # held impressions close even if the member goes quiet
         if wake_at is not None:
             ctx.timer_service().register_processing_time_timer(wake_at)
-        self.state.update(user)
+        self.state.update(user, user_id)
 
     def process_broadcast_element(self, value: Any, ctx: Any) -> None:
         # the newest per title in broadcast state (what a restore rebuilds the cache from), then the cache
@@ -173,7 +174,8 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
         # one handler for both timers: a user's flush and their next daypart change rebuild the same page
         self.restore.ensure(ctx)
-        user: RowsUser | None = self.state.value()
+        user_id = ctx.get_current_key()
+        user: RowsUser | None = self.state.value(user_id)
         if user is None:
             return
         now = now_ms()
@@ -183,7 +185,6 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             user.bucket_timer_ms = next_daypart_ms(now, user.utc_offset_minutes)
             ctx.timer_service().register_processing_time_timer(user.bucket_timer_ms)
         signals = user.signals()
-        user_id = ctx.get_current_key()
         outcomes = user.outcomes(now)  # impressions whose clicks and plays are all in: the rewards
         wake_at = user.reward_timer_due(now)  # newer impressions still held: wake up for them too
         if wake_at is not None:
@@ -200,7 +201,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
                 record = outcome_record(user_id, outcome, user.bucket(shown_at),
                                         weekday(shown_at, user.utc_offset_minutes), now)
                 yield OUTCOME, user_id.encode(), self.codec.encode_record("impression_outcome", record)
-        self.state.update(user)
+        self.state.update(user, user_id)
         viewer = Viewer(user_id, user.country, user.maturity_limit, now)
         shared = self.shared.current(now, self.features)
         rows = presented_homepage(signals, shared, viewer, user.bucket(now), weekday(now, user.utc_offset_minutes),
