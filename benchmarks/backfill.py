@@ -16,10 +16,12 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from benchmarks.load import wait_until
 from connectors.cassandra_store import apply_schema
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.consumer import read_snapshot
@@ -71,20 +73,43 @@ class Result:
 
 
 
-def run_backfill(target: Target, ratings: int, timeout_s: float = 900.0, keep_topics: bool = False,
-                 flink: FlinkConfig | None = None, count_rejects: bool = False) -> Result:
-    """Feed the workload, run ``target`` until every sentinel's row is visible, return the timings."""
-    kafka = replace(KafkaConfig.load(), topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.")
+@dataclass
+class Workload:
+    """The workload in fresh topics, and the sentinels whose rows say a job has read all of it."""
+
+    kafka: KafkaConfig
+    cassandra: CassandraConfig
+    events: int
+    sentinels: list[str]
+
+
+@contextmanager
+def fed_workload(target: Target, ratings: int, prefix: str, keep_topics: bool = False) -> Iterator[Workload]:
+    """``movielens-<ratings>`` and one sentinel per partition of the target's topics, in topics of their own
+    (deleted afterwards unless ``keep_topics``); writes go to the ``nextwatch_bench`` keyspace."""
+    kafka = replace(KafkaConfig.load(), topic_prefix=f"{prefix}-{uuid.uuid4().hex[:6]}.")
     cassandra = replace(CassandraConfig.load(), keyspace="nextwatch_bench")
     apply_schema(cassandra)
     created = ensure_topics(kafka)
     try:
-        replay = MovieLensReplay(load_movielens(), limit=ratings)
         with EventProducer(kafka) as producer:
-            fed = feed(replay, producer, progress=say)
+            fed = feed(MovieLensReplay(load_movielens(), limit=ratings), producer, progress=say)
             sentinels = send_sentinels(producer, kafka, fed.last_event_ms + 60_000, topics=target.topics,
                                        feedback=target.feedback)
         say(f"{fed.events:,} events in topics; starting {target.name}")
+        yield Workload(kafka, cassandra, fed.events, sentinels)
+    finally:
+        if keep_topics:
+            say(f"topics kept under prefix {kafka.topic_prefix}")
+        else:
+            delete_topics(kafka, created)
+
+
+def run_backfill(target: Target, ratings: int, timeout_s: float = 900.0, keep_topics: bool = False,
+                 flink: FlinkConfig | None = None, count_rejects: bool = False) -> Result:
+    """Feed the workload, run ``target`` until every sentinel's row is visible, return the timings."""
+    with fed_workload(target, ratings, "bench", keep_topics) as work:
+        kafka, cassandra = work.kafka, work.cassandra
         flink = flink or replace(FlinkConfig.load(), checkpoint_interval_ms=10_000)
         port = free_port()
         flink = replace(flink, options={**flink.options, "rest.port": str(port),
@@ -94,33 +119,27 @@ def run_backfill(target: Target, ratings: int, timeout_s: float = 900.0, keep_to
         try:
             first_read = wait_first_read(str(client.get_job_id()), port, timeout_s)
             say("first events read; waiting for every partition's sentinel")
-            done = wait_for_profiles(cassandra, sentinels, timeout_s, progress=say, rows=target.rows)
+            done = wait_for_profiles(cassandra, work.sentinels, timeout_s, progress=say, rows=target.rows)
         finally:
             client.cancel().result()
-        result = Result(fed.events, done - first_read, first_read - submitted)
+        result = Result(work.events, done - first_read, first_read - submitted)
         if count_rejects:
             result.late = len(read_snapshot(kafka.topic_prefix + "late-events", kafka, idle_s=2))
             result.invalid = len(read_snapshot(kafka.topic_prefix + "dead-letter", kafka, idle_s=2))
         say(f"{target.name}: {result.events_per_s:,.0f} events/s ({result.seconds:.1f} s)")
         return result
-    finally:
-        if keep_topics:
-            say(f"topics kept under prefix {kafka.topic_prefix}")
-        else:
-            delete_topics(kafka, created)
 
 
 def wait_first_read(job_id: str, rest_port: int, timeout_s: float) -> float:
     """When the job had read its first message (its ``events_in`` gauge, polled every 50 ms)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def read_any() -> bool:
         try:
-            if job_metrics(job_id, {"events_in"}, rest_port).get("events_in", 0) > 0:
-                return time.monotonic()
-        except OSError:
-            pass  # the REST API not up yet
-        time.sleep(0.05)
-    raise TimeoutError(f"the job read nothing in {timeout_s:.0f} s")
+            return job_metrics(job_id, {"events_in"}, rest_port).get("events_in", 0) > 0
+        except OSError:  # the REST API not up yet
+            return False
+
+    wait_until(read_any, timeout_s, "the job's first read")
+    return time.monotonic()
 
 
 def median_rate(results: list[Result]) -> float:

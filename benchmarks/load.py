@@ -206,11 +206,11 @@ class Verdict:
         """``name=value`` pairs: offered and processed rates, the steadiness of the offer, the verdict."""
         measured = [i for i in self.intervals if i.seconds > 0]
         offers = [i.offered_per_s for i in measured] or [0.0]
-        parts = [f"offered_per_s={self.offered / self.seconds:.0f}" if self.seconds else "offered_per_s=0",
+        parts = [f"offered_per_s={self.offered / self.seconds if self.seconds else 0.0:.0f}",
                  f"offered_interval_min_per_s={min(offers):.0f}", f"offered_interval_max_per_s={max(offers):.0f}",
                  f"sender_behind_s={self.seconds_behind:.1f}"]
         for name, count in self.processed.items():
-            parts.append(f"{name}_processed_per_s={count / self.seconds:.0f}" if self.seconds else f"{name}=0")
+            parts.append(f"{name}_processed_per_s={count / self.seconds if self.seconds else 0.0:.0f}")
             parts.append(f"{name}_processed_share={count / max(1, self.offered):.3f}")
         parts.append(f"kept_up={'yes' if self.kept_up else 'no'}")
         return " ".join(parts)

@@ -16,16 +16,10 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
-from dataclasses import replace
 
-from benchmarks.backfill import TARGETS, Target, say
-from connectors.cassandra_store import apply_schema
-from connectors.config import CassandraConfig, KafkaConfig
-from connectors.kafka_admin import delete_topics, ensure_topics
-from connectors.producer import EventProducer
+from benchmarks.backfill import TARGETS, Target, fed_workload, say
 from infra import flink_cluster
-from infra.pipeline import feed, send_sentinels, wait_for_profiles
-from infra.replay.movielens import MovieLensReplay, load_movielens
+from infra.pipeline import wait_for_profiles
 from jobs.flink import job_file
 
 SECTIONS = {"features": "FEATURES", "learning": "LEARNING", "rows": "ROWS"}
@@ -33,28 +27,18 @@ SECTIONS = {"features": "FEATURES", "learning": "LEARNING", "rows": "ROWS"}
 
 def run_on_cluster(target: Target, ratings: int, parallelism: int, mode: str, timeout_s: float) -> float:
     """One backfill of ``target`` on the standalone cluster; its events/s from submit to last sentinel."""
-    tag = uuid.uuid4().hex[:6]
-    kafka = replace(KafkaConfig.load(), topic_prefix=f"scale-{tag}.")
-    cassandra = replace(CassandraConfig.load(), keyspace="nextwatch_bench")
-    apply_schema(cassandra)
-    created = ensure_topics(kafka)
-    job_id = None
-    try:
-        with EventProducer(kafka) as producer:
-            fed = feed(MovieLensReplay(load_movielens(), limit=ratings), producer)
-            sentinels = send_sentinels(producer, kafka, fed.last_event_ms + 60_000, topics=target.topics,
-                                       feedback=target.feedback)
-        section = SECTIONS[target.name]
-        env = {"NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix, "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra.keyspace,
-               f"NEXTWATCH_{section}_GROUP_ID": f"scale-{tag}", "NEXTWATCH_FLINK_EXECUTION_MODE": mode}
+    with fed_workload(target, ratings, "scale") as work:
+        env = {"NEXTWATCH_KAFKA_TOPIC_PREFIX": work.kafka.topic_prefix,
+               "NEXTWATCH_CASSANDRA_KEYSPACE": work.cassandra.keyspace,
+               f"NEXTWATCH_{SECTIONS[target.name]}_GROUP_ID": f"scale-{uuid.uuid4().hex[:6]}",
+               "NEXTWATCH_FLINK_EXECUTION_MODE": mode}
         submitted = time.monotonic()
         job_id = flink_cluster.submit(job_file(target.name), parallelism=parallelism, env=env)
-        done = wait_for_profiles(cassandra, sentinels, timeout_s, rows=target.rows)
-        return fed.events / (done - submitted)
-    finally:
-        if job_id is not None:
+        try:
+            done = wait_for_profiles(work.cassandra, work.sentinels, timeout_s, rows=target.rows)
+        finally:
             flink_cluster.flink_cli("cancel", job_id)
-        delete_topics(kafka, created)
+        return work.events / (done - submitted)
 
 
 def main() -> None:
