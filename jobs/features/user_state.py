@@ -122,6 +122,10 @@ class UserState(Versioned):
     # keyed state, since every state access is a call into Java, and as bytes, so that only the events it
     # reads (impressions, clicks, play starts) pay for decoding it
     impressions_pickle: bytes = b""
+    # the join decoded, kept while this object lives (a cached state, or a bundle in process mode), and
+    # pickled again only when written after a change: not state itself
+    join_decoded: ImpressionJoin | None = field(default=None, compare=False, repr=False)
+    join_changed: bool = field(default=False, compare=False, repr=False)
 
     STATE_VERSION = 2
     MIGRATIONS = {1: lambda fields: (*fields, b"")}  # version 1 held no impressions
@@ -138,11 +142,11 @@ class UserState(Versioned):
         pending = [(t, None if e is None else (e.position_ms, e.duration_ms, e.last_watched_ms, e.playback_id))
                    for t, e in self.pending_cw.items()]
         return (profile, cw, seen, self.playhead, pending, self.last_event_id, self.flush_armed,
-                self.impressions_pickle)
+                self._join_bytes())
 
     def restore(self, fields: tuple[Any, ...]) -> None:
         profile, cw, (keys, times), playhead, pending, self.last_event_id, self.flush_armed, impressions = fields
-        self.impressions_pickle = impressions
+        self.impressions_pickle, self.join_decoded, self.join_changed = impressions, None, False
         self.pending_cw = {t: None if e is None else InProgress(*e) for t, e in pending}
         self.profile = Profile(*profile)
         self.continue_watching = {t: InProgress(*rest) for t, *rest in cw}
@@ -189,15 +193,24 @@ class UserState(Versioned):
         """
         if not joins(event):
             return []
-        join = self.impression_join() or ImpressionJoin(window_ms, JOIN_MAX_PENDING, JOIN_MAX_STARTS)
+        if self.join_decoded is None and self.impressions_pickle:
+            self.join_decoded = pickle.loads(self.impressions_pickle)
+        join = self.join_decoded or ImpressionJoin(window_ms, JOIN_MAX_PENDING, JOIN_MAX_STARTS)
         joined = observe(join, event)
         join.forget(watermark_ms, out_of_order_ms)
-        self.impressions_pickle = pickle.dumps(join, protocol=pickle.HIGHEST_PROTOCOL)
+        self.join_decoded, self.join_changed = join, True
         return joined
 
     def impression_join(self) -> ImpressionJoin | None:
-        """The impression join as it stands (decoded; changes to it are not kept)."""
-        return pickle.loads(self.impressions_pickle) if self.impressions_pickle else None
+        """The impression join as it stands (a copy: changes to it are not kept)."""
+        pickled = self._join_bytes()
+        return pickle.loads(pickled) if pickled else None
+
+    def _join_bytes(self) -> bytes:
+        if self.join_changed:
+            self.impressions_pickle = pickle.dumps(self.join_decoded, protocol=pickle.HIGHEST_PROTOCOL)
+            self.join_changed = False
+        return self.impressions_pickle
 
     def take_pending(self) -> dict[str, InProgress | None]:
         """The continue-watching changes not yet written; clears them and disarms the flush."""

@@ -120,6 +120,23 @@ def test_the_impression_join_lives_in_the_state_and_survives_pickling(make_event
     assert state.join_impressions(play(make_event, "PROGRESS", 3, 1), 30 * MIN, T0, 0) == []  # not a join event
 
 
+def test_the_join_kept_decoded_between_events_joins_the_same_and_pickles_its_changes(make_event: Any) -> None:
+    from connectors.events import ShownItem
+
+    state = UserState()  # one object across events, as a cached state or a process-mode bundle keeps it
+    shown = make_event("impression", impression_id="imp-1", event_time_ms=T0, items=[ShownItem("t1", 0, "t1-art2")])
+    state.join_impressions(shown, window_ms=30 * MIN, watermark_ms=T0, out_of_order_ms=5_000)
+    written = pickle.dumps(state)  # written after the impression: the pickle must hold it
+    click = make_event("click", impression_id="imp-1", event_time_ms=T0 + MIN, title_id="t1", position_in_row=0,
+                       artwork_id=None)
+    assert [j.kind for j in state.join_impressions(click, 30 * MIN, T0, 5_000)] == ["CLICK"]
+    assert [j.kind for j in pickle.loads(written).join_impressions(click, 30 * MIN, T0, 5_000)] == ["CLICK"]
+    copy = state.impression_join()
+    assert copy is not None and "imp-1" in copy.pending
+    copy.pending.clear()  # a copy: the state's join is untouched
+    assert "imp-1" in pickle.loads(pickle.dumps(state)).impression_join().pending  # type: ignore[union-attr]
+
+
 def test_state_pickled_before_the_join_existed_still_loads(make_event: Any) -> None:
     state = UserState()
     state.apply(play(make_event, "START", 0, 0), DRAMA)
