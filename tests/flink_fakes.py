@@ -250,7 +250,10 @@ class OperatorHarness:
         out = Output()
         while self.timers and self.timers[0][0] <= self.now_ms:
             timestamp, self.current_key = heapq.heappop(self.timers)
-            out.extend(self._collect(self.operator.on_timer(timestamp, FakeContext(self, timestamp))))
+            produced = self.operator.on_timer(timestamp, FakeContext(self, timestamp))
+            if produced is None:  # process mode runs `yield from on_timer(...)`: None fails the task there
+                raise TypeError(f"{type(self.operator).__name__}.on_timer returned None, not an iterable")
+            out.extend(self._collect(produced))
         return out
 
     def pending_timers(self) -> list[tuple[int, Any]]:

@@ -282,13 +282,15 @@ class CoalesceTrending(CassandraWriter, KeyedProcessFunction):  # type: ignore[m
         self.window.update((current[0], current[1], True))
 
     @skips_unreadable_state
-    def on_timer(self, timestamp: int, ctx: Any) -> None:
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+        # a generator though it emits nothing: process mode runs `yield from` over what a timer returns
         current = self.window.value()
         if current is None:
             return
         end, ranks, _ = current
         self.store.write_trending(ctx.get_current_key(), end, ranks)
         self.window.update((end, ranks, False))  # written; the next window arms a new timer
+        yield from ()
 
 
 class WriteItemStats(CassandraWriter, MapFunction):  # type: ignore[misc]
