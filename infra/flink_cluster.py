@@ -165,6 +165,11 @@ def submit(module_path: Path, parallelism: int = 2, savepoint: str | None = None
     The job is built by the client process, so its configuration (topics, keyspace)
     comes from the config file and ``env`` (NEXTWATCH_* variables) of this call.
     """
+    from jobs.runtime import FlinkConfig, check_restore_mode, record_execution_mode
+
+    flink = FlinkConfig.load({**os.environ, **(env or {})})
+    if savepoint:
+        check_restore_mode(savepoint, flink.execution_mode)
     FlinkCluster().start()
     args = ["run", "-d", "-p", str(parallelism)]
     if savepoint:
@@ -173,6 +178,7 @@ def submit(module_path: Path, parallelism: int = 2, savepoint: str | None = None
     match = re.search(r"JobID ([0-9a-f]{32})", result.stdout + result.stderr)
     if result.returncode != 0 or match is None:
         raise RuntimeError(f"flink run failed ({result.returncode}):\n{(result.stdout + result.stderr)[-3000:]}")
+    record_execution_mode(flink.checkpoint_path() / match.group(1), flink.execution_mode)
     return match.group(1)
 
 
@@ -234,4 +240,7 @@ def stop(job_id: str) -> str:
     match = re.search(r"Savepoint completed\. Path: (\S+)", result.stdout)
     if result.returncode != 0 or match is None:
         raise RuntimeError(f"flink stop failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    from jobs.runtime import FlinkConfig, record_execution_mode
+
+    record_execution_mode(Path(match.group(1).removeprefix("file:")), FlinkConfig.load().execution_mode)
     return match.group(1)

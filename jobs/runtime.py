@@ -17,11 +17,14 @@ would otherwise write again lives here:
   kept newest-first (:func:`keep_newest`) and restored into Python-side caches
   (:class:`BroadcastRestore`).
 
-Python functions run in *thread* mode by default (2-7x faster than process mode
-here). Thread mode finds its packages only when the virtual environment is active
-(``VIRTUAL_ENV`` and its ``bin`` on ``PATH``, else "No module named 'pemja'"), so
-:func:`stream_environment` activates the running interpreter's environment before
-the JVM starts.
+Python functions run in *process* mode by default: the jobs do 1.5-2.5x more events/s
+than in thread mode here (``docs/architecture.md``, where the time goes), though a
+trivial operator is faster in thread mode. State written in one mode is not read in the
+other, so savepoints and retained checkpoints record their mode and a restore in the
+other mode is refused (:func:`check_restore_mode`). Thread mode finds its packages only
+when the virtual environment is active (``VIRTUAL_ENV`` and its ``bin`` on ``PATH``,
+else "No module named 'pemja'"), so :func:`stream_environment` activates the running
+interpreter's environment before the JVM starts.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import inspect
 import logging
 import os
 import sys
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -44,6 +48,7 @@ from pyflink.datastream import OutputTag, ProcessFunction
 from connectors.cassandra_store import AsyncStore, connect
 from connectors.codec import EventCodec
 from connectors.config import CassandraConfig, KafkaConfig, load_section, state_dir
+from connectors.errors import ConfigError
 from connectors.flink_kafka import connector_jar_urls, kafka_source
 from connectors.state import DECODE_ERRORS, StateDecodeError
 from connectors.topics import TOPICS_BY_NAME
@@ -62,7 +67,7 @@ class FlinkConfig:
     """Settings of a job's runtime; ``options`` are Flink configuration keys, passed through."""
 
     parallelism: int = 1  # 0: whatever the environment says (e.g. `flink run -p 2`)
-    execution_mode: str = "thread"  # or "process"
+    execution_mode: str = "process"  # or "thread" (state taken in one mode is not read by the other)
     checkpoint_interval_ms: int = 10_000
     checkpoint_dir: str = ""  # default: <state dir>/flink/checkpoints
     restore_from: str = ""  # a retained checkpoint or savepoint to start from (same execution mode!)
@@ -75,9 +80,40 @@ class FlinkConfig:
             raise ValueError(f"[flink] execution_mode must be thread or process, not {config.execution_mode!r}")
         return config
 
+    def checkpoint_path(self) -> Path:
+        return (Path(self.checkpoint_dir) if self.checkpoint_dir else state_dir() / "flink" / "checkpoints").resolve()
+
     def checkpoint_uri(self) -> str:
-        path = Path(self.checkpoint_dir) if self.checkpoint_dir else state_dir() / "flink" / "checkpoints"
-        return path.resolve().as_uri()
+        return self.checkpoint_path().as_uri()
+
+
+EXECUTION_MODE_FILE = "nextwatch-execution-mode"  # in a savepoint's folder, or a job's checkpoint folder
+
+
+def record_execution_mode(folder: Path, mode: str) -> None:
+    """Note beside state (a savepoint, or a job's retained checkpoints) the execution mode that wrote it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / EXECUTION_MODE_FILE).write_text(mode + "\n")
+
+
+def check_restore_mode(path: str, mode: str) -> None:
+    """Refuse to restore state written in the other execution mode: Flink would start from empty state.
+
+    The mode is read from the savepoint's folder or, for a retained checkpoint (``<job>/chk-N``), its
+    job's folder; state without a record (written before records were kept) is restored with a warning.
+    """
+    folder = Path(urllib.parse.urlparse(path).path if path.startswith("file:") else path)
+    for candidate in (folder, folder.parent):
+        record = candidate / EXECUTION_MODE_FILE
+        if record.is_file():
+            written = record.read_text().strip()
+            if written != mode:
+                raise ConfigError(
+                    f"{path} was written in {written} mode and [flink] execution_mode is {mode}: Flink would "
+                    f"start the job from empty state. Restore it with execution_mode = \"{written}\".")
+            return
+    LOG.warning("%s has no record of its execution mode; restoring it in %s mode (state written in the other "
+                "mode would not be read)", path, mode)
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
@@ -92,6 +128,19 @@ def activate_virtualenv() -> None:
     os.environ["VIRTUAL_ENV"] = sys.prefix
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+# Process mode hands elements to Python in bundles and keeps the state Python changed as objects until
+# the bundle ends: large bundles, ended every 100 ms so that a quiet stream is not held back longer,
+# and a state cache that holds every active key of a subtask (Flink's default is 1,000 keys; past it,
+# each read is a round trip to Java). ``[flink.options]`` overrides any of them.
+PROCESS_MODE_SETTINGS = {
+    "python.fn-execution.bundle.size": "100000",
+    "python.fn-execution.bundle.time": "100",
+    "python.state.cache-size": "20000",
+    "python.map-state.read-cache-size": "20000",
+    "python.map-state.write-cache-size": "20000",
+}
 
 
 def flink_settings(config: FlinkConfig) -> dict[str, str]:
@@ -111,7 +160,7 @@ def flink_settings(config: FlinkConfig) -> dict[str, str]:
     if config.restore_from:
         settings["execution.state-recovery.path"] = config.restore_from
     if config.execution_mode == "process":
-        settings["python.fn-execution.bundle.size"] = "100000"
+        settings.update(PROCESS_MODE_SETTINGS)
     settings.update(config.options)
     return settings
 
@@ -123,6 +172,8 @@ def stream_environment(config: FlinkConfig | None = None) -> Any:
     from pyflink.common import Configuration
     from pyflink.datastream import CheckpointingMode, StreamExecutionEnvironment
 
+    if config.restore_from:
+        check_restore_mode(config.restore_from, config.execution_mode)
     flink_conf = Configuration()
     for key, value in flink_settings(config).items():
         flink_conf.set_string(key, value)
@@ -172,7 +223,10 @@ def built(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraCo
 def start(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraConfig | None = None,
           settings: Any = None, flink: FlinkConfig | None = None, group_id: str | None = None) -> Any:
     """Submit ``job`` to this process's mini-cluster (or the cluster `flink run` runs it for); its JobClient."""
-    return built(job, kafka, cassandra, settings, flink, group_id).execute_async(job.name)
+    flink = flink or FlinkConfig.load()
+    client = built(job, kafka, cassandra, settings, flink, group_id).execute_async(job.name)
+    record_execution_mode(flink.checkpoint_path() / str(client.get_job_id()), flink.execution_mode)
+    return client
 
 
 def run(job: JobSpec, flink: FlinkConfig | None = None) -> Any:
@@ -186,8 +240,9 @@ def main(job: JobSpec, argv: list[str] | None = None) -> None:
     run(job, replace(FlinkConfig.load(), parallelism=0))
 
 
-def stop_with_savepoint(client: Any, directory: Path) -> Path:
-    """Stop a job started by :func:`start` with a savepoint under ``directory``; the savepoint's folder.
+def stop_with_savepoint(client: Any, directory: Path, execution_mode: str) -> Path:
+    """Stop a job started by :func:`start` (in ``execution_mode``) with a savepoint under ``directory``; the
+    savepoint's folder, which records the mode.
 
     PyFlink 2.0's ``JobClient.stop_with_savepoint`` calls a Java overload that no longer exists.
     """
@@ -195,7 +250,9 @@ def stop_with_savepoint(client: Any, directory: Path) -> Path:
 
     canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
     path = client._j_job_client.stopWithSavepoint(False, directory.resolve().as_uri(), canonical).get()
-    return Path(str(path).removeprefix("file:"))
+    savepoint = Path(str(path).removeprefix("file:"))
+    record_execution_mode(savepoint, execution_mode)
+    return savepoint
 
 
 # -- topics in and out -------------------------------------------------------------------------------

@@ -77,7 +77,9 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
         shown = [i for r in page.rows for i in r.items if i.title_id in titles]
         return sum(i.artwork_id.endswith("-dark") for i in shown) / len(shown)
 
-    settings = RowsJobConfig(group_id=f"explore-{tag}", flush_ms=100, reward_window_ms=300, explore_share=0.0,
+    # the reward window is processing time after the impression's event time: it must outlast the
+    # way from the producer to the job (bundles in process mode), or a click can miss its impression
+    settings = RowsJobConfig(group_id=f"explore-{tag}", flush_ms=100, reward_window_ms=1000, explore_share=0.0,
                              row_order_epsilon=0.0, artwork_epsilon=0.1)
     flink = FlinkConfig(checkpoint_interval_ms=2000, checkpoint_dir=str(tmp_path / "checkpoints"))
     job = None
@@ -108,7 +110,7 @@ def test_clicks_on_one_artwork_theme_make_the_rows_job_serve_it(kafka_config: An
                                                       artwork_id=item.artwork_id))
                 producer.flush()
                 # no further event: the job wakes up when the reward window closes, learns, and rebuilds
-                time.sleep(0.4)
+                time.sleep(1.0)
                 page = _wait("a rebuilt homepage", lambda since=last: (p := client.homepage(user, bucket)) is not None
                              and p.generated_ms > since and p, timeout_s=30)
                 last = page.generated_ms
