@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from concurrent.futures import Future
 from typing import Any
 
 from benchmarks.feature_freshness import Probe, measure
@@ -48,15 +47,12 @@ class ConsumedCounts:
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
-        return Watched("broker_consumer", self, lambda: float(self.consumed))
+        return Watched("broker_consumer", lambda: float(self.consumed), self.stop)
 
-    def cancel(self) -> Future[None]:
+    def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        done: Future[None] = Future()
-        done.set_result(None)
-        return done
 
     def store(self, session: Any, keyspace: str) -> ConsumedCounts:
         return self

@@ -130,7 +130,7 @@ def measure(probe: Probe, description: str) -> None:
         verdict = log.finish()
     finally:
         load.stop()
-        job.client.cancel().result()
+        job.stop()
         session.cluster.shutdown()
         delete_topics(kafka, created)
     over = sorted(round(ms / 1000, 1) for ms in latencies if ms > 1000)

@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--give-up", type=float, default=60.0, help="seconds before a probe counts as lost")
     parser.add_argument("--dump-threads", type=Path, help="folder for the jobs' JVM thread dumps of probes slower "
                         "than 8 s (what the jobs were doing: backpressure shows as sources waiting on a full queue)")
+    parser.add_argument("--one-process", action="store_true", help="run the three jobs in this process's "
+                        "mini-cluster (their Python shares this process) instead of a process each")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:6]
@@ -61,9 +63,11 @@ def main() -> None:
     apply_schema(cassandra)
     created = ensure_topics(kafka)
     load = LiveLoad(kafka, args.rate)
-    jobs = [watch_job("features", kafka, cassandra, f"fresh-features-{tag}"),
-            watch_job("learning", kafka, cassandra, f"fresh-learning-{tag}", settings=LearningJobConfig()),
-            watch_job("rows", kafka, cassandra, f"fresh-rows-{tag}", settings=RowsJobConfig())]
+    own = not args.one_process
+    jobs = [watch_job("features", kafka, cassandra, f"fresh-features-{tag}", own_process=own),
+            watch_job("learning", kafka, cassandra, f"fresh-learning-{tag}", settings=LearningJobConfig(),
+                      own_process=own),
+            watch_job("rows", kafka, cassandra, f"fresh-rows-{tag}", settings=RowsJobConfig(), own_process=own)]
     session = connect(cassandra, cassandra.keyspace)
     features, models = FeatureStore(session, cassandra.keyspace), ModelStore(session, cassandra.keyspace)
     homepages = HomepageClient(session, cassandra.keyspace)
@@ -121,7 +125,7 @@ def main() -> None:
     finally:
         load.stop()
         for job in jobs:
-            job.client.cancel().result()
+            job.stop()
         session.cluster.shutdown()
         delete_topics(kafka, created)
     probes = len(latencies["end_to_end"])

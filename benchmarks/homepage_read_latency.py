@@ -54,13 +54,10 @@ def write_pages(store: HomepageStore, users: int, rows: int) -> None:
 
 
 def start_pipeline(kafka: KafkaConfig, cassandra: CassandraConfig) -> list[Watched]:
-    from jobs.flink.learning.config import LearningJobConfig
-    from jobs.flink.rows.config import RowsJobConfig
-
+    """The three jobs, each in a process of its own (as deployed); their settings from the config file."""
     tag = str(int(time.time()))
-    return [watch_job("features", kafka, cassandra, f"bench-read-features-{tag}"),
-            watch_job("learning", kafka, cassandra, f"bench-read-learning-{tag}", settings=LearningJobConfig()),
-            watch_job("rows", kafka, cassandra, f"bench-read-rows-{tag}", settings=RowsJobConfig())]
+    return [watch_job(job, kafka, cassandra, f"bench-read-{job}-{tag}", own_process=True)
+            for job in ("features", "learning", "rows")]
 
 
 def main() -> None:
@@ -104,7 +101,7 @@ def main() -> None:
     finally:
         background.stop()
         for job in jobs:
-            job.client.cancel().result()
+            job.stop()
         session.cluster.shutdown()
     described = f"pipeline@{args.rate:g}/s" if args.load else "none"
     print(f"workload=homepages-{args.users} rows_per_page={args.rows} reads={args.reads} zipf={args.zipf} "

@@ -5,8 +5,10 @@
   the pacing clock starts at the first user event. When the sender falls behind its
   schedule (a slow broker, a busy machine), it moves the schedule instead of sending the
   deficit at once: what it offers has no bursts, and the time it lost is reported.
-* :func:`watch_job` starts a job in this process's mini-cluster with its REST API on a
-  port of its own and waits until every task runs; the messages it has read (its
+* :func:`watch_job` starts a job with its REST API on a port of its own, in this process's
+  mini-cluster or, with ``own_process``, as ``nextwatch jobs run`` in a process of its own
+  (as jobs are deployed: in the mini-cluster the Python of every job started from one
+  process runs in that process), and waits until every task runs; the messages it has read (its
   ``events_in`` gauge) are polled from there while it runs. A benchmark then sends one
   warm-up event and waits for its effect (:func:`wait_until`) before the load starts:
   a job's operators open (and read their snapshots) after its tasks say they run, and a
@@ -22,6 +24,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -30,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from connectors.config import CassandraConfig, KafkaConfig
+from connectors.config import CassandraConfig, KafkaConfig, state_dir
 from connectors.producer import EventProducer
 from infra.flink_cluster import job_metrics
 from infra.pipeline import start_job
@@ -115,22 +120,33 @@ class LiveLoad:
 
 @dataclass
 class Watched:
-    """A job whose processed count the benchmark follows."""
+    """A job whose processed count the benchmark follows; ``stop`` ends it."""
 
     name: str
-    client: Any
     processed: Callable[[], float]
+    stop: Callable[[], None]
 
 
 def watch_job(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, group_id: str,
-              settings: Any = None, flink: FlinkConfig | None = None) -> Watched:
-    """Start job ``name`` with its REST API on a free port; its ``events_in`` (messages read and decoded)."""
+              settings: Any = None, flink: FlinkConfig | None = None, own_process: bool = False) -> Watched:
+    """Start job ``name`` with its REST API on a free port; its ``events_in`` (messages read and decoded).
+
+    ``own_process``: ``nextwatch jobs run NAME`` in a process of its own, its settings from the config
+    file and the environment (``settings`` and ``flink`` do not apply), its log under ``<state dir>/logs``.
+    """
     flink = flink or FlinkConfig.load()
     port = free_port()
-    flink = replace(flink, options={**flink.options, "rest.port": str(port),
-                                    "metrics.fetcher.update-interval": "500"})
-    client = start_job(name, kafka, cassandra, settings=settings, flink=flink, group_id=group_id)
-    job_id = str(client.get_job_id())
+    if own_process:
+        job_id, stop = _job_process(name, kafka, cassandra, group_id, port)
+    else:
+        flink = replace(flink, options={**flink.options, "rest.port": str(port),
+                                        "metrics.fetcher.update-interval": "500"})
+        client = start_job(name, kafka, cassandra, settings=settings, flink=flink, group_id=group_id)
+        job_id = str(client.get_job_id())
+
+        def stop() -> None:
+            client.cancel().result()
+
     wait_running(job_id, port)
 
     def processed() -> float:
@@ -139,7 +155,45 @@ def watch_job(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, group_i
         except OSError:  # the REST API not up yet
             return 0.0
 
-    return Watched(name, client, processed)
+    return Watched(name, processed, stop)
+
+
+def _job_process(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, group_id: str,
+                 rest_port: int, timeout_s: float = 120.0) -> tuple[str, Callable[[], None]]:
+    """``nextwatch jobs run NAME`` in a process of its own; its job id (once submitted) and how to stop it."""
+    section = {"features": "FEATURES", "learning": "LEARNING", "rows": "ROWS"}[name]
+    env = {**os.environ, "NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+           "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra.keyspace, f"NEXTWATCH_{section}_GROUP_ID": group_id,
+           "NEXTWATCH_FLINK_OPT_rest__port": str(rest_port),
+           "NEXTWATCH_FLINK_OPT_metrics__fetcher__update-interval": "500"}
+    logs = state_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"bench-{name}-{group_id}.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "infra.cli", "jobs", "run", name], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+
+    def stop() -> None:
+        process.send_signal(signal.SIGINT)  # what Ctrl-C does: the job is cancelled
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"job {name} exited ({process.returncode}): see {logs}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/jobs/overview", timeout=5) as response:
+                jobs = json.load(response)["jobs"]
+            if jobs:
+                return str(jobs[0]["jid"]), stop
+        except (OSError, KeyError, ValueError):
+            pass  # the mini-cluster not up yet
+        time.sleep(0.5)
+    stop()
+    raise TimeoutError(f"job {name} was not submitted after {timeout_s:.0f} s")
 
 
 def wait_running(job_id: str, rest_port: int, timeout_s: float = 120.0) -> None:

@@ -101,7 +101,7 @@ def test_a_job_kept_up_only_when_it_processed_what_was_offered() -> None:
 def test_rate_log_reports_each_interval_and_judges_at_the_end() -> None:
     producer = RecordingProducer()
     load = LiveLoad(KafkaConfig(), 400.0, (Event(f"u{n}") for n in range(10_000)), producer=lambda: producer)
-    half = Watched("slow", None, lambda: load.offered / 2)
+    half = Watched("slow", lambda: load.offered / 2, lambda: None)
     lines: list[str] = []
     load.start()
     log = RateLog(load, [half], interval_s=0.2, report=lines.append).start()
