@@ -27,7 +27,7 @@ from jobs.flink.learning.config import LearningJobConfig
 from jobs.flink.rows import operators as rows
 from jobs.flink.rows.config import RowsJobConfig
 from jobs.models.content import TitleText
-from jobs.models.online import MODEL_VERSION, ItemStep, ItemVectors, LearningConfig
+from jobs.models.online import MODEL_VERSION, ItemModel, ItemStep, ItemVectors, LearningConfig, apply_step
 from jobs.runtime import DecodeEvents
 from tests import factories
 from tests.flink_fakes import FakeStores, OperatorHarness
@@ -450,3 +450,45 @@ def test_state_that_cannot_be_decoded_is_counted_and_left_as_it_is() -> None:
     assert harness.keyed_state["user"]["u1"]["value"] == unreadable  # never replaced by an empty state
     harness.process(_arrived(factories.make_play(user_id="u2", event_time_ms=_old(5))))
     assert harness.metrics["events_applied"] == 1 and harness.metrics["state_decode_failures"] == 1
+
+
+class CountingMapState:
+    """A MapState that counts its reads (each a round trip to Java in process mode)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Any] = {}
+        self.reads = 0
+
+    def get(self, key: str) -> Any:
+        self.reads += 1
+        return self.entries.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self.entries[key] = value
+
+
+def test_cowatch_rows_of_a_new_title_are_not_looked_up_and_hold_what_a_plain_row_holds() -> None:
+    state, plain = CountingMapState(), {}
+    rows = learning.CowatchRows(state)
+    steps = [ItemStep("t1", f"e{n}:cowatch", "cowatch", cowatched=(f"t{n % 5 + 2}",), cowatched_touches=(3.0,))
+             for n in range(20)]
+    item, reference = (ItemModel(ItemVectors.initial("t1", LearningConfig())) for _ in range(2))
+    for step in steps:
+        assert apply_step(item, step, LearningConfig(), rows.focus("t1", new_title=step is steps[0]))
+        apply_step(reference, step, LearningConfig(), plain)
+    assert state.reads == 0 and state.entries == plain and item.candidates == reference.candidates
+    assert plain["t2"] == (4.0, 3.0)
+
+
+def test_cowatch_rows_of_a_restored_title_are_read_once_and_rows_past_the_bound_are_read_again() -> None:
+    state = CountingMapState()
+    state.entries = {"t2": (5.0, 2.0)}  # restored: written by an earlier instance
+    rows = learning.CowatchRows(state, max_entries=2)
+    assert rows.focus("t1", new_title=False).get("t2") == (5.0, 2.0)
+    assert rows.get("t2") == (5.0, 2.0) and state.reads == 1
+    assert rows.get("t3") is None and state.reads == 2  # absent, but the row is not known whole
+    other = rows.focus("t9", new_title=True)
+    other["a"], other["b"] = (1.0, 1.0), (1.0, 1.0)
+    rows.trim()  # three entries held: t1's row, the least recent, goes
+    assert "t1" not in rows.rows and rows.entries == 2
+    assert rows.focus("t1", new_title=False).get("t2") == (5.0, 2.0) and state.reads == 3

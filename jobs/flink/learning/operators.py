@@ -3,6 +3,7 @@ through the fakes of ``tests/flink_fakes.py``. The per-event logic is :mod:`jobs
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -279,17 +280,57 @@ class WriteUserVectors(CassandraWriter, ProcessFunction):  # type: ignore[misc]
         self.store.write_user(user_id, user, picks, self.blend, MODEL_VERSION, now_ms())
 
 
-class CowatchState:
-    """The co-watch row in MapState: a step reads and writes only the entries it changes."""
+class CowatchRows:
+    """The co-watch rows in MapState, with the entries this instance has read or written kept as values.
 
-    def __init__(self, state: Any) -> None:
-        self.state = state
+    In process mode a MapState read that the worker's cache cannot answer is a round trip to Java,
+    and in a backfill most co-watch reads are of pairs not seen before: they all paid it. A title
+    whose item state was empty when this instance first stepped it has had every entry of its row
+    written here since, so while its row is held a pair missing from it is absent, with no look-up.
+    Exact because an instance is the only reader and writer of its titles' rows (a restore or a
+    rescale starts with nothing held). At most ``max_entries`` entries are held: whole rows go, least
+    recently stepped first, and a row read again comes from MapState.
+    """
+
+    def __init__(self, state: Any, max_entries: int = 1_000_000) -> None:
+        self.state, self.max_entries = state, max_entries
+        self.rows: OrderedDict[str, dict[str, tuple[float, float]]] = OrderedDict()
+        self.complete: set[str] = set()  # titles whose whole row is held
+        self.entries = 0
+        self.title = ""
+        self.row: dict[str, tuple[float, float]] = {}
+
+    def focus(self, title_id: str, new_title: bool) -> CowatchRows:
+        """Work on ``title_id``'s row (the current key); ``new_title``: its item state was empty."""
+        row = self.rows.pop(title_id, None)
+        if row is None:
+            row = {}
+            if new_title:
+                self.complete.add(title_id)
+        self.rows[title_id] = row
+        self.title, self.row = title_id, row
+        return self
 
     def get(self, key: str) -> tuple[float, float] | None:
-        return self.state.get(key)  # type: ignore[no-any-return]
+        value = self.row.get(key)
+        if value is None and self.title not in self.complete:
+            value = self.state.get(key)
+            if value is not None:
+                self.row[key] = value
+                self.entries += 1
+        return value
 
     def __setitem__(self, key: str, value: tuple[float, float]) -> None:
+        if key not in self.row:
+            self.entries += 1
+        self.row[key] = value
         self.state.put(key, value)
+
+    def trim(self) -> None:
+        while self.entries > self.max_entries and len(self.rows) > 1:
+            title_id, row = self.rows.popitem(last=False)
+            self.entries -= len(row)
+            self.complete.discard(title_id)
 
 
 class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
@@ -307,8 +348,8 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
         metrics = runtime_context.get_metrics_group()
         self.state = KeyedState(runtime_context, "item-model", EventCount(metrics, "state_decode_failures"),
                                  STATE_CACHE_KEYS)
-        self.cowatch = runtime_context.get_map_state(
-            MapStateDescriptor("cowatch", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+        self.cowatch = CowatchRows(runtime_context.get_map_state(
+            MapStateDescriptor("cowatch", Types.STRING(), Types.PICKLED_BYTE_ARRAY())))
         self.open_store()
         self.codec = EventCodec()
         self.steps = EventCount(metrics, "item_steps_applied")
@@ -327,12 +368,14 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
     def process_element(self, batch: tuple[str, list[ItemStep]], ctx: Any) -> None:
         title_id, steps = batch
         self.pacing.observe(now_ms(), steps[0].time_ms)
-        item: ItemModel = self.state.value(title_id) or self._start(title_id)
+        stored: ItemModel | None = self.state.value(title_id)
+        item = stored or self._start(title_id)
         was_dirty = item.dirty
-        cowatch = CowatchState(self.cowatch)
+        cowatch = self.cowatch.focus(title_id, new_title=stored is None)
         for step in steps:
             if apply_step(item, step, self.model, cowatch):
                 self.steps.inc()
+        cowatch.trim()
         if item.dirty and not was_dirty:
             arm_timer(ctx, self.pacing.delay_ms())
         self.state.update(item, title_id)
