@@ -122,7 +122,10 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     catalog = list(read_catalog_topic(kafka).values())
     write_catalog(catalog, cassandra)
 
-    say("running the feature job (Flink mini-cluster, thread mode) until every partition is consumed")
+    from jobs.runtime import FlinkConfig
+
+    say(f"running the feature job (Flink mini-cluster, {FlinkConfig.load().execution_mode} mode) until every "
+        "partition is consumed")
     started = time.monotonic()
     client = start_job("features", kafka, cassandra, group_id=f"nextwatch-demo-{uuid.uuid4().hex[:6]}")
     try:
