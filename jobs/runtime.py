@@ -21,10 +21,11 @@ Python functions run in *process* mode by default: in a mini-cluster here the fe
 job does 1.6x and the rows job 1.2x the events/s of thread mode (``docs/architecture.md``,
 where the time goes), though a trivial operator is faster in thread mode. State written
 in one mode is not read in the other, so savepoints and retained checkpoints record
-their mode and a restore in the other mode is refused (:func:`check_restore_mode`). Thread mode finds its packages only
-when the virtual environment is active (``VIRTUAL_ENV`` and its ``bin`` on ``PATH``,
-else "No module named 'pemja'"), so :func:`stream_environment` activates the running
-interpreter's environment before the JVM starts.
+their mode and a restore in the other mode is refused (:func:`check_restore_mode`).
+Thread mode finds its packages only when the virtual environment is active
+(``VIRTUAL_ENV`` and its ``bin`` on ``PATH``, else "No module named 'pemja'"), so
+:func:`stream_environment` activates the running interpreter's environment before the
+JVM starts.
 """
 
 from __future__ import annotations
@@ -132,8 +133,8 @@ def activate_virtualenv() -> None:
 
 # Process mode hands elements to Python in bundles and keeps the state Python changed as objects until
 # the bundle ends: large bundles, ended every 100 ms so that a quiet stream is not held back longer,
-# and a state cache that holds every active key of a subtask (Flink's default is 1,000 keys; past it,
-# each read is a round trip to Java). ``[flink.options]`` overrides any of them.
+# and state caches of 20,000 keys (Flink's default is 1,000; a read past the cache is a round trip to
+# Java). ``[flink.options]`` overrides any of them.
 PROCESS_MODE_SETTINGS = {
     "python.fn-execution.bundle.size": "100000",
     "python.fn-execution.bundle.time": "100",
