@@ -57,16 +57,22 @@ class Probe:
     visible: Callable[[Any, str, int], bool]  # (store, probe user, probe number) -> is it in Cassandra?
 
 
+def descendants(pid: int) -> list[int]:
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(c) for c in children] + [d for c in children for d in descendants(int(c))]
+
+
 def dump_threads(folder: Path, probe: int) -> bool:
-    """jstack of the local mini-cluster's JVM (a child of this process), which runs the jobs."""
+    """jstack of the jobs' JVMs and py-spy of their Python (in the processes that started them)."""
     folder.mkdir(parents=True, exist_ok=True)
-    children = subprocess.run(["pgrep", "-P", str(os.getpid()), "java"], capture_output=True, text=True).stdout
-    for pid in children.split():
-        with open(folder / f"probe-{probe}-jvm-{pid}.txt", "w") as out:
-            subprocess.run(["jstack", pid], stdout=out, check=False)
-        if shutil.which("py-spy"):  # the jobs' Python runs inside that JVM (thread mode)
+    for pid in descendants(os.getpid()):
+        command = Path(f"/proc/{pid}/comm").read_text().strip() if Path(f"/proc/{pid}/comm").exists() else ""
+        if command == "java":
+            with open(folder / f"probe-{probe}-jvm-{pid}.txt", "w") as out:
+                subprocess.run(["jstack", str(pid)], stdout=out, check=False)
+        elif command.startswith("python") and shutil.which("py-spy"):
             with open(folder / f"probe-{probe}-python-{pid}.txt", "w") as out:
-                subprocess.run(["py-spy", "dump", "--pid", pid], stdout=out, stderr=out, check=False)
+                subprocess.run(["py-spy", "dump", "--pid", str(pid)], stdout=out, stderr=out, check=False)
     say(f"probe {probe} pending > 8 s: thread dumps in {folder}")
     return True
 
@@ -156,7 +162,7 @@ def progress_visible(store: FeatureStore, user_id: str, number: int) -> bool:
 
 
 def main() -> None:
-    measure(Probe("continue_watching", lambda k, c, g: watch_job("features", k, c, g), FeatureStore,
+    measure(Probe("continue_watching", lambda k, c, g: watch_job("features", k, c, g, own_process=True), FeatureStore,
                   progress_event, progress_visible), __doc__.split("\n\n")[0])
 
 

@@ -28,7 +28,7 @@ def vector_visible(store: ModelStore, user_id: str, number: int) -> bool:
 
 
 def main() -> None:
-    measure(Probe("user_vectors", lambda k, c, g: watch_job("learning", k, c, g), ModelStore,
+    measure(Probe("user_vectors", lambda k, c, g: watch_job("learning", k, c, g, own_process=True), ModelStore,
                   complete_event, vector_visible), __doc__.split("\n\n")[0])
 
 
