@@ -231,14 +231,17 @@ def start(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraCo
 
 
 def run(job: JobSpec, flink: FlinkConfig | None = None) -> Any:
-    """Build and run ``job`` until it ends (``nextwatch jobs run``, ``flink run``)."""
-    return built(job, flink=flink).execute(job.name)
+    """Run ``job`` in this process's mini-cluster until it ends (``nextwatch jobs run``); its result."""
+    return start(job, flink=flink).get_job_execution_result().result()
 
 
 def main(job: JobSpec, argv: list[str] | None = None) -> None:
-    """Entry point of ``flink run -py jobs/flink/<job>/job.py`` (parallelism from ``-p``)."""
+    """Entry point of ``flink run -py jobs/flink/<job>/job.py`` (parallelism from ``-p``).
+
+    Detached, as ``nextwatch jobs submit`` runs it: that command records the execution mode.
+    """
     argparse.ArgumentParser(description=f"nextwatch {job.name}").parse_args(argv)
-    run(job, replace(FlinkConfig.load(), parallelism=0))
+    built(job, flink=replace(FlinkConfig.load(), parallelism=0)).execute(job.name)
 
 
 def stop_with_savepoint(client: Any, directory: Path, execution_mode: str) -> Path:
