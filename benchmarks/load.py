@@ -169,8 +169,11 @@ def _job_process(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, grou
     logs = state_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"bench-{name}-{group_id}.log", "wb") as log:
+        # SIGINT stops it as Ctrl-C would, even when this benchmark runs where SIGINT is ignored (a
+        # background job of a shell), which its children would inherit
         process = subprocess.Popen([sys.executable, "-m", "infra.cli", "jobs", "run", name], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def stop() -> None:
         process.send_signal(signal.SIGINT)  # what Ctrl-C does: the job is cancelled
