@@ -136,11 +136,11 @@ def watch_job(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, group_i
     """
     flink = flink or FlinkConfig.load()
     port = free_port()
+    rest = {"rest.port": str(port), "metrics.fetcher.update-interval": "500"}
     if own_process:
-        job_id, stop = _job_process(name, kafka, cassandra, group_id, port)
+        job_id, stop = _job_process(name, kafka, cassandra, group_id, rest)
     else:
-        flink = replace(flink, options={**flink.options, "rest.port": str(port),
-                                        "metrics.fetcher.update-interval": "500"})
+        flink = replace(flink, options={**flink.options, **rest})
         client = start_job(name, kafka, cassandra, settings=settings, flink=flink, group_id=group_id)
         job_id = str(client.get_job_id())
 
@@ -159,13 +159,12 @@ def watch_job(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, group_i
 
 
 def _job_process(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, group_id: str,
-                 rest_port: int, timeout_s: float = 120.0) -> tuple[str, Callable[[], None]]:
+                 flink_options: dict[str, str], timeout_s: float = 120.0) -> tuple[str, Callable[[], None]]:
     """``nextwatch jobs run NAME`` in a process of its own; its job id (once submitted) and how to stop it."""
     section = {"features": "FEATURES", "learning": "LEARNING", "rows": "ROWS"}[name]
     env = {**os.environ, "NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
            "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra.keyspace, f"NEXTWATCH_{section}_GROUP_ID": group_id,
-           "NEXTWATCH_FLINK_OPT_rest__port": str(rest_port),
-           "NEXTWATCH_FLINK_OPT_metrics__fetcher__update-interval": "500"}
+           **{"NEXTWATCH_FLINK_OPT_" + key.replace(".", "__"): value for key, value in flink_options.items()}}
     logs = state_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"bench-{name}-{group_id}.log", "wb") as log:
@@ -183,20 +182,25 @@ def _job_process(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, grou
             process.kill()
             process.wait()
 
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    job_ids: list[str] = []
+
+    def submitted() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"job {name} exited ({process.returncode}): see {logs}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/jobs/overview", timeout=5) as response:
-                jobs = json.load(response)["jobs"]
-            if jobs:
-                return str(jobs[0]["jid"]), stop
+            url = f"http://127.0.0.1:{flink_options['rest.port']}/jobs/overview"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                job_ids.extend(str(job["jid"]) for job in json.load(response)["jobs"])
         except (OSError, KeyError, ValueError):
             pass  # the mini-cluster not up yet
-        time.sleep(0.5)
-    stop()
-    raise TimeoutError(f"job {name} was not submitted after {timeout_s:.0f} s")
+        return bool(job_ids)
+
+    try:
+        wait_until(submitted, timeout_s, f"job {name} submitted")
+    except (RuntimeError, TimeoutError):
+        stop()
+        raise
+    return job_ids[0], stop
 
 
 def wait_running(job_id: str, rest_port: int, timeout_s: float = 120.0) -> None:
