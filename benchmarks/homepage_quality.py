@@ -86,7 +86,7 @@ def main() -> None:
                      for item in MovieLensReplay(data).catalog()]
     catalog = {item.title_id: item for item in catalog_items}
     genres = {t: frozenset(item.genres) for t, item in catalog.items()}
-    loop = JobLoop(publish_every=100, catalog=[title_text(item) for item in catalog_items])
+    loop = JobLoop(publish_every=100, flush_every=50, catalog=[title_text(item) for item in catalog_items])
     now = max(item.availability.available_from_ms for item in catalog_items) + 1
     rows_config = RowsJobConfig()
     policies, rng = new_policies(rows_config), random.Random(7)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
@@ -460,7 +461,9 @@ class LocalLoop:
 
     What the streaming job does, without Kafka: for tests, and for ``nextwatch eval``
     to measure what the staleness of published item vectors costs. ``publish_every=1``
-    is a job whose item vectors are never stale.
+    and ``flush_every=1`` are a job whose item vectors are never stale; the job's item
+    steps wait for their user's flush (``flush_every``) and are then published
+    (``publish_every``).
 
     >>> loop = LocalLoop(publish_every=1)
     >>> for n, (user, title) in enumerate([("a", "m1"), ("a", "m2"), ("b", "m1")]):
@@ -471,27 +474,39 @@ class LocalLoop:
     ['m2']
     """
 
-    def __init__(self, config: LearningConfig | None = None, publish_every: int = 1) -> None:
+    def __init__(self, config: LearningConfig | None = None, publish_every: int = 1, flush_every: int = 1) -> None:
         self.config = config or LearningConfig()
-        self.publish_every = publish_every
+        self.publish_every, self.flush_every = publish_every, flush_every
         self.users: dict[str, UserModel] = {}
         self.items: dict[str, ItemModel] = {}
         self.cowatch: dict[str, dict[str, tuple[float, float]]] = {}
         self.published: dict[str, ItemVectors] = {}  # what the user side holds (broadcast state)
         self.titles: list[str] = []
         self.events = 0
+        # a user's item steps wait for their flush, ``flush_every`` events after the first of them
+        self.held: dict[str, list[ItemStep]] = {}
+        self.due: deque[tuple[int, str]] = deque()
 
     def learn(self, user_id: str, feedback: Feedback, event_id: str) -> None:
         user = self.users.setdefault(user_id, UserModel())
-        for step in learn_user(user, user_id, feedback, event_id, self.published, self.titles, self.config):
+        steps = learn_user(user, user_id, feedback, event_id, self.published, self.titles, self.config)
+        if steps and user_id not in self.held:
+            self.held[user_id] = []
+            self.due.append((self.events + self.flush_every, user_id))
+        self.held.get(user_id, []).extend(steps)
+        self.events += 1
+        while self.due and self.due[0][0] <= self.events:
+            self._apply(self.held.pop(self.due.popleft()[1]))
+        if self.events % self.publish_every == 0:
+            self.publish()
+
+    def _apply(self, steps: list[ItemStep]) -> None:
+        for step in steps:
             item = self.items.get(step.title_id)
             if item is None:
                 item = self.items[step.title_id] = ItemModel(ItemVectors.initial(step.title_id, self.config))
                 self.titles.append(step.title_id)
             apply_step(item, step, self.config, self.cowatch.setdefault(step.title_id, {}))
-        self.events += 1
-        if self.events % self.publish_every == 0:
-            self.publish()
 
     def publish(self) -> None:
         for title, item in self.items.items():

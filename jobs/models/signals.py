@@ -402,8 +402,8 @@ class JobLoop(LocalLoop):
 
     def __init__(self, config: LearningConfig | None = None, publish_every: int = 1,
                  catalog: Iterable[TitleText] = (), blend: str = DEFAULT_BLEND, peers: int = 2000,
-                 search_half_life_minutes: float = 60.0) -> None:
-        super().__init__(config, publish_every)
+                 search_half_life_minutes: float = 60.0, flush_every: int = 1) -> None:
+        super().__init__(config, publish_every, flush_every)
         self.table = TitleTable(self.config)
         for title in catalog:
             self.table.describe(title)
@@ -446,10 +446,11 @@ class JobBlend(Recommender):
     """A :class:`JobLoop` behind the :class:`Recommender` contract: the learning job's top picks, measured.
 
     ``nextwatch eval`` ranks with it as the job serves: all eight signals from the job's
-    own state and published vectors, blended with the job's weights (``blend``). Item
-    vectors are published every ``publish_every`` events: 100 is the job's 500 ms
-    publish period at its ~200 events/s (publishing after every event also costs most
-    of the time here).
+    own state and published vectors, blended with the job's weights (``blend``). A
+    user's item steps are applied ``flush_every`` events after the first of them (50:
+    the job's 100 ms flush at ~500 events/s) and item vectors published every
+    ``publish_every`` events (100; publishing after every event also costs most of the
+    time here).
 
     >>> catalog = [TitleText("m1", "Alien", 1979, ("Sci-Fi",)), TitleText("m2", "Heat", 1995, ("Crime",)),
     ...            TitleText("m3", "Aliens", 1986, ("Sci-Fi",))]
@@ -460,15 +461,17 @@ class JobBlend(Recommender):
     """
 
     def __init__(self, catalog: Iterable[TitleText] = (), blend: str = DEFAULT_BLEND, publish_every: int = 100,
-                 titles: TitleIndex | None = None) -> None:
+                 titles: TitleIndex | None = None, flush_every: int = 50) -> None:
         super().__init__(titles)
-        self.catalog, self.blend_text, self.publish_every = list(catalog), blend, publish_every
-        self.loop = JobLoop(publish_every=publish_every, catalog=self.catalog, blend=blend)
+        self.catalog, self.blend_text = list(catalog), blend
+        self.publish_every, self.flush_every = publish_every, flush_every
+        self.loop = JobLoop(publish_every=publish_every, catalog=self.catalog, blend=blend, flush_every=flush_every)
         self.events = 0
         self.positions = np.zeros(0, dtype=np.int64)  # the job table's titles in this model's index
 
     def _params(self) -> dict[str, Any]:
-        return {"catalog": self.catalog, "blend": self.blend_text, "publish_every": self.publish_every}
+        return {"catalog": self.catalog, "blend": self.blend_text, "publish_every": self.publish_every,
+                "flush_every": self.flush_every}
 
     def user_state_bytes(self, user_id: str) -> int:
         """Bytes of per-user state: the user's keyed state as the job pickles it."""

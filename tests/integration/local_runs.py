@@ -49,15 +49,21 @@ def _learning(phases: Phases, settings: dict[str, Any], stores: Stores) -> None:
     decode = OperatorHarness(DecodeEvents(JOB_NAME, op.feedback)).open()
     shared = OperatorHarness(op.DecodeShared()).open()
     users = OperatorHarness(op.UserLearner(config, stores), key=lambda value: value[0]).open()
-    split = OperatorHarness(op.SplitSteps()).open()
+    route, split = OperatorHarness(op.RouteFlush()).open(), OperatorHarness(op.SplitSteps()).open()
     items = OperatorHarness(op.ItemLearner(config, stores), key=lambda batch: batch[0]).open()
     write = OperatorHarness(op.WriteUserVectors(stores, config.blend)).open()
 
+    def learned(out: Any) -> None:  # the user side's output: flushes written, held item steps applied
+        routed = route.process_all(out.main)
+        write.process_all(routed.main)
+        for steps in routed.side.get("item-steps", []):
+            items.process_all(split.process(steps).main)
+
     def settle() -> None:  # item vectors published and broadcast back, users flushed, snapshots written
         while items.pending_timers() or users.pending_timers():
+            learned(users.advance(config.flush_ms))
             for row in items.advance(config.publish_ms).main:
                 users.process_broadcast(shared.process(bytes(row[1])).main[0])
-            write.process_all(users.advance(config.flush_ms).main)
 
     for messages in phases:
         for message in messages:
@@ -65,8 +71,7 @@ def _learning(phases: Phases, settings: dict[str, Any], stores: Stores) -> None:
                 users.process_broadcast(shared.process(message.value).main[0])
                 continue
             for value in decode.process(message.value).main:
-                for steps in users.process(value).side.get("item-steps", []):
-                    items.process_all(split.process(steps).main)
+                learned(users.process(value))
         settle()
     items.close()
     write.close()

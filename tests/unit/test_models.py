@@ -33,7 +33,7 @@ MODELS: dict[str, Callable[[], Recommender]] = {
     "rating-mf": RatingMF,
     "river-biased-mf": RiverBiasedMF,
     "online-loop": LoopRecommender,  # the learning job's split, both sides in one process
-    "job-blend": lambda: JobBlend(CATALOG, publish_every=1),  # the learning job's top picks, every signal
+    "job-blend": lambda: JobBlend(CATALOG, publish_every=1, flush_every=1),  # the learning job's top picks
     "content": lambda: ContentProfile(CATALOG),
     "transitions": Transitions,
     "user-knn": UserKNN,

@@ -100,6 +100,22 @@ def test_stale_item_vectors_still_learn_the_groups() -> None:
     assert set(loop.similar_titles("c1", k=3)) == {"c2", "c3", "c4"}
 
 
+def test_item_steps_wait_for_their_users_flush() -> None:
+    loop = LocalLoop(flush_every=3)
+    loop.learn("a", Feedback("a", "m1", 0, 1.0), "e1")
+    loop.learn("a", Feedback("a", "m2", 1, 1.0), "e2")
+    assert loop.items == {}  # both events' steps held for a's flush, three events after the first
+    loop.learn("b", Feedback("b", "m3", 2, 1.0), "e3")
+    assert set(loop.items) == {"m1", "m2"} and loop.similar_titles("m1") == ["m2"]
+    assert loop.held == {"b": loop.held["b"]}  # b's step waits for b's own flush
+    taste_groups(loop)  # and the groups are still learned
+    loop.learn("c", Feedback("c", "m1", 10**9, 1.0), "end-1")
+    loop.learn("c", Feedback("c", "m2", 10**9, 1.0), "end-2")
+    loop.learn("c", Feedback("c", "m3", 10**9, 1.0), "end-3")
+    loop.publish()
+    assert set(loop.similar_titles("c1", k=3)) == {"c2", "c3", "c4"}
+
+
 def test_published_versions_only_grow() -> None:
     loop = LocalLoop()
     taste_groups(loop, users=4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pyflink.common import Types
@@ -65,6 +65,14 @@ from jobs.runtime import (
 ITEMS = MapStateDescriptor("item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 CATALOG = MapStateDescriptor("catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 STEPS_TAG = OutputTag("item-steps", Types.PICKLED_BYTE_ARRAY())
+# A member's item steps wait in their state for their flush; past this many they go at once (bounded state).
+MAX_HELD_STEPS = 2_000
+
+
+class HeldSteps(NamedTuple):
+    """A member's item steps since their last flush, one ``(title, steps)`` batch per title."""
+
+    batches: list[tuple[str, list[ItemStep]]]
 
 
 def feedback(event: Any) -> Iterable[tuple[str, str, Any]]:
@@ -90,10 +98,16 @@ class DecodeShared(MapFunction):  # type: ignore[misc]
 
 
 class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
-    """Keyed by user, item vectors and catalog in broadcast state: test, then learn each feedback; the item
-    halves of its steps to a side output (one message per event, by title: :class:`SplitSteps`); each
+    """Keyed by user, item vectors and catalog in broadcast state: test, then learn each feedback; each
     changed user's vectors and top picks at most every ``flush_ms`` (stretched in a backlog). A user the
-    job has no state for starts from their Cassandra row (``warm_start``)."""
+    job has no state for starts from their Cassandra row (``warm_start``).
+
+    The item halves of the steps wait in the member's state until that flush and go with it as
+    :class:`HeldSteps`, one batch per title (:class:`RouteFlush` and :class:`SplitSteps` send them
+    on): a member with several events in a flush interval sends each title one message, not one
+    per event, and each event fans out to about twenty titles. Held in keyed state, they are in
+    every checkpoint with the event that made them.
+    """
 
     def __init__(self, settings: LearningJobConfig, stores: Stores, model: LearningConfig | None = None) -> None:
         self.settings, self.stores, self.model = settings, stores, model or LearningConfig()
@@ -104,6 +118,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         metrics = runtime_context.get_metrics_group()
         self.decode_failures = EventCount(metrics, "state_decode_failures")
         self.state = KeyedState(runtime_context, "user-model", self.decode_failures, STATE_CACHE_KEYS)
+        self.held = KeyedState(runtime_context, "item-steps-held", self.decode_failures, STATE_CACHE_KEYS)
         self.store = self.stores.open(ModelStore)[0] if settings.warm_start else None
         self.table = TitleTable(self.model)  # catalog and published item vectors, as arrays
         self.titles: list[str] = []  # titles with published vectors: where negatives are sampled
@@ -177,7 +192,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.pacing.observe(now, signal.time_ms)
         user: UserModel = self.state.value(user_id) or self._start(user_id)
         if isinstance(signal, Search):
-            steps: list[tuple[str, list[ItemStep]]] | None = None
+            steps: list[ItemStep] | None = None
             if learn_search(user, signal, event_id, self.model):
                 steps = []
                 self.searches.inc()
@@ -190,12 +205,15 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             arm_timer(ctx, self.pacing.delay_ms())
             user.flush_armed = True
         self.state.update(user, user_id)
-        if steps:  # one message per event: each crossing into Java costs more than the steps
-            yield STEPS_TAG, steps
+        if steps:
+            held: list[ItemStep] = (self.held.value(user_id) or []) + steps
+            if len(held) >= MAX_HELD_STEPS:
+                yield HeldSteps(steps_by_title(held))
+                held = []
+            self.held.update(held, user_id)
 
-    def _learn(self, user_id: str, user: UserModel, feedback: Feedback,
-               event_id: str) -> list[tuple[str, list[ItemStep]]] | None:
-        """Test, then learn one feedback; its item steps by title, ``None`` for a redelivery."""
+    def _learn(self, user_id: str, user: UserModel, feedback: Feedback, event_id: str) -> list[ItemStep] | None:
+        """Test, then learn one feedback; its item steps, ``None`` for a redelivery."""
         if user.has_seen(event_id):
             return None
 
@@ -210,7 +228,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         learn_content(user, feedback, self.table.content_vector(feedback.title_id), self.model)
         self.peers.update(user_id, user)
         self.applied.inc()
-        return steps_by_title(steps)
+        return steps
 
     def process_broadcast_element(self, value: Any, ctx: Any) -> None:
         if isinstance(value, TitleText):
@@ -236,15 +254,29 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.state.update(user, user_id)
         picks = top_picks(self._scores(user_id, user), self.weights, self.table, self.settings.top_picks,
                           user.recent)
-        # main output (side outputs from timers are not supported for this function in PyFlink)
+        # main output only: in thread mode PyFlink hands a timer's side output to the main output
         yield user_id, user, picks
+        held = self.held.value(user_id)
+        if held:
+            yield HeldSteps(steps_by_title(held))
+            self.held.update([], user_id)
+
+
+class RouteFlush(ProcessFunction):  # type: ignore[misc]
+    """The user side's output -> flushes on (main output), held item steps to a side output."""
+
+    def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
+        if isinstance(value, HeldSteps):
+            yield STEPS_TAG, value.batches
+        else:
+            yield value
 
 
 class SplitSteps(FlatMapFunction):  # type: ignore[misc]
-    """An event's item steps -> one ``(title, steps)`` batch per title, on to the item side keyed by title.
+    """A member's held item steps -> one ``(title, steps)`` batch per title, on to the item side keyed by title.
 
-    Chained behind the user side's side output with the item side's key selector, so the batches
-    cross into Java once each, on their way to the item side, rather than three times.
+    Chained behind the side output with the item side's key selector, so the batches cross into
+    Java once each, on their way to the item side, rather than three times.
     """
 
     def flat_map(self, value: list[tuple[str, list[ItemStep]]]) -> Iterator[tuple[str, list[ItemStep]]]:
