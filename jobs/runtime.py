@@ -186,6 +186,14 @@ def stream_environment(config: FlinkConfig | None = None) -> Any:
     return env
 
 
+def execution_mode(env: Any) -> str:
+    """The mode ``env`` runs Python operators in, "thread" or "process" (Flink's default)."""
+    from pyflink.util.java_utils import get_j_env_configuration
+
+    return str(get_j_env_configuration(env._j_stream_execution_environment)
+               .getString("python.execution-mode", "process"))
+
+
 # -- jobs: start, run, submit, stop --------------------------------------------------------------------
 
 

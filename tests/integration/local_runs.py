@@ -49,14 +49,13 @@ def _learning(phases: Phases, settings: dict[str, Any], stores: Stores) -> None:
     decode = OperatorHarness(DecodeEvents(JOB_NAME, op.feedback)).open()
     shared = OperatorHarness(op.DecodeShared()).open()
     users = OperatorHarness(op.UserLearner(config, stores), key=lambda value: value[0]).open()
-    route, split = OperatorHarness(op.RouteFlush()).open(), OperatorHarness(op.SplitSteps()).open()
+    split = OperatorHarness(op.SplitSteps()).open()
     items = OperatorHarness(op.ItemLearner(config, stores), key=lambda batch: batch[0]).open()
     write = OperatorHarness(op.WriteUserVectors(stores, config.blend)).open()
 
-    def learned(out: Any) -> None:  # the user side's output: flushes written, held item steps applied
-        routed = route.process_all(out.main)
-        write.process_all(routed.main)
-        for steps in routed.side.get("item-steps", []):
+    def learned(out: Any) -> None:  # the user side's output: flushes written, item steps applied
+        write.process_all(out.main)
+        for steps in out.side.get("item-steps", []):
             items.process_all(split.process(steps).main)
 
     def settle() -> None:  # item vectors published and broadcast back, users flushed, snapshots written

@@ -209,14 +209,21 @@ def user_learner() -> None:
     out = harness.process_all(_ratings("u1", ["t1", "t2"]))
     assert out.main == [] and out.side == {}  # the item steps wait for the member's flush
     assert harness.process(_ratings("u1", ["t1"])[0]).main == [] and harness.metrics["events_duplicate"] == 1
-    [(user, model, picks), held] = harness.advance(settings.flush_ms).main
+    flushed = harness.advance(settings.flush_ms)
+    [(user, model, picks)] = flushed.main
     assert user == "u1" and model.version == 2 and "t3" in [p.title_id for p in picks]
     # both events' steps, one batch per title: t1's rating, implicit and co-watch steps travel together
-    assert isinstance(held, learning.HeldSteps) and len({title for title, _ in held.batches}) == len(held.batches)
-    by_title = dict(held.batches)
-    assert set(by_title) >= {"t1", "t2"} and all(isinstance(step, ItemStep) for step in by_title["t1"])
+    [batches] = flushed.side["item-steps"]
+    by_title = dict(batches)
+    assert len(by_title) == len(batches) and set(by_title) >= {"t1", "t2"}
+    assert all(isinstance(step, ItemStep) for step in by_title["t1"])
     assert {step.step_id.split(":")[0] for step in by_title["t1"]} == {"u1-t1", "u1-t2"}
-    assert harness.advance(settings.flush_ms).main == []  # sent once
+    assert harness.advance(settings.flush_ms).side == {}  # sent once
+    # thread mode (no side output from timers there): each event's steps go as it is learned
+    unheld = OperatorHarness(learning.UserLearner(settings, FakeStores(), hold_steps=False),
+                             key=lambda value: value[0]).open()
+    out = unheld.process_all(_ratings("u1", ["t1", "t2"]))
+    assert len(out.side["item-steps"]) == 2 and unheld.advance(settings.flush_ms).side == {}
     assert stores.log == []  # no warm start: Cassandra is never asked
     # a restored instance refills its item table from broadcast state on its first timer or element
     harness.process(_ratings("u1", ["t3"])[0])
@@ -244,7 +251,7 @@ def warm_started_user_learner() -> None:
     stores = FakeStores({"rows": lambda statement, *params: [stored] if statement != "get_all_item_vectors" else []})
     harness = OperatorHarness(learning.UserLearner(settings, stores), key=lambda value: value[0]).open()
     harness.process(_ratings("u1", ["t2"])[0])
-    [(_, model, _), _held] = harness.advance(settings.flush_ms).main
+    [(_, model, _)] = harness.advance(settings.flush_ms).main
     assert model.version == 5 and model.recent[-2:] == ["t1", "t2"]  # went on from the stored row
     assert ("get_user_vectors", "u1") in stores.calls("rows")
 
@@ -256,12 +263,6 @@ def split_steps() -> None:
     assert OperatorHarness(SplitSteps()).open().process([first, second]).main == [first, second]
 
 
-def route_flush() -> None:
-    batches = [("t1", [ItemStep("t1", "e:pos:0", "implicit")])]
-    flush = ("u1", object(), [])
-    out = OperatorHarness(learning.RouteFlush()).open().process_all([flush, learning.HeldSteps(batches)])
-    assert out.main == [flush] and out.side == {"item-steps": [batches]}
-
 
 def held_steps_bounded() -> None:
     settings = LearningJobConfig(warm_start=False, flush_ms=100)
@@ -269,9 +270,8 @@ def held_steps_bounded() -> None:
     for title in ("t1", "t2", "t3", "t4"):
         harness.process_broadcast(ItemVectors.initial(title, LearningConfig()))
     titles = [f"x{n}" for n in range(300)]  # each new title: co-watch steps to the last twenty
-    sent = harness.process_all(_ratings("u1", titles, minutes_ago=400)).main
-    assert sent and all(isinstance(held, learning.HeldSteps) for held in sent)  # sent before the flush
-    assert all(sum(len(steps) for _, steps in held.batches) >= learning.MAX_HELD_STEPS for held in sent)
+    sent = harness.process_all(_ratings("u1", titles, minutes_ago=400)).side["item-steps"]  # before the flush
+    assert sent and all(sum(len(steps) for _, steps in batches) >= learning.MAX_HELD_STEPS for batches in sent)
 
 
 def encode_user_update() -> None:
@@ -300,9 +300,9 @@ def item_learner() -> None:
     settings = LearningJobConfig(warm_start=False, publish_ms=500, snapshot_ms=0)
     stores = FakeStores()
     users = OperatorHarness(learning.UserLearner(settings, FakeStores()), key=lambda value: value[0]).open()
-    route, split = OperatorHarness(learning.RouteFlush()).open(), OperatorHarness(learning.SplitSteps()).open()
+    split = OperatorHarness(learning.SplitSteps()).open()
     users.process_all(_ratings("u1", ["t1", "t2"]) + _ratings("u2", ["t2", "t1"]))
-    steps = split.process_all(route.process_all(users.advance(settings.flush_ms).main).side["item-steps"]).main
+    steps = split.process_all(users.advance(settings.flush_ms).side["item-steps"]).main
     harness = OperatorHarness(learning.ItemLearner(settings, stores), key=lambda batch: batch[0]).open()
     harness.process_all(steps)
     assert harness.metrics["item_steps_applied"] > 0
@@ -412,7 +412,6 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "jobs.flink.learning.operators.UserLearner": user_learner,
     "jobs.flink.learning.operators.UserLearner (warm start)": warm_started_user_learner,
     "jobs.flink.learning.operators.SplitSteps": split_steps,
-    "jobs.flink.learning.operators.RouteFlush": route_flush,
     "jobs.flink.learning.operators.UserLearner (held steps bounded)": held_steps_bounded,
     "jobs.flink.learning.operators.EncodeUserUpdate": encode_user_update,
     "jobs.flink.learning.operators.WriteUserVectors": write_user_vectors,

@@ -11,9 +11,9 @@ each with a stable uid:
 2. ``model-updates-source`` and ``catalog-source``: the job's own model-updates topic and the catalog
    topic, both compacted and read from the start, decoded and broadcast together.
 3. ``user-learner`` (keyed by user; item vectors and catalog in broadcast state): one learning step for
-   the user, the item halves of it held in the user's state; each changed user's vectors and top picks
-   (the blend of all eight signals) flushed at most every ``flush_ms``, with the held item steps, one
-   batch per title; ``route-flush`` sends the steps on to ``item-steps-split``.
+   the user, the item halves of it to a side output (in process mode held in the user's state until
+   their flush); each changed user's vectors and top picks (the blend of all eight signals) flushed at
+   most every ``flush_ms``.
 4. ``item-learner`` (keyed by title): applies each item step once, and every ``publish_ms`` publishes
    each changed title's vectors to model-updates (and to Cassandra at most every ``snapshot_ms``).
 5. ``write-user-vectors``: user vectors and top picks to Cassandra, one batch per user;
@@ -43,6 +43,7 @@ from jobs.runtime import (
     JobSpec,
     Step,
     Stores,
+    execution_mode,
     main,
     named,
     read_events,
@@ -69,14 +70,14 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
 
     users = named(events.key_by(lambda value: value[0], key_type=Types.STRING())
                   .connect(updates.union(catalog).broadcast(op.ITEMS, op.CATALOG))
-                  .process(op.UserLearner(settings, stores, model), output_type=PICKLED),
+                  .process(op.UserLearner(settings, stores, model, hold_steps=execution_mode(env) == "process"),
+                           output_type=PICKLED),
                   Step("user-learner", "user learner (user vectors)"))
-    flushes = named(users.process(op.RouteFlush(), output_type=PICKLED), Step("route-flush", "flushes | item steps"))
-    named(flushes.process(op.WriteUserVectors(stores, settings.blend)),
+    named(users.process(op.WriteUserVectors(stores, settings.blend)),
           Step("write-user-vectors", "write user vectors (Cassandra)"))
-    user_updates = named(flushes.map(op.EncodeUserUpdate(), output_type=KAFKA_ROW_TYPE()),
+    user_updates = named(users.map(op.EncodeUserUpdate(), output_type=KAFKA_ROW_TYPE()),
                          Step("encode-user-updates", "encode user updates"))
-    steps = named(flushes.get_side_output(op.STEPS_TAG).flat_map(op.SplitSteps(), output_type=PICKLED),
+    steps = named(users.get_side_output(op.STEPS_TAG).flat_map(op.SplitSteps(), output_type=PICKLED),
                   Step("item-steps-split", "item steps by title"))
     published = named(steps.key_by(lambda batch: batch[0], key_type=Types.STRING())
                       .process(op.ItemLearner(settings, stores, model), output_type=KAFKA_ROW_TYPE()),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from pyflink.common import Types
@@ -69,12 +69,6 @@ STEPS_TAG = OutputTag("item-steps", Types.PICKLED_BYTE_ARRAY())
 MAX_HELD_STEPS = 2_000
 
 
-class HeldSteps(NamedTuple):
-    """A member's item steps since their last flush, one ``(title, steps)`` batch per title."""
-
-    batches: list[tuple[str, list[ItemStep]]]
-
-
 def feedback(event: Any) -> Iterable[tuple[str, str, Any]]:
     """An event the models learn from -> (user, event id, feedback or search); nothing for the others."""
     signal = feedback_from_event(event) or search_from_event(event)
@@ -102,15 +96,18 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     changed user's vectors and top picks at most every ``flush_ms`` (stretched in a backlog). A user the
     job has no state for starts from their Cassandra row (``warm_start``).
 
-    The item halves of the steps wait in the member's state until that flush and go with it as
-    :class:`HeldSteps`, one batch per title (:class:`RouteFlush` and :class:`SplitSteps` send them
-    on): a member with several events in a flush interval sends each title one message, not one
-    per event, and each event fans out to about twenty titles. Held in keyed state, they are in
-    every checkpoint with the event that made them.
+    The item halves of the steps go to a side output, one ``(title, steps)`` batch per title
+    (:class:`SplitSteps` sends each on). With ``hold_steps`` they wait in the member's state and go
+    with the member's flush: a member with several events in a flush interval sends each title one
+    message, not one per event, and an event fans out to about twenty titles. Held in keyed state,
+    they are in every checkpoint with the event that made them. Without it (thread mode, where
+    PyFlink hands a timer's side output to the main output) each event's steps go as it is learned.
     """
 
-    def __init__(self, settings: LearningJobConfig, stores: Stores, model: LearningConfig | None = None) -> None:
+    def __init__(self, settings: LearningJobConfig, stores: Stores, model: LearningConfig | None = None,
+                 hold_steps: bool = True) -> None:
         self.settings, self.stores, self.model = settings, stores, model or LearningConfig()
+        self.hold_steps = hold_steps
         self.store: Any = None
 
     def open(self, runtime_context: Any) -> None:
@@ -205,10 +202,12 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             arm_timer(ctx, self.pacing.delay_ms())
             user.flush_armed = True
         self.state.update(user, user_id)
-        if steps:
+        if steps and not self.hold_steps:
+            yield STEPS_TAG, steps_by_title(steps)
+        elif steps:
             held: list[ItemStep] = (self.held.value(user_id) or []) + steps
             if len(held) >= MAX_HELD_STEPS:
-                yield HeldSteps(steps_by_title(held))
+                yield STEPS_TAG, steps_by_title(held)
                 held = []
             self.held.update(held, user_id)
 
@@ -254,29 +253,18 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.state.update(user, user_id)
         picks = top_picks(self._scores(user_id, user), self.weights, self.table, self.settings.top_picks,
                           user.recent)
-        # main output only: in thread mode PyFlink hands a timer's side output to the main output
         yield user_id, user, picks
-        held = self.held.value(user_id)
-        if held:
-            yield HeldSteps(steps_by_title(held))
+        held = self.held.value(user_id) if self.hold_steps else None
+        if held:  # a timer's side output: process mode only (see the class)
+            yield STEPS_TAG, steps_by_title(held)
             self.held.update([], user_id)
 
 
-class RouteFlush(ProcessFunction):  # type: ignore[misc]
-    """The user side's output -> flushes on (main output), held item steps to a side output."""
-
-    def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
-        if isinstance(value, HeldSteps):
-            yield STEPS_TAG, value.batches
-        else:
-            yield value
-
-
 class SplitSteps(FlatMapFunction):  # type: ignore[misc]
-    """A member's held item steps -> one ``(title, steps)`` batch per title, on to the item side keyed by title.
+    """A member's item steps -> one ``(title, steps)`` batch per title, on to the item side keyed by title.
 
-    Chained behind the side output with the item side's key selector, so the batches cross into
-    Java once each, on their way to the item side, rather than three times.
+    Chained behind the user side's side output with the item side's key selector, so the batches
+    cross into Java once each, on their way to the item side, rather than three times.
     """
 
     def flat_map(self, value: list[tuple[str, list[ItemStep]]]) -> Iterator[tuple[str, list[ItemStep]]]:
