@@ -356,6 +356,8 @@ def homepage_builder() -> None:
     assert "t1" not in [i.title_id for r in stored for i in r.items]  # completed: never recommended
     # the impression's reward window (event time) is long closed: its outcome is logged and taught
     assert [value[0] for value in out.main if value[0] != rows.PAGE] == [rows.LESSONS, rows.OUTCOME]
+    [(_, key, logged)] = [value for value in out.main if value[0] == rows.OUTCOME]  # one element, every record
+    assert key == b"u1" and [_record(("", raw))["impression_id"] for raw in logged] == ["imp-1"]
     # a restored instance builds the next page from the catalog in broadcast state, even on a timer
     harness.process(("u1", "event", PlayEvent("u1", _old(1), CTX, "t3", "START", "pb3", 0, 3_600_000)))
     harness.restart(rows.HomepageBuilder(settings, stores))

@@ -81,7 +81,8 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
     named(named(pages.filter(lambda value: value[0] == op.PAGE), Step("rows-pages", "pages"))
           .process(op.WriteHomepage(stores)), Step("write-homepage", "write homepage (Cassandra)"))
     outcomes = named(named(pages.filter(lambda value: value[0] == op.OUTCOME), Step("rows-outcomes", "outcomes"))
-                     .map(lambda value: kafka_row(value[1], value[2]), output_type=KAFKA_ROW_TYPE()),
+                     .flat_map(lambda value: (kafka_row(value[1], record) for record in value[2]),
+                               output_type=KAFKA_ROW_TYPE()),
                      Step("encode-outcomes", "encode impression outcomes"))
     lessons = named(pages.filter(lambda value: value[0] == op.LESSONS), Step("rows-lessons", "lessons"))
     published = named(lessons.union(policies).key_by(lambda value: POLICY_SET, key_type=Types.STRING())

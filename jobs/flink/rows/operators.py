@@ -196,11 +196,12 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             if lessons:  # the shared models learn in the policy learner, which publishes them back
                 self.rewards.inc(len(lessons))
                 yield LESSONS, lessons
-            for outcome in outcomes:  # logged for off-policy evaluation (the impression-outcomes topic)
-                shown_at = outcome.shown_ms
-                record = outcome_record(user_id, outcome, user.bucket(shown_at),
-                                        weekday(shown_at, user.utc_offset_minutes), now)
-                yield OUTCOME, user_id.encode(), self.codec.encode_record("impression_outcome", record)
+            # logged for off-policy evaluation (the impression-outcomes topic); one element for all of
+            # them: every element of this operator goes to three filters
+            records = [outcome_record(user_id, outcome, user.bucket(outcome.shown_ms),
+                                      weekday(outcome.shown_ms, user.utc_offset_minutes), now)
+                       for outcome in outcomes]
+            yield OUTCOME, user_id.encode(), [self.codec.encode_record("impression_outcome", r) for r in records]
         self.state.update(user, user_id)
         viewer = Viewer(user_id, user.country, user.maturity_limit, now)
         shared = self.shared.current(now, self.features)
