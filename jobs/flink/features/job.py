@@ -43,9 +43,9 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
     table_config = t_env.get_config()
     table_config.set("table.local-time-zone", "UTC")  # timestamps rendered as text are UTC
     # running totals (item stats) update per batch, not per row: one changelog row per key and batch.
-    # Batches end by time (stats_flush_ms) even in a backfill: at 10,000 rows they ended several times
-    # a second there (an impression unnests to a row per title shown), and every batch rewrote each key
-    # it touched. The buffer holds an accumulator per key (local-global aggregation), not the rows.
+    # The size bound is above what one interval brings even in a backfill (an impression unnests to a
+    # row per title shown), so batches end by time and each key is written once per stats_flush_ms.
+    # The buffer holds an accumulator per key (local-global aggregation), not the rows.
     table_config.set("table.exec.mini-batch.enabled", "true")
     table_config.set("table.exec.mini-batch.allow-latency", f"{settings.stats_flush_ms} ms")
     table_config.set("table.exec.mini-batch.size", "200000")
