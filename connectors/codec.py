@@ -34,6 +34,7 @@ from fastavro import schemaless_reader
 from connectors.avro_codegen import EncodeFn, compile_encoder
 from connectors.errors import DecodeError, InvalidEventError, UnknownSchemaError
 from connectors.events import EVENT_TYPES, check_semantics, from_record
+from connectors.limits import DEFAULT_LIMITS, Limits
 from connectors.schemas import SchemaStore, SchemaVersion
 
 MAGIC = b"\xc3\x01"
@@ -59,11 +60,14 @@ class EventCodec:
     """Encodes typed events or dicts with each subject's writer version; decodes any published version.
 
     ``writer_versions`` pins the version written per subject (default: the latest),
-    so a producer can keep writing v1 while readers move to v2.
+    so a producer can keep writing v1 while readers move to v2. ``limits`` bound the events
+    it encodes: each field, and the whole message (``message_bytes``).
     """
 
-    def __init__(self, store: SchemaStore | None = None, writer_versions: dict[str, int] | None = None) -> None:
+    def __init__(self, store: SchemaStore | None = None, writer_versions: dict[str, int] | None = None,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.store = store or SchemaStore()
+        self.limits = limits
         pins = writer_versions or {}
         self._writers: dict[str, SchemaVersion] = {
             subject: self.store.get(subject, pins[subject]) if subject in pins else self.store.latest(subject)
@@ -98,8 +102,14 @@ class EventCodec:
             encoder = self._object_encoders[type(event)] = self._compile(subject, dict_input=False)
         now = int(time.time() * 1000) if ingest_ms is None else ingest_ms
         data = encoder(event, now)  # type errors first: the rules below assume well-typed fields
-        check_semantics(event, now)
+        check_semantics(event, now, self.limits)
+        self._check_size(data)
         return data
+
+    def _check_size(self, data: bytes) -> None:
+        if len(data) > self.limits.message_bytes:
+            raise InvalidEventError("event", f"encodes to {len(data)} bytes, over the message limit of "
+                                             f"{self.limits.message_bytes} ([limits] message_bytes)")
 
     def encode_record(self, subject: str, record: dict[str, Any], ingest_ms: int | None = None) -> bytes:
         """Encode a plain dict for ``subject``; missing fields take their schema defaults."""
@@ -109,7 +119,8 @@ class EventCodec:
         now = int(time.time() * 1000) if ingest_ms is None else ingest_ms
         data = encoder(record, now)  # structural errors first, with field paths
         if subject in EVENT_TYPES:
-            check_semantics(from_record(EVENT_TYPES[subject], self.decode(data).record), now)
+            check_semantics(from_record(EVENT_TYPES[subject], self.decode(data).record), now, self.limits)
+            self._check_size(data)
         return data
 
     # -- decoding ----------------------------------------------------------

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar, Literal, get_args, get_type_hints
 
 from connectors.errors import InvalidEventError
+from connectors.limits import DEFAULT_LIMITS, ID_CHARS, Limits
 from connectors.state import Versioned, field_defaults, fields_from_dict
 
 DeviceClass = Literal["TV", "MOBILE", "WEB", "UNKNOWN"]
@@ -213,13 +214,55 @@ def _fail(event: Any, field_name: str, problem: str) -> None:
     raise InvalidEventError(field_name, problem, type(event).__name__)
 
 
+def _shown(value: Any, chars: int = 60) -> str:
+    """``value`` as a reason shows it: cut, so that a reason stays short whatever the input."""
+    text = repr(value)
+    if len(text) <= chars:
+        return text
+    size = f", {len(value)} long" if isinstance(value, (str, bytes, list)) else ""
+    return f"{text[:chars]}...{size}"
+
+
 def _is_id(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= 128
+    return type(value) is str and 0 < len(value) <= ID_CHARS
+
+
+def _is_optional_id(value: Any) -> bool:
+    return value is None or _is_id(value)
+
+
+def _fits(value: Any, chars: int) -> bool:
+    """A string of at most ``chars`` characters (or not a string: the encoder names type errors)."""
+    return type(value) is not str or len(value) <= chars
+
+
+def _at_least_zero(value: Any) -> bool:
+    return type(value) is not int or value >= 0
 
 
 def _explain_id(event: Any, name: str, value: Any) -> None:
     if not _is_id(value):
-        _fail(event, name, f"must be a non-empty string of at most 128 characters, got {value!r}")
+        _fail(event, name, f"must be a non-empty string of at most {ID_CHARS} characters, got {_shown(value)}")
+
+
+def _explain_optional_id(event: Any, name: str, value: Any) -> None:
+    if value is not None:
+        _explain_id(event, name, value)
+
+
+def _explain_text(event: Any, name: str, value: Any, chars: int) -> None:
+    if not _fits(value, chars):
+        _fail(event, name, f"is {len(value)} characters, over the limit of {chars}")
+
+
+def _explain_list(event: Any, name: str, value: Any, items: int) -> None:
+    if isinstance(value, list) and len(value) > items:
+        _fail(event, name, f"has {len(value)} items, over the limit of {items}")
+
+
+def _explain_at_least_zero(event: Any, name: str, value: Any) -> None:
+    if not _at_least_zero(value):
+        _fail(event, name, f"must be >= 0, got {value}")
 
 
 def _explain_time(event: Any, name: str, value: Any, now_ms: int) -> None:
@@ -241,26 +284,31 @@ def _check_user_event(event: Any, now_ms: int) -> None:
         _is_id(event.event_id) and _is_id(event.user_id) and _time_ok(event.event_time_ms, now_ms)
         and (type(ctx) is not Context or (
             ctx.country in _COUNTRIES
-            and (type(ctx.utc_offset_minutes) is not int or -720 <= ctx.utc_offset_minutes <= 840)))
+            and (type(ctx.utc_offset_minutes) is not int or -720 <= ctx.utc_offset_minutes <= 840)
+            and _fits(ctx.device_id, ID_CHARS) and _fits(ctx.app_version, ID_CHARS)))
     ):
         return
     _explain_id(event, "event_id", event.event_id)
     _explain_id(event, "user_id", event.user_id)
     _explain_time(event, "event_time_ms", event.event_time_ms, now_ms)
     if ctx.country not in _COUNTRIES:
-        _fail(event, "context.country", f"must be an ISO 3166-1 alpha-2 code like 'US', got {ctx.country!r}")
+        _fail(event, "context.country",
+              f"must be an ISO 3166-1 alpha-2 code like 'US', got {_shown(ctx.country)}")
+    _explain_text(event, "context.device_id", ctx.device_id, ID_CHARS)
+    _explain_text(event, "context.app_version", ctx.app_version, ID_CHARS)
     _fail(event, "context.utc_offset_minutes", f"{ctx.utc_offset_minutes} is outside -720..840")
 
 
-def _check_play(event: PlayEvent, now_ms: int) -> None:
+def _check_play(event: PlayEvent, now_ms: int, limits: Limits) -> None:
     _check_user_event(event, now_ms)
     pos, dur = event.position_ms, event.duration_ms
-    if _is_id(event.title_id) and _is_id(event.playback_id) and (
+    if _is_id(event.title_id) and _is_id(event.playback_id) and _is_optional_id(event.impression_id) and (
         type(pos) is not int or type(dur) is not int or (0 <= pos <= dur and dur > 0)
     ):
         return
     _explain_id(event, "title_id", event.title_id)
     _explain_id(event, "playback_id", event.playback_id)
+    _explain_optional_id(event, "impression_id", event.impression_id)
     if dur <= 0:
         _fail(event, "duration_ms", f"must be positive, got {dur}")
     if pos < 0:
@@ -268,21 +316,51 @@ def _check_play(event: PlayEvent, now_ms: int) -> None:
     _fail(event, "position_ms", f"{pos} is past duration_ms {dur}")
 
 
-def _check_search(event: SearchEvent, now_ms: int) -> None:
+def _check_search(event: SearchEvent, now_ms: int, limits: Limits) -> None:
     _check_user_event(event, now_ms)
     if not (isinstance(event.query, str) and event.query.strip()):
         _fail(event, "query", "must not be empty")
+    _explain_text(event, "query", event.query, limits.query_chars)
+    results = event.result_title_ids
+    _explain_list(event, "result_title_ids", results, limits.list_items)
+    if isinstance(results, list) and not all(_is_id(title) for title in results):
+        n = next(n for n, title in enumerate(results) if not _is_id(title))
+        _explain_id(event, f"result_title_ids[{n}]", results[n])
     if event.clicked_position is not None or event.clicked_title_id is not None:
-        pos, results = event.clicked_position, event.result_title_ids
+        pos = event.clicked_position
         if not (isinstance(pos, int) and isinstance(results, list) and 0 <= pos < len(results)):
             _fail(event, "clicked_position", f"{pos!r} is not the index of a shown result")
         elif event.clicked_title_id != results[pos]:
-            _fail(event, "clicked_title_id", f"{event.clicked_title_id!r} is not the result shown at position {pos}")
+            _fail(event, "clicked_title_id",
+                  f"{_shown(event.clicked_title_id)} is not the result shown at position {pos}")
 
 
-def _check_browse(event: BrowseEvent, now_ms: int) -> None:
+def _check_browse(event: BrowseEvent, now_ms: int, limits: Limits) -> None:
     _check_user_event(event, now_ms)
     _explain_id(event, "impression_id", event.impression_id)
+    items = event.items
+    if not (
+        _fits(event.page, ID_CHARS) and _is_optional_id(event.row_id) and _at_least_zero(event.row_position)
+        and _is_optional_id(event.title_id) and _at_least_zero(event.position_in_row)
+        and _is_optional_id(event.artwork_id) and _fits(event.presentation_token, limits.token_chars)
+        and (not isinstance(items, list) or (len(items) <= limits.list_items and all(
+            type(item) is not ShownItem or (_is_id(item.title_id) and _at_least_zero(item.position_in_row)
+                                            and _is_optional_id(item.artwork_id)) for item in items)))
+    ):
+        _explain_text(event, "page", event.page, ID_CHARS)
+        _explain_optional_id(event, "row_id", event.row_id)
+        _explain_at_least_zero(event, "row_position", event.row_position)
+        _explain_optional_id(event, "title_id", event.title_id)
+        _explain_at_least_zero(event, "position_in_row", event.position_in_row)
+        _explain_optional_id(event, "artwork_id", event.artwork_id)
+        _explain_text(event, "presentation_token", event.presentation_token, limits.token_chars)
+        _explain_list(event, "items", items, limits.list_items)
+        for n, item in enumerate(items if isinstance(items, list) else ()):
+            if type(item) is not ShownItem:
+                continue
+            _explain_id(event, f"items[{n}].title_id", item.title_id)
+            _explain_at_least_zero(event, f"items[{n}].position_in_row", item.position_in_row)
+            _explain_optional_id(event, f"items[{n}].artwork_id", item.artwork_id)
     action = event.action
     if action == "IMPRESSION":
         if not event.row_id:
@@ -298,7 +376,7 @@ def _check_browse(event: BrowseEvent, now_ms: int) -> None:
         _fail(event, "scroll_depth", f"a SCROLL has a scroll_depth >= 0, got {event.scroll_depth!r}")
 
 
-def _check_rating(event: RatingEvent, now_ms: int) -> None:
+def _check_rating(event: RatingEvent, now_ms: int, limits: Limits) -> None:
     _check_user_event(event, now_ms)
     _explain_id(event, "title_id", event.title_id)
     stars = event.stars
@@ -309,22 +387,45 @@ def _check_rating(event: RatingEvent, now_ms: int) -> None:
         _fail(event, "stars", f"only STARS ratings carry stars, not {event.kind}")
 
 
-def _check_catalog(item: CatalogItem, now_ms: int) -> None:
+def _explain_names(item: Any, name: str, values: Any, limits: Limits) -> None:
+    """A list of short texts (genres, cast, ...): at most ``list_items``, each at most ``name_chars``."""
+    _explain_list(item, name, values, limits.list_items)
+    for n, value in enumerate(values if isinstance(values, list) else ()):
+        _explain_text(item, f"{name}[{n}]", value, limits.name_chars)
+
+
+def _check_catalog(item: CatalogItem, now_ms: int, limits: Limits) -> None:
     _explain_id(item, "title_id", item.title_id)
     _explain_id(item, "event_id", item.event_id)
     _explain_time(item, "updated_time_ms", item.updated_time_ms, now_ms)
     if not (isinstance(item.title, str) and item.title.strip()):
         _fail(item, "title", "must not be empty")
+    _explain_text(item, "title", item.title, limits.name_chars)
+    _explain_text(item, "synopsis", item.synopsis, limits.text_chars)
     if isinstance(item.runtime_minutes, int) and item.runtime_minutes <= 0:
         _fail(item, "runtime_minutes", f"must be positive, got {item.runtime_minutes}")
+    for name in ("genres", "sub_genres", "cast", "directors", "tags", "synthetic_fields"):
+        _explain_names(item, name, getattr(item, name), limits)
+    _explain_list(item, "crew", item.crew, limits.list_items)
+    for n, member in enumerate(item.crew):
+        if isinstance(member, CrewMember):
+            _explain_text(item, f"crew[{n}].name", member.name, limits.name_chars)
+            _explain_text(item, f"crew[{n}].role", member.role, limits.name_chars)
     avail = item.availability
     if isinstance(avail, Availability):
+        _explain_list(item, "availability.countries", avail.countries, len(_COUNTRIES))
         for code in avail.countries:
             if code not in _COUNTRIES:
-                _fail(item, "availability.countries", f"{code!r} is not an ISO 3166-1 alpha-2 code")
+                _fail(item, "availability.countries", f"{_shown(code)} is not an ISO 3166-1 alpha-2 code")
         until = avail.available_until_ms
         if isinstance(until, int) and isinstance(avail.available_from_ms, int) and until <= avail.available_from_ms:
             _fail(item, "availability.available_until_ms", "must be after available_from_ms")
+    _explain_list(item, "artwork", item.artwork, limits.list_items)
+    for n, art in enumerate(item.artwork):
+        if isinstance(art, ArtworkVariant):
+            _explain_id(item, f"artwork[{n}].artwork_id", art.artwork_id)
+            _explain_text(item, f"artwork[{n}].uri", art.uri, limits.text_chars)
+            _explain_names(item, f"artwork[{n}].themes", art.themes, limits)
     ids = [a.artwork_id for a in item.artwork if isinstance(a, ArtworkVariant)]
     if len(ids) != len(set(ids)):
         _fail(item, "artwork", "artwork_id values must be unique within a title")
@@ -339,12 +440,12 @@ _CHECKS: dict[type[Any], Any] = {
 }
 
 
-def check_semantics(event: Any, now_ms: int | None = None) -> None:
-    """Rules beyond the schema's types; raises InvalidEventError naming the field."""
+def check_semantics(event: Any, now_ms: int | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Rules beyond the schema's types, bounds included; raises InvalidEventError naming the field."""
     check = _CHECKS.get(type(event))
     if check is None:
         raise InvalidEventError("event", f"{type(event).__name__} is not a nextwatch event type")
-    check(event, int(time.time() * 1000) if now_ms is None else now_ms)
+    check(event, int(time.time() * 1000) if now_ms is None else now_ms, limits)
 
 
 # ---------------------------------------------------------------------------

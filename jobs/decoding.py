@@ -4,44 +4,66 @@ Every job reads the user-event topics through this (in ``jobs.runtime.DecodeEven
 single-object decoding of any published version, then the contract's rules.
 
 >>> from connectors.codec import EventCodec
->>> decode_message(EventCodec(), b"not avro", 0)
-(None, 'not Avro single-object encoding (missing C3 01 marker)')
+>>> event, rejection = decode_message(EventCodec(), b"not avro", 0)
+>>> rejection
+Rejection(code='undecodable', reason='not Avro single-object encoding (missing C3 01 marker)')
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from connectors.codec import EventCodec
 from connectors.errors import DecodeError, InvalidEventError, UnknownSchemaError
 from connectors.events import EVENT_TYPES, USER_EVENT_SUBJECTS, check_semantics, from_record
+from connectors.limits import DEFAULT_LIMITS, Limits
 
 TIMESTAMP_TOLERANCE_MS = 1_000
+REASON_CHARS = 1_024  # a reason names the field and shows a cut value: never the input whole
 
 
-def decode_message(codec: EventCodec, value: bytes, now: int) -> tuple[Any, str | None]:
-    """(typed event, None) or (None, reason)."""
+DECODE_REJECTIONS = ("empty_value", "oversize", "undecodable", "contract", "timestamp")
+
+
+class Rejection(NamedTuple):
+    """Why a message is not applied: ``code`` as the jobs count it, ``reason`` for a person."""
+
+    code: str  # one of DECODE_REJECTIONS
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def decode_message(codec: EventCodec, value: bytes | None, now: int,
+                   limits: Limits = DEFAULT_LIMITS) -> tuple[Any, Rejection | None]:
+    """(typed event, None) or (None, why not). A message over ``limits.message_bytes`` is not decoded at all."""
+    if not value:
+        return None, Rejection("empty_value", "empty message value (a null value or zero bytes)")
+    if len(value) > limits.message_bytes:
+        return None, Rejection("oversize", f"message is {len(value)} bytes, over the limit of "
+                                           f"{limits.message_bytes} ([limits] message_bytes)")
     try:
         decoded = codec.decode(value)
     except (DecodeError, UnknownSchemaError) as exc:
-        return None, str(exc)
+        return None, Rejection("undecodable", str(exc))
     if decoded.subject not in USER_EVENT_SUBJECTS:
-        return None, f"{decoded.subject} is not a user event"
+        return None, Rejection("undecodable", f"{decoded.subject} is not a user event")
     cls = EVENT_TYPES[decoded.subject]
     try:
         event = from_record(cls, decoded.record)
-        check_semantics(event, now)
+        check_semantics(event, now, limits)
     except (InvalidEventError, TypeError) as exc:
-        return None, str(exc)
+        return None, Rejection("contract", str(exc)[:REASON_CHARS])
     return event, None
 
 
-def timestamp_mismatch(kafka_timestamp_ms: int | None, event: Any) -> str | None:
+def timestamp_mismatch(kafka_timestamp_ms: int | None, event: Any) -> Rejection | None:
     """Why a message's Kafka timestamp cannot stand for its event's time (windows would misplace it), or None.
 
     The producer SDK sets one to the other; sources take event time from the Kafka timestamp.
     """
     if abs((kafka_timestamp_ms or 0) - event.event_time_ms) <= TIMESTAMP_TOLERANCE_MS:
         return None
-    return (f"Kafka message timestamp {kafka_timestamp_ms} is not event_time_ms {event.event_time_ms}; "
-            "produce with the nextwatch SDK or set it")
+    return Rejection("timestamp", f"Kafka message timestamp {kafka_timestamp_ms} is not event_time_ms "
+                                  f"{event.event_time_ms}; produce with the nextwatch SDK or set it")

@@ -51,10 +51,11 @@ from connectors.codec import EventCodec
 from connectors.config import CassandraConfig, KafkaConfig, load_section, state_dir
 from connectors.errors import ConfigError
 from connectors.flink_kafka import connector_jar_urls, kafka_source
+from connectors.limits import DEFAULT_LIMITS, Limits
 from connectors.state import DECODE_ERRORS, StateDecodeError
 from connectors.topics import TOPICS_BY_NAME
 from jobs.context import now_ms
-from jobs.decoding import decode_message, timestamp_mismatch
+from jobs.decoding import DECODE_REJECTIONS, Rejection, decode_message, timestamp_mismatch
 from jobs.records.rejected_event import rejection_record
 
 LOG = logging.getLogger("nextwatch.jobs")
@@ -279,6 +280,28 @@ def kafka_row(key: bytes, value: bytes) -> Any:
     return Row(k=key, v=value)
 
 
+class RecordBound:
+    """A record a job emits is at most ``limits.record_bytes``: the Kafka sinks fail the job on one over 1 MiB.
+
+    One over the bound is not sent: it is counted (``not_applied_record_oversize``) and logged with its
+    topic, key and size. Records are bounded by construction (every list and text in them is); this is
+    the last line, so that a bug there costs one record and not the job.
+    """
+
+    def __init__(self, metrics: Any, topic: str, limits: Limits) -> None:
+        self.topic, self.limit = topic, limits.record_bytes
+        self.oversize = EventCount(metrics, "not_applied_record_oversize")
+
+    def row(self, key: bytes, value: bytes) -> Any:
+        """``kafka_row(key, value)``, or ``None`` when ``value`` is over the bound."""
+        if len(value) <= self.limit:
+            return Row(k=key, v=value)
+        self.oversize.inc()
+        LOG.error("%s record for key %r is %d bytes, over [limits] record_bytes %d: not sent",
+                  self.topic, key[:128], len(value), self.limit)
+        return None
+
+
 DEAD_LETTER_TAG = OutputTag("dead-letter", KAFKA_ROW_TYPE())
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 
@@ -290,33 +313,39 @@ def as_is(event: Any) -> Iterable[Any]:
 class DecodeEvents(ProcessFunction):  # type: ignore[misc]
     """Raw message -> typed user event (Avro decode + contract checks), passed to ``route`` for what goes on.
 
-    Unreadable messages are counted (``events_invalid``); with ``dead_letters`` each also goes to the
-    dead-letter side output with its reason and original bytes (one job dead-letters, the others count).
-    ``check_timestamps``: a Kafka timestamp other than the event's time is unreadable too (windows would
-    misplace the event).
+    Unreadable messages are counted, in total (``events_invalid``) and by reason
+    (``not_applied_<code>``, :class:`jobs.decoding.Rejection`); with ``dead_letters`` each also goes to
+    the dead-letter side output with its reason and original bytes, cut to ``limits.dead_letter_bytes``
+    (one job dead-letters, the others count). ``check_timestamps``: a Kafka timestamp other than the
+    event's time is unreadable too (windows would misplace the event).
     """
 
     def __init__(self, job_name: str, route: Callable[[Any], Iterable[Any]] = as_is, dead_letters: bool = False,
-                 check_timestamps: bool = False) -> None:
+                 check_timestamps: bool = False, limits: Limits = DEFAULT_LIMITS) -> None:
         self.job_name, self.route = job_name, route
-        self.dead_letters, self.check_timestamps = dead_letters, check_timestamps
+        self.dead_letters, self.check_timestamps, self.limits = dead_letters, check_timestamps, limits
 
     def open(self, runtime_context: Any) -> None:
-        self.codec = EventCodec()
+        self.codec = EventCodec(limits=self.limits)
         metrics = runtime_context.get_metrics_group()
         self.events_in = EventCount(metrics, "events_in")
         self.invalid = EventCount(metrics, "events_invalid")
+        self.not_applied = ReasonCounts(metrics, DECODE_REJECTIONS)
 
-    def process_element(self, value: bytes, ctx: Any) -> Iterator[Any]:
+    def process_element(self, value: bytes | None, ctx: Any) -> Iterator[Any]:
         self.events_in.inc()
-        event, reason = decode_message(self.codec, value, now_ms())
+        event, rejection = decode_message(self.codec, value, now_ms(), self.limits)
         if event is not None and self.check_timestamps:
-            reason = timestamp_mismatch(ctx.timestamp(), event)
-            event = None if reason else event
+            rejection = timestamp_mismatch(ctx.timestamp(), event)
+            event = None if rejection else event
         if event is None:
+            rejection = rejection or Rejection("undecodable", "unreadable")
             self.invalid.inc()
+            self.not_applied.inc(rejection.code)
             if self.dead_letters:
-                record = rejection_record("INVALID", reason or "unreadable", self.job_name, value)
+                kind = "OVERSIZE" if rejection.code == "oversize" else "INVALID"
+                record = rejection_record(kind, rejection.reason, self.job_name, value or b"",
+                                          reason_code=rejection.code, limits=self.limits)
                 yield DEAD_LETTER_TAG, kafka_row(b"", self.codec.encode_record("rejected_event", record))
             return
         yield from self.route(event)
@@ -411,6 +440,20 @@ class EventCount:
 
     def inc(self, by: int = 1) -> None:
         self.value += by
+
+
+class ReasonCounts:
+    """Messages not applied, counted by reason: a gauge ``not_applied_<reason>`` each (an unforeseen reason
+    is counted under ``other``, so nothing goes uncounted)."""
+
+    def __init__(self, metrics: Any, reasons: Iterable[str]) -> None:
+        self.counts = {reason: EventCount(metrics, f"not_applied_{reason}") for reason in (*reasons, "other")}
+
+    def inc(self, reason: str, by: int = 1) -> None:
+        (self.counts.get(reason) or self.counts["other"]).inc(by)
+
+    def value(self, reason: str) -> int:
+        return self.counts[reason].value
 
 
 def arm_timer(ctx: Any, delay_ms: int) -> int:

@@ -42,6 +42,7 @@ CONTINUE_WATCHING_MAX = 40  # in-progress titles kept per user; older ones leave
 AFFINITY_HALF_LIFE_MS = 14 * 86_400_000
 RECENT_WATCH_HALF_LIFE_MS = 7 * 86_400_000
 RECENT_SEARCHES = 10
+GENRE_AFFINITY_MAX = 64  # genres kept per member, the strongest (the catalog may name any number)
 COMPLETION_FRACTION = 0.95  # a STOP this close to the end counts as finished
 RUNTIME_EWMA = 0.2
 # the impression join's bounds: a backfill reads one topic ahead of the other, and what a member's
@@ -247,6 +248,9 @@ class UserState(Versioned):
             self._advance(event_time_ms)
         for genre in genres:
             p.genre_affinity[genre] = p.genre_affinity.get(genre, 0.0) + w / len(genres)
+        if len(p.genre_affinity) > GENRE_AFFINITY_MAX + GENRE_AFFINITY_MAX // 2:  # amortized: a sort now and then
+            strongest = sorted(p.genre_affinity.items(), key=lambda pair: (-abs(pair[1]), pair[0]))
+            p.genre_affinity = dict(strongest[:GENRE_AFFINITY_MAX])
 
     def _play(self, event: PlayEvent, title: TitleInfo, outcome: Outcome) -> None:
         p = self.profile

@@ -18,6 +18,7 @@ from pyflink.table import ChangelogMode, Schema, StreamTableEnvironment
 
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.flink_kafka import handed_off, write_to_topics
+from connectors.limits import Limits
 from connectors.topics import USER_EVENT_TOPICS
 from jobs.flink.features import operators as op
 from jobs.flink.features.config import JOB_NAME, FeatureJobConfig
@@ -38,7 +39,7 @@ from jobs.runtime import (
 
 def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: FeatureJobConfig) -> Any:
     """Wire the whole job onto ``env``; returns the statement set that carries the Kafka sinks."""
-    stores = Stores(cassandra)
+    stores, limits = Stores(cassandra), Limits.load()
     t_env = StreamTableEnvironment.create(env)
     table_config = t_env.get_config()
     table_config.set("table.local-time-zone", "UTC")  # timestamps rendered as text are UTC
@@ -56,7 +57,8 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
     decoded = read_events(env, kafka, USER_EVENT_TOPICS, settings.group_id,
                           Step("feature-source", "user event topics (Kafka)"),
                           Step("decode-validate", "decode + validate"),
-                          DecodeEvents(JOB_NAME, dead_letters=True, check_timestamps=True), watermarks)
+                          DecodeEvents(JOB_NAME, dead_letters=True, check_timestamps=True, limits=limits),
+                          watermarks)
     catalog_clock = WatermarkStrategy.for_monotonous_timestamps() \
         .with_timestamp_assigner(op.CatalogIsNotAClock()).with_idleness(idleness)
     catalog = named(read_topic(env, kafka, ["catalog"], settings.group_id + "-catalog",
@@ -69,7 +71,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
                      Step("user-features", "user features (profile, continue watching)"))
     enriched = features.get_side_output(op.ENRICHED_TAG)
     enriched = handed_off(enriched) if settings.sql_in_own_tasks else enriched
-    user_rows = named(features.process(op.WriteUserFeatures(stores), output_type=KAFKA_ROW_TYPE()),
+    user_rows = named(features.process(op.WriteUserFeatures(stores, limits), output_type=KAFKA_ROW_TYPE()),
                       Step("write-user-features", "write profile + continue watching (Cassandra)"))
 
     t_env.create_temporary_view("enriched", t_env.from_data_stream(

@@ -24,6 +24,7 @@ from connectors.config import KafkaConfig
 from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
 from connectors.feature_store import FeatureStore
+from connectors.limits import DEFAULT_LIMITS, Limits
 from jobs.context import context_bucket, now_ms
 from jobs.exploration.rewards import Joined
 from jobs.features.sessions import SessionAggregates, session_features
@@ -39,6 +40,7 @@ from jobs.runtime import (
     CassandraWriter,
     EventCount,
     KeyedState,
+    RecordBound,
     Stores,
     arm_timer,
     broadcast_value,
@@ -222,16 +224,23 @@ class WriteUserFeatures(CassandraWriter, ProcessFunction):  # type: ignore[misc]
 
     store_type = FeatureStore
 
+    def __init__(self, stores: Stores, limits: Limits = DEFAULT_LIMITS) -> None:
+        super().__init__(stores)
+        self.limits = limits
+
     def open(self, runtime_context: Any) -> None:
         self.open_store()
         self.codec = EventCodec()
+        self.bound = RecordBound(runtime_context.get_metrics_group(), "user-features", self.limits)
 
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
         user_id, profile, last_event_id, cw = value
         # acknowledged asynchronously (at most FeatureStore.MAX_IN_FLIGHT outstanding)
         self.store.write_user_features(user_id, profile, last_event_id, cw, now_ms())
         record = profile_record(user_id, profile, last_event_id)
-        yield kafka_row(user_id.encode(), self.codec.encode_record("user_features", record))
+        row = self.bound.row(user_id.encode(), self.codec.encode_record("user_features", record))
+        if row is not None:
+            yield row
 
 
 class WriteSessions(CassandraWriter, MapFunction):  # type: ignore[misc]

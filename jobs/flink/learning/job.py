@@ -33,6 +33,7 @@ from pyflink.table import StreamTableEnvironment
 
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.flink_kafka import write_to_topics
+from connectors.limits import Limits
 from jobs.flink.learning import operators as op
 from jobs.flink.learning.config import JOB_NAME, LEARNING_TOPICS, LearningJobConfig
 from jobs.models.online import LearningConfig
@@ -60,7 +61,8 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
     # in-job evaluation skips what arrives out of order.
     events = read_events(env, kafka, LEARNING_TOPICS, settings.group_id,
                          Step("learning-source", "play, browse, rating (Kafka)"),
-                         Step("learning-decode", "decode -> feedback"), DecodeEvents(JOB_NAME, op.feedback)).events
+                         Step("learning-decode", "decode -> feedback"),
+                         DecodeEvents(JOB_NAME, op.feedback, limits=Limits.load())).events
     updates = named(read_topic(env, kafka, ["model-updates"], settings.group_id + "-updates",
                                Step("model-updates-source", "model-updates (Kafka)"))
                     .map(op.DecodeShared(), output_type=PICKLED), Step("model-updates-decode", "decode item vectors"))

@@ -32,6 +32,7 @@ from pyflink.table import StreamTableEnvironment
 
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.flink_kafka import write_to_topics
+from connectors.limits import Limits
 from connectors.topics import USER_EVENT_TOPICS
 from jobs.exploration.presentation import POLICY_SET
 from jobs.flink.rows import operators as op
@@ -61,7 +62,8 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
 
     events = read_events(env, kafka, USER_EVENT_TOPICS, group,
                          Step("rows-events-source", "play, search, browse, rating (Kafka)"),
-                         Step("rows-decode", "decode events"), DecodeEvents(JOB_NAME, op.keyed_event)).events
+                         Step("rows-decode", "decode events"),
+                         DecodeEvents(JOB_NAME, op.keyed_event, limits=Limits.load())).events
     updates = named(records("user-updates", "-updates", Step("rows-user-updates-source", "user-updates (Kafka)"),
                             Step("rows-decode-updates", "decode user updates")).filter(lambda value: value is not None),
                     Step("rows-known-updates", "readable user updates"))
