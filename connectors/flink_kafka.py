@@ -7,21 +7,30 @@ classes that do not exist in it. :func:`patch_pyflink_kafka` points them at the
 unshaded classes; without it ``set_partitions``, ``committed_offsets`` and
 ``offsets`` fail. Every builder below applies it first.
 
-Message values travel into Python as raw bytes (``ByteArraySchema``): there is no
-Flink Avro format jar here, and decoding in Python lets a job dead-letter what it
-cannot read instead of failing.
+Message values travel into Python as raw bytes: there is no Flink Avro format jar
+here, and decoding in Python lets a job dead-letter what it cannot read instead of
+failing. Flink's own byte-array schema drops a null value (a tombstone) unseen; the
+sources use ``nextwatch.flink.NullAsEmptyBytes`` (``connectors/java``, compiled by
+``nextwatch stack up`` into :data:`NEXTWATCH_JAR` beside the connector jars), which
+hands it on as zero bytes, so that the decoder dead-letters and counts it.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from connectors.config import KafkaConfig, state_dir
 
 FLINK_JARS_ENV = "NEXTWATCH_FLINK_JARS"
-CONNECTOR_JARS = ("flink-connector-kafka.jar", "kafka-clients.jar")
+EXTRACTED_JARS = ("flink-connector-kafka.jar", "kafka-clients.jar")  # from the connector wheel
+NEXTWATCH_JAR = "nextwatch-flink.jar"  # built from JAVA_SOURCES
+CONNECTOR_JARS = (*EXTRACTED_JARS, NEXTWATCH_JAR)
+JAVA_SOURCES = Path(__file__).resolve().parent / "java"
 _patched = False
 
 
@@ -37,6 +46,38 @@ def connector_jar_urls(directory: Path | None = None) -> list[str]:
     if missing:
         raise FileNotFoundError(f"Kafka connector jars {missing} not in {directory}; run `nextwatch stack up` first")
     return [(directory / name).resolve().as_uri() for name in CONNECTOR_JARS]
+
+
+def build_nextwatch_jar(directory: Path | None = None) -> Path:
+    """Compile ``connectors/java`` into :data:`NEXTWATCH_JAR` in ``directory`` (again only when a source is newer).
+
+    Against PyFlink's own ``flink-dist`` jar, for Java 11 and later: the Flink version the jobs run on.
+    """
+    import pyflink
+
+    target = (directory or connector_jar_dir()) / NEXTWATCH_JAR
+    sources = sorted(JAVA_SOURCES.rglob("*.java"))
+    if target.is_file() and all(source.stat().st_mtime <= target.stat().st_mtime for source in sources):
+        return target
+    flink_dist = sorted((Path(pyflink.__file__).parent / "lib").glob("flink-dist-*.jar"))
+    if not flink_dist:
+        raise FileNotFoundError(f"no flink-dist jar in {Path(pyflink.__file__).parent / 'lib'}")
+    with tempfile.TemporaryDirectory() as classes:
+        try:
+            subprocess.run(["javac", "--release", "11", "-nowarn", "-cp", str(flink_dist[-1]), "-d", classes,
+                            *map(str, sources)], check=True, capture_output=True, text=True)
+        except FileNotFoundError as exc:
+            raise RuntimeError("javac not found: a JDK (11 or later) builds the jobs' Kafka source helper") from exc
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"javac failed on {JAVA_SOURCES}:\n{exc.stderr}") from exc
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".partial")
+        with zipfile.ZipFile(partial, "w") as jar:
+            jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+            for compiled in sorted(Path(classes).rglob("*.class")):
+                jar.write(compiled, compiled.relative_to(classes).as_posix())
+        partial.replace(target)
+    return target
 
 
 def patch_pyflink_kafka() -> None:
@@ -106,14 +147,15 @@ def write_to_topics(t_env: Any, kafka: KafkaConfig, streams: dict[str, Any], han
 
 def kafka_source(kafka: KafkaConfig, topics: list[str], group_id: str, from_earliest: bool = True,
                  properties: dict[str, str] | None = None) -> Any:
-    """A KafkaSource of raw message values (bytes) over ``topics`` (full names)."""
+    """A KafkaSource of raw message values (bytes; a null value as zero bytes) over ``topics`` (full names)."""
     patch_pyflink_kafka()
-    from pyflink.common.serialization import ByteArraySchema
+    from pyflink.common.serialization import DeserializationSchema
     from pyflink.datastream.connectors.kafka import (
         KafkaOffsetResetStrategy,
         KafkaOffsetsInitializer,
         KafkaSource,
     )
+    from pyflink.java_gateway import get_gateway
 
     start = (
         KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST) if from_earliest
@@ -125,7 +167,7 @@ def kafka_source(kafka: KafkaConfig, topics: list[str], group_id: str, from_earl
         .set_topics(*topics)
         .set_group_id(group_id)
         .set_starting_offsets(start)
-        .set_value_only_deserializer(ByteArraySchema())
+        .set_value_only_deserializer(DeserializationSchema(get_gateway().jvm.nextwatch.flink.NullAsEmptyBytes()))
     )
     # librdkafka options do not apply to the Java client; only java-style ones pass through
     for key, value in {"partition.discovery.interval.ms": "10000", **(properties or {})}.items():

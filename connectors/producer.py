@@ -135,12 +135,12 @@ class EventProducer:
             count += 1
         return count
 
-    def send_encoded(self, topic: str, key: bytes | None, value: bytes, timestamp_ms: int = 0,
+    def send_encoded(self, topic: str, key: bytes | None, value: bytes | None, timestamp_ms: int = 0,
                      headers: list[tuple[str, str | bytes | None]] | None = None, partition: int = -1) -> None:
         """Queue bytes that are already encoded (replays, the dead-letter path, benchmarks).
 
         ``timestamp_ms`` becomes the Kafka message timestamp (0: the client's clock);
-        ``partition`` overrides the key's partition (-1: by key).
+        ``partition`` overrides the key's partition (-1: by key); a ``None`` value is a tombstone.
         """
         if self._fatal or (self._failures and self._user_on_delivery is None):
             self._raise_pending()

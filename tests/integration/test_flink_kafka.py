@@ -1,5 +1,6 @@
 """A PyFlink job in thread mode reads the event topics through the extracted connector jars: the runtime's
-composite of source and decoder hands on the events and dead-letters what it cannot read."""
+composite of source and decoder hands on the events and dead-letters what it cannot read, a null value and a
+message over its bound included."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from jobs.runtime import DecodeEvents, FlinkConfig, Step, read_events, stream_en
 
 def _dead_letter(row: Any) -> tuple[str, str, str]:
     record = EventCodec().decode(bytes(row[1])).record
-    return ("dead-letter", record["kind"], record["reason"])
+    return ("dead-letter", record["reason_code"], f"{record['kind']} {record['original_length']} {record['reason']}")
 
 
 def test_thread_mode_job_reads_decodes_and_dead_letters(isolated_kafka: Any, make_event: Any, tmp_path: Any) -> None:
@@ -22,6 +23,8 @@ def test_thread_mode_job_reads_decodes_and_dead_letters(isolated_kafka: Any, mak
     with EventProducer(isolated_kafka) as producer:
         producer.send_many(events)
         producer.send_encoded(isolated_kafka.topic_prefix + "play", b"u1", b"\x00not avro")
+        producer.send_encoded(isolated_kafka.topic_prefix + "play", b"u1", None)  # a tombstone
+        producer.send_encoded(isolated_kafka.topic_prefix + "rating", b"u1", b"\xc3\x01" + b"z" * 70_000)
 
     env = stream_environment(FlinkConfig(checkpoint_interval_ms=0, checkpoint_dir=str(tmp_path)))
     decoded = read_events(env, isolated_kafka, USER_EVENT_TOPICS, f"read-{uuid.uuid4().hex[:6]}",
@@ -32,9 +35,12 @@ def test_thread_mode_job_reads_decodes_and_dead_letters(isolated_kafka: Any, mak
     rows_type = Types.TUPLE([Types.STRING(), Types.STRING(), Types.STRING()])
     stream = decoded.events.map(lambda e: ("event", type(e).SUBJECT, e.event_id), output_type=rows_type) \
         .union(decoded.dead_letters.map(_dead_letter, output_type=rows_type))
-    rows = list(stream.execute_and_collect(limit=4))
+    rows = list(stream.execute_and_collect(limit=6))
 
     assert sorted((subject, event_id) for kind, subject, event_id in rows if kind == "event") == sorted(
         (type(e).SUBJECT, e.event_id) for e in events)
-    dead = [row for row in rows if row[0] == "dead-letter"]
-    assert len(dead) == 1 and dead[0][1] == "INVALID" and "marker" in dead[0][2]
+    dead = {row[1]: row[2] for row in rows if row[0] == "dead-letter"}
+    assert sorted(dead) == ["empty_value", "oversize", "undecodable"]
+    assert dead["undecodable"].startswith("INVALID 9 ") and "marker" in dead["undecodable"]
+    assert dead["empty_value"].startswith("INVALID 0 ")
+    assert dead["oversize"].startswith("OVERSIZE 70002 ") and "over the limit of 65536" in dead["oversize"]

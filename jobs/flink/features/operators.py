@@ -122,11 +122,14 @@ class DecodeCatalog(MapFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: Any) -> None:
         self.codec = EventCodec()
+        # a record of a topic only jobs write that cannot be read: counted, it has no dead-letter topic
+        self.unreadable = EventCount(runtime_context.get_metrics_group(), "not_applied_unreadable_record")
 
     def map(self, value: bytes) -> Any:
         try:
             item = from_record(CatalogItem, self.codec.decode(value).record)
         except (DecodeError, UnknownSchemaError, TypeError):
+            self.unreadable.inc()
             return ("", None)
         return (item.title_id, TitleInfo(tuple(item.genres), item.runtime_minutes))
 

@@ -80,6 +80,8 @@ class DecodeShared(MapFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: Any) -> None:
         self.codec = EventCodec()
+        # a record of a topic only jobs write that cannot be read: counted, it has no dead-letter topic
+        self.unreadable = EventCount(runtime_context.get_metrics_group(), "not_applied_unreadable_record")
 
     def map(self, value: bytes) -> Any:
         try:
@@ -88,6 +90,7 @@ class DecodeShared(MapFunction):  # type: ignore[misc]
                 return title_text(from_record(CatalogItem, decoded.record))
             return item_vectors_from_record(decoded.record)
         except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
+            self.unreadable.inc()
             return None
 
 

@@ -71,6 +71,8 @@ class DecodeRecords(MapFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: Any) -> None:
         self.codec = EventCodec()
+        # a record of a topic only jobs write that cannot be read: counted, it has no dead-letter topic
+        self.unreadable = EventCount(runtime_context.get_metrics_group(), "not_applied_unreadable_record")
 
     def map(self, value: bytes) -> Any:
         try:
@@ -84,6 +86,7 @@ class DecodeRecords(MapFunction):  # type: ignore[misc]
                 return published_policies(decoded.record)
             return item_vectors_from_record(decoded.record)
         except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
+            self.unreadable.inc()
             return None
 
 
