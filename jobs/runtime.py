@@ -442,6 +442,17 @@ class EventCount:
         self.value += by
 
 
+DUPLICATE_LOG_EVERY = 1_000
+
+
+def log_duplicate(count: int, event: Any) -> None:
+    """Record a sample of the duplicates a job skips (the first, then one in ``DUPLICATE_LOG_EVERY``): each is
+    counted, and these lines say which events they were."""
+    if count == 1 or count % DUPLICATE_LOG_EVERY == 0:
+        LOG.info("duplicate #%d skipped: event %s of member %s (the same id and content applied before)",
+                 count, event.event_id, event.user_id)
+
+
 class ReasonCounts:
     """Messages not applied, counted by reason: a gauge ``not_applied_<reason>`` each (an unforeseen reason
     is counted under ``other``, so nothing goes uncounted)."""

@@ -4,8 +4,9 @@ Pure and Flink-free; the feature job keeps one :class:`UserState` per user in ke
 state and calls :meth:`UserState.apply` for each of that user's events, in the
 order Kafka delivers them (per-user order, since topics are keyed by user).
 
-Replay safety: an event id already applied is ignored (ids are remembered for
-``DEDUPE_HORIZON_MS`` of event time), the profile carries a version that counts
+Replay safety: an event already applied is ignored (the newest ``DEDUPE_MAX_IDS`` ids
+are remembered with their content, :mod:`jobs.dedupe`: another event under a used id is
+applied, and reported as a conflict), the profile carries a version that counts
 applied events, and continue-watching entries are absolute and versioned by event
 time, so an older event never overwrites a newer position.
 
@@ -24,7 +25,6 @@ False
 
 from __future__ import annotations
 
-import hashlib
 import math
 import pickle
 from array import array
@@ -34,9 +34,9 @@ from typing import Any
 from connectors.events import BrowseEvent, PlayEvent, RatingEvent, SearchEvent
 from connectors.state import Versioned, field_defaults, fields_from_dict
 from jobs.context import daypart, device_class, local_hour
+from jobs.dedupe import UNKNOWN_CONTENT, Delivery, classify, content_fingerprint, id_hash, remember
 from jobs.exploration.rewards import ImpressionJoin, Joined, joins, observe
 
-DEDUPE_HORIZON_MS = 6 * 3600 * 1000
 DEDUPE_MAX_IDS = 128  # per user; retries and replays repeat recent events
 CONTINUE_WATCHING_MAX = 40  # in-progress titles kept per user; older ones leave the row
 AFFINITY_HALF_LIFE_MS = 14 * 86_400_000
@@ -98,22 +98,25 @@ class Outcome:
     watch_ms: int = 0  # newly watched milliseconds (PROGRESS/STOP/COMPLETE deltas)
     profile_changed: bool = False
     continue_watching: dict[str, InProgress | None] = field(default_factory=dict)  # None: removed
-
-
-def id_hash(event_id: str) -> int:
-    """A stable 64-bit digest of an event id (Python's hash() changes between processes)."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+    conflict: bool = False  # applied, though another event was applied under its id (report it)
 
 
 def _decay(value: float, elapsed_ms: int, half_life_ms: int) -> float:
     return value * math.exp(-math.log(2) * elapsed_ms / half_life_ms) if elapsed_ms > 0 else value
 
 
+def _seen_without_content(fields: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Version 2 -> 3: the remembered ids kept their event times; their content is unknown (any matches)."""
+    profile, cw, (keys, _times), *rest = fields
+    unknown = array("Q", [UNKNOWN_CONTENT]) * (len(keys) // 8)
+    return (profile, cw, (keys, unknown.tobytes()), *rest)
+
+
 @dataclass(slots=True)
 class UserState(Versioned):
     profile: Profile = field(default_factory=Profile)
     continue_watching: dict[str, InProgress] = field(default_factory=dict)
-    seen_ids: dict[int, int] = field(default_factory=dict)  # 64-bit hash of event id -> event time
+    seen_ids: dict[int, int] = field(default_factory=dict)  # 64-bit hash of event id -> content, newest last
     playhead: dict[str, int] = field(default_factory=dict)  # playback id -> furthest position counted
     # what changed since the rows were last written (the job flushes at most every flush_ms)
     pending_cw: dict[str, InProgress | None] = field(default_factory=dict)
@@ -128,8 +131,9 @@ class UserState(Versioned):
     join_decoded: ImpressionJoin | None = field(default=None, compare=False, repr=False)
     join_changed: bool = field(default=False, compare=False, repr=False)
 
-    STATE_VERSION = 2
-    MIGRATIONS = {1: lambda fields: (*fields, b"")}  # version 1 held no impressions
+    STATE_VERSION = 3
+    MIGRATIONS = {1: lambda fields: (*fields, b""),  # version 1 held no impressions
+                  2: lambda fields: _seen_without_content(fields)}  # version 2 kept event times, not content
 
     # Keyed state holds this pickled, read and written on every event: a compact form of
     # plain tuples and arrays pickles ~5x faster than the dataclasses themselves.
@@ -139,21 +143,21 @@ class UserState(Versioned):
                    p.recent_watch_ms, p.preferred_runtime_minutes, p.recent_searches)
         cw = [(t, e.position_ms, e.duration_ms, e.last_watched_ms, e.playback_id)
               for t, e in self.continue_watching.items()]
-        seen = (array("Q", self.seen_ids.keys()).tobytes(), array("q", self.seen_ids.values()).tobytes())
+        seen = (array("Q", self.seen_ids.keys()).tobytes(), array("Q", self.seen_ids.values()).tobytes())
         pending = [(t, None if e is None else (e.position_ms, e.duration_ms, e.last_watched_ms, e.playback_id))
                    for t, e in self.pending_cw.items()]
         return (profile, cw, seen, self.playhead, pending, self.last_event_id, self.flush_armed,
                 self._join_bytes())
 
     def restore(self, fields: tuple[Any, ...]) -> None:
-        profile, cw, (keys, times), playhead, pending, self.last_event_id, self.flush_armed, impressions = fields
+        profile, cw, (keys, contents), playhead, pending, self.last_event_id, self.flush_armed, impressions = fields
         self.impressions_pickle, self.join_decoded, self.join_changed = impressions, None, False
         self.pending_cw = {t: None if e is None else InProgress(*e) for t, e in pending}
         self.profile = Profile(*profile)
         self.continue_watching = {t: InProgress(*rest) for t, *rest in cw}
-        k, v = array("Q"), array("q")
+        k, v = array("Q"), array("Q")
         k.frombytes(keys)
-        v.frombytes(times)
+        v.frombytes(contents)
         self.seen_ids = dict(zip(k, v, strict=True))
         self.playhead = playhead
 
@@ -162,14 +166,14 @@ class UserState(Versioned):
         return id_hash(event_id) in self.seen_ids
 
     def apply(self, event: Any, title: TitleInfo = UNKNOWN_TITLE) -> Outcome:
-        key = id_hash(event.event_id)
-        if key in self.seen_ids:
+        delivery = classify(self.seen_ids, event.event_id, content_fingerprint(event))
+        if not delivery.applies:
             return Outcome(applied=False)
-        self._remember(key, event.event_time_ms)
+        self._remember(delivery)
         # the newest event by event time (not the last applied: topics interleave differently per run)
         if (event.event_time_ms, event.event_id) >= (self.profile.updated_ms, self.last_event_id):
             self.last_event_id = event.event_id
-        outcome = Outcome(applied=True, profile_changed=True)
+        outcome = Outcome(applied=True, profile_changed=True, conflict=delivery.kind == "conflict")
         if isinstance(event, PlayEvent):
             self._play(event, title, outcome)
         elif isinstance(event, BrowseEvent):
@@ -219,12 +223,10 @@ class UserState(Versioned):
         return pending
 
     # -- pieces ----------------------------------------------------------
-    def _remember(self, key: int, event_time_ms: int) -> None:
-        self.seen_ids[key] = event_time_ms
-        if len(self.seen_ids) > DEDUPE_MAX_IDS:  # prune now and then: cheap amortized
-            horizon = max(self.seen_ids.values()) - DEDUPE_HORIZON_MS
-            recent = [(k, t) for k, t in self.seen_ids.items() if t >= horizon]
-            self.seen_ids = dict(recent[-DEDUPE_MAX_IDS // 2:])
+    def _remember(self, delivery: Delivery) -> None:
+        remember(self.seen_ids, delivery)
+        if len(self.seen_ids) > DEDUPE_MAX_IDS:  # prune now and then (cheap amortized): the newest half stays
+            self.seen_ids = dict(list(self.seen_ids.items())[-DEDUPE_MAX_IDS // 2:])
 
     def _advance(self, event_time_ms: int) -> None:
         """Move the profile's clock forward, decaying what decays (never backwards)."""

@@ -35,7 +35,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from connectors.state import Versioned
-from jobs.features.user_state import id_hash
+from jobs.dedupe import classify, content_fingerprint, id_hash, remember
 from jobs.models.base import Feedback, Recommender, Search, TitleIndex
 from jobs.models.search import terms
 
@@ -148,7 +148,9 @@ class UserModel(Versioned):
     ratings: int = 0
     implicit_vector: np.ndarray | None = None
     recent: list[str] = field(default_factory=list)
-    seen: list[int] = field(default_factory=list)  # hashes of recent event ids (dedupe of redeliveries)
+    # recent event ids -> their content (jobs.dedupe), as SEEN_KEY_BITS of the id's hash -> SEEN_CONTENT_BITS
+    # of the content's: one 64-bit word each, so that the state stays under 1 KiB
+    seen: dict[int, int] = field(default_factory=dict)
     version: int = 0  # feedback applied
     last_event_id: str = ""
     updated_ms: int = 0  # event time of the newest feedback applied
@@ -156,8 +158,9 @@ class UserModel(Versioned):
     profile: np.ndarray | None = None  # content profile: decayed sum of touched titles' metadata vectors
     searches: list[tuple[int, str]] = field(default_factory=list)  # (event time, query words), oldest first
 
-    STATE_VERSION = 2
-    MIGRATIONS = {1: lambda fields: (*fields, b"", [])}  # version 1 had no content profile and no searches
+    STATE_VERSION = 3
+    MIGRATIONS = {1: lambda fields: (*fields, b"", []),  # version 1 had no content profile and no searches
+                  2: lambda fields: (*fields[:5], _ids_without_content(fields[5]), *fields[6:])}
 
     def state_fields(self) -> tuple[Any, ...]:
         def packed(vector: np.ndarray | None, dtype: Any = np.float32) -> bytes:
@@ -165,7 +168,9 @@ class UserModel(Versioned):
 
         # the content profile is a direction (scored by cosine): half precision is plenty, and saves 128 B
         return (packed(self.rating_vector), self.rating_bias, self.ratings, packed(self.implicit_vector),
-                self.recent, np.array(self.seen, dtype=np.uint64).tobytes(), self.version, self.last_event_id,
+                self.recent, np.array([(key << SEEN_CONTENT_BITS) | content for key, content in self.seen.items()],
+                                      dtype=np.uint64).tobytes(),
+                self.version, self.last_event_id,
                 self.updated_ms, self.flush_armed, packed(self.profile, np.float16), self.searches)
 
     def restore(self, fields: tuple[Any, ...]) -> None:
@@ -176,7 +181,9 @@ class UserModel(Versioned):
          self.updated_ms, self.flush_armed, profile, self.searches) = fields
         self.rating_vector, self.implicit_vector = unpacked(rating), unpacked(implicit)
         self.profile = unpacked(profile, np.float16)
-        self.seen = [int(h) for h in np.frombuffer(seen, dtype=np.uint64)]
+        content_mask = (1 << SEEN_CONTENT_BITS) - 1
+        self.seen = {int(word) >> SEEN_CONTENT_BITS: int(word) & content_mask
+                     for word in np.frombuffer(seen, dtype=np.uint64)}
 
     @property
     def clock_ms(self) -> int:
@@ -184,17 +191,36 @@ class UserModel(Versioned):
         return max(self.updated_ms, self.searches[-1][0] if self.searches else 0)
 
     def has_seen(self, event_id: str) -> bool:
-        return id_hash(event_id) in self.seen
+        """Whether an event with this id was applied recently (its content aside)."""
+        return id_hash(event_id) >> SEEN_CONTENT_BITS in self.seen
+
+
+SEEN_KEY_BITS, SEEN_CONTENT_BITS = 40, 24  # two ids collide about once in 10^12 pairs; content once in 1.7e7
+
+
+def _ids_without_content(seen: bytes) -> bytes:
+    """Version 2 -> 3: the remembered 64-bit id hashes as 40-bit keys whose content is unknown (any matches)."""
+    keep = ~np.uint64((1 << SEEN_CONTENT_BITS) - 1)
+    return (np.frombuffer(seen, dtype=np.uint64) & keep).tobytes()
+
+
+def seen_key(event_hash: int) -> int:
+    """A remembered id's key from a 64-bit id hash (as the user_vectors table keeps them), or a key as is."""
+    return event_hash >> SEEN_CONTENT_BITS if event_hash >> SEEN_KEY_BITS else event_hash
 
 
 def learn_user(user: UserModel, user_id: str, feedback: Feedback, event_id: str,
                items: Mapping[str, ItemVectors], titles: Sequence[str], config: LearningConfig) -> list[ItemStep]:
     """Apply ``feedback`` to the user's state with the item vectors held; return the item halves of the steps.
 
-    Returns ``[]`` for a redelivered event id. ``titles`` are the titles negatives are sampled from.
+    Returns ``[]`` for a redelivery (:mod:`jobs.dedupe`: the same id and feedback; another feedback under a used
+    id is learned, its steps under an id qualified by its content). ``titles`` are the titles negatives are
+    sampled from.
     """
-    if not _first_delivery(user, event_id, config):
+    applied_as = _first_delivery(user, event_id, feedback, config)
+    if applied_as is None:
         return []
+    event_id = applied_as  # what the item side applies each step under (once)
     user.updated_ms = max(user.updated_ms, feedback.time_ms)
     item = items.get(feedback.title_id) or ItemVectors.initial(feedback.title_id, config)
     steps: list[ItemStep] = []
@@ -218,14 +244,22 @@ def learn_user(user: UserModel, user_id: str, feedback: Feedback, event_id: str,
     return steps
 
 
-def _first_delivery(user: UserModel, event_id: str, config: LearningConfig) -> bool:
-    """Mark ``event_id`` applied; ``False`` (and nothing changed) when it already was (a redelivery)."""
-    if user.has_seen(event_id):
-        return False
-    user.seen = [*user.seen[-(config.recent_event_ids - 1):], id_hash(event_id)]
+def is_redelivery(user: UserModel, event_id: str, signal: Feedback | Search) -> bool:
+    """Whether ``signal`` under ``event_id`` was learned already (the same id and content)."""
+    return not classify(user.seen, event_id, content_fingerprint(signal, SEEN_CONTENT_BITS), SEEN_KEY_BITS).applies
+
+
+def _first_delivery(user: UserModel, event_id: str, signal: Feedback | Search, config: LearningConfig) -> str | None:
+    """Mark the event applied; the id it is applied under, ``None`` (nothing changed) for a redelivery."""
+    delivery = classify(user.seen, event_id, content_fingerprint(signal, SEEN_CONTENT_BITS), SEEN_KEY_BITS)
+    if not delivery.applies:
+        return None
+    remember(user.seen, delivery)
+    if len(user.seen) > config.recent_event_ids:  # the newest stay
+        del user.seen[next(iter(user.seen))]
     user.version += 1
     user.last_event_id = event_id
-    return True
+    return delivery.apply_id
 
 
 def learn_content(user: UserModel, feedback: Feedback, title_vector: np.ndarray | None,
@@ -255,7 +289,7 @@ def learn_search(user: UserModel, search: Search, event_id: str, config: Learnin
     >>> learn_search(user, Search("u", "Star Wars!", 1_000), "e1", LearningConfig())
     False
     """
-    if not _first_delivery(user, event_id, config):
+    if _first_delivery(user, event_id, search, config) is None:
         return False
     words = " ".join(sorted(terms(search.query), key=search.query.lower().find))
     if len(words) > config.search_chars:  # the first words, none cut off

@@ -8,14 +8,15 @@ from typing import Any
 import numpy as np
 
 from connectors.model_store import UNSIGNED
-from jobs.models.online import MODEL_VERSION, ItemVectors, UserModel
+from jobs.dedupe import UNKNOWN_CONTENT
+from jobs.models.online import MODEL_VERSION, ItemVectors, UserModel, seen_key
 
 
 def user_model_from_row(row: Any) -> UserModel | None:
     """A ``user_vectors`` row as the user's state (a new job's warm start), ``None`` for another model version.
 
-    The row carries the recent event ids' hashes, so events redelivered after the warm
-    start are skipped as a restored job would skip them.
+    The row carries the recent event ids' hashes (not their content), so events redelivered after the warm
+    start are skipped as a restored job would skip them (any content taken to match).
     """
     if row.model_version != MODEL_VERSION:
         return None
@@ -25,7 +26,9 @@ def user_model_from_row(row: Any) -> UserModel | None:
 
     return UserModel(rating_vector=vector(row.rating_vector), rating_bias=row.rating_bias or 0.0,
                      ratings=row.ratings or 0, implicit_vector=vector(row.implicit_vector),
-                     recent=list(row.recent_titles or []), seen=[h & UNSIGNED for h in row.recent_event_hashes or []],
+                     recent=list(row.recent_titles or []),
+                     seen=dict.fromkeys((seen_key(h & UNSIGNED) for h in row.recent_event_hashes or []),
+                                        UNKNOWN_CONTENT),
                      version=row.version, last_event_id=row.last_event_id or "",
                      updated_ms=int(row.updated_time.replace(tzinfo=UTC).timestamp() * 1000),
                      profile=vector(row.content_profile), searches=sorted((row.recent_searches or {}).items()))

@@ -30,8 +30,8 @@ def rejection_record(kind: str, reason: str, job: str, original: bytes, source_t
     """A RejectedEvent of at most ``limits.dead_letter_bytes`` encoded: the original is cut to fit, and
     keeps its whole length and digest.
 
-    Its id is stable: the same message rejected again (a restart re-reads it) gets the same id, from the
-    event id, ``position`` (e.g. topic/partition/offset) or else the bytes' digest.
+    Its id is stable: the same message rejected again (a restart re-reads it) gets the same id, from
+    ``position`` (e.g. topic/partition/offset, or a content digest), the event id or else the bytes' digest.
 
     >>> record = rejection_record("INVALID", "too big", "job", b"x" * 20_000, limits=Limits(dead_letter_bytes=10_000))
     >>> len(record["original"]), record["original_length"], record["original_cut"]
@@ -41,7 +41,7 @@ def rejection_record(kind: str, reason: str, job: str, original: bytes, source_t
     digest = content_id(original)
     room = max(0, limits.dead_letter_bytes - RECORD_OVERHEAD_BYTES)
     return {
-        "event_id": f"{job}:{kind}:{original_id or position or digest}",
+        "event_id": f"{job}:{kind}:{position or original_id or digest}",
         "kind": kind, "reason": reason[:REASON_CHARS], "reason_code": reason_code, "job": job,
         "source_topic": source_topic, "original_event_id": original_id, "user_id": getattr(event, "user_id", None),
         "event_time_ms": getattr(event, "event_time_ms", None), "rejected_time_ms": now_ms(),

@@ -18,6 +18,7 @@ from pyflink.datastream.functions import Function
 
 from connectors.codec import EventCodec
 from connectors.events import Availability, BrowseEvent, Context, PlayEvent, RatingEvent, ShownItem
+from jobs.dedupe import content_fingerprint
 from jobs.features.sessions import SessionAggregates
 from jobs.features.user_state import TitleInfo
 from jobs.flink.features import operators as features
@@ -27,7 +28,15 @@ from jobs.flink.learning.config import LearningJobConfig
 from jobs.flink.rows import operators as rows
 from jobs.flink.rows.config import RowsJobConfig
 from jobs.models.content import TitleText
-from jobs.models.online import MODEL_VERSION, ItemModel, ItemStep, ItemVectors, LearningConfig, apply_step
+from jobs.models.online import (
+    MODEL_VERSION,
+    SEEN_CONTENT_BITS,
+    ItemModel,
+    ItemStep,
+    ItemVectors,
+    LearningConfig,
+    apply_step,
+)
 from jobs.runtime import DecodeEvents
 from tests import factories
 from tests.flink_fakes import FakeStores, OperatorHarness
@@ -101,11 +110,22 @@ def user_features() -> None:
     [enriched] = out.side["enriched"]
     assert (enriched[0], enriched[4], enriched[7]) == ("u1", "START", ["Drama"])
     assert harness.process(start).side == {} and harness.metrics["events_duplicate"] == 1
+    # an app's retry (a later ingest time) is a duplicate; another event under the same id is applied,
+    # and dead-lettered as a conflict with the original bytes
+    assert harness.process(replace(start, ingest_time_ms=start.ingest_time_ms + 5_000)).side == {}
+    assert harness.metrics["events_duplicate"] == 2
+    other = replace(start, title_id="t7")
+    out = harness.process(other)
+    [conflict] = out.side["event-id-conflict"]
+    assert out.side["enriched"][0][5] == "t7" and harness.metrics["event_id_conflicts"] == 1
+    assert (_record(conflict)["kind"], _record(conflict)["reason_code"]) == ("CONFLICT", "event_id_conflict")
+    assert CODEC.decode(_record(conflict)["original"]).record["title_id"] == "t7"
+    assert harness.process(other).side == {} and harness.metrics["events_duplicate"] == 3  # its retry
     assert len(harness.pending_timers()) == 1  # one flush per user, however many events
     harness.process(_arrived(factories.make_play(action="PROGRESS", position_ms=20 * MIN, event_time_ms=_old(9))))
     assert len(harness.pending_timers()) == 1
     [(user, profile, last_event_id, cw)] = harness.advance(settings.flush_ms).main
-    assert (user, profile.version, profile.total_watch_ms, cw["t1"].position_ms) == ("u1", 2, 20 * MIN, 20 * MIN)
+    assert (user, profile.version, profile.total_watch_ms, cw["t1"].position_ms) == ("u1", 3, 20 * MIN, 20 * MIN)
     assert last_event_id.startswith("e-")
     # behind the watermark: routed to late-events with the original bytes, not applied
     harness.watermark = _old(5)
@@ -206,9 +226,10 @@ def user_learner() -> None:
     harness = OperatorHarness(learning.UserLearner(settings, stores), key=lambda value: value[0]).open()
     for title in ("t1", "t2", "t3"):
         harness.process_broadcast(ItemVectors.initial(title, LearningConfig()))
-    out = harness.process_all(_ratings("u1", ["t1", "t2"]))
+    ratings = _ratings("u1", ["t1", "t2"])
+    out = harness.process_all(ratings)
     assert out.main == [] and out.side == {}  # the item steps wait for the member's flush
-    assert harness.process(_ratings("u1", ["t1"])[0]).main == [] and harness.metrics["events_duplicate"] == 1
+    assert harness.process(ratings[0]).main == [] and harness.metrics["events_duplicate"] == 1
     flushed = harness.advance(settings.flush_ms)
     [(user, model, picks)] = flushed.main
     assert user == "u1" and model.version == 2 and "t3" in [p.title_id for p in picks]
@@ -219,6 +240,13 @@ def user_learner() -> None:
     assert all(isinstance(step, ItemStep) for step in by_title["t1"])
     assert {step.step_id.split(":")[0] for step in by_title["t1"]} == {"u1-t1", "u1-t2"}
     assert harness.advance(settings.flush_ms).side == {}  # sent once
+    # another feedback under a used event id is learned too, its steps under an id qualified by its content
+    user_id, event_id, feedback = ratings[0]
+    harness.process((user_id, event_id, replace(feedback, title_id="t3", rating=1.0)))
+    assert harness.metrics["feedback_applied"] == 3 and harness.metrics["events_duplicate"] == 1
+    [conflicting] = harness.advance(settings.flush_ms).side["item-steps"]
+    assert {step.step_id.split(":")[0] for _, steps in conflicting for step in steps} == {
+        f"{event_id}#{content_fingerprint(replace(feedback, title_id='t3', rating=1.0), SEEN_CONTENT_BITS):016x}"}
     # thread mode (no side output from timers there): each event's steps go as it is learned
     unheld = OperatorHarness(learning.UserLearner(settings, FakeStores(), hold_steps=False),
                              key=lambda value: value[0]).open()

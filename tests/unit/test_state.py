@@ -89,15 +89,15 @@ def test_state_from_newer_code_is_refused_by_name() -> None:
     from jobs.models.online import UserModel
 
     newer = (UserModel.STATE_VERSION + 1, *UserModel().state_fields(), "a field from the future")
-    with pytest.raises(StateDecodeError, match=r"UserModel, version 3: written by newer code"):
+    with pytest.raises(StateDecodeError, match=rf"UserModel, version {UserModel.STATE_VERSION + 1}: written by newer"):
         UserModel.__new__(UserModel).__setstate__(newer)
 
 
 def test_a_shape_no_migration_reads_is_refused_by_name() -> None:
     from jobs.features.user_state import UserState
 
-    with pytest.raises(StateDecodeError, match=r"UserState, version 2: cannot restore"):
-        UserState.__new__(UserState).__setstate__((2, "not", "the", "fields"))
+    with pytest.raises(StateDecodeError, match=rf"UserState, version {UserState.STATE_VERSION}: cannot restore"):
+        UserState.__new__(UserState).__setstate__((UserState.STATE_VERSION, "not", "the", "fields"))
     with pytest.raises(StateDecodeError, match=r"UserState, version 0: no migration"):
         UserState.__new__(UserState).__setstate__({"profile": None})
 

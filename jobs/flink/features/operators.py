@@ -31,7 +31,7 @@ from jobs.features.sessions import SessionAggregates, session_features
 from jobs.features.user_state import UNKNOWN_TITLE, TitleInfo, UserState
 from jobs.flink.features.config import JOB_NAME, FeatureJobConfig
 from jobs.pacing import FlushPacing
-from jobs.records.rejected_event import rejection_record
+from jobs.records.rejected_event import content_id, rejection_record
 from jobs.records.session_features import session_record
 from jobs.records.user_features import profile_record
 from jobs.runtime import (
@@ -45,12 +45,14 @@ from jobs.runtime import (
     arm_timer,
     broadcast_value,
     kafka_row,
+    log_duplicate,
     skips_unreadable_state,
 )
 
 SIDE_INPUT_TIMESTAMP = 2**62  # far beyond any event time
 TITLES = MapStateDescriptor("titles", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 LATE_TAG = OutputTag("late", KAFKA_ROW_TYPE())
+CONFLICT_TAG = OutputTag("event-id-conflict", KAFKA_ROW_TYPE())  # to the dead-letter topic
 
 JOINED_CLICK, JOINED_PLAY = 1, 2  # the enriched row's ``joined`` bits (SQL: MOD(joined, 2), joined >= 2)
 ENRICHED_FIELDS = ["user_id", "event_id", "event_time_ms", "kind", "action", "title_id", "artwork_id", "genres",
@@ -153,6 +155,7 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.codec = EventCodec()
         self.titles: dict[str, TitleInfo] = self.catalog(self.kafka)
         self.duplicates = EventCount(metrics, "events_duplicate")
+        self.conflicts = EventCount(metrics, "event_id_conflicts")
         self.late = EventCount(metrics, "events_late")
         self.applied = EventCount(metrics, "events_applied")
         self.lag_ms = 0
@@ -194,8 +197,17 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         outcome = state.apply(event, title)
         if not outcome.applied:
             self.duplicates.inc()
+            log_duplicate(self.duplicates.value, event)
             return
         self.applied.inc()
+        if outcome.conflict:  # applied, and reported: two events under one id is a producer's bug
+            self.conflicts.inc()
+            original = self.codec.encode(event, ingest_ms=event.ingest_time_ms)
+            record = rejection_record("CONFLICT", f"event_id {event.event_id!r} was applied before with other "
+                                      "content; this event is applied too", JOB_NAME, original,
+                                      event=event, reason_code="event_id_conflict",
+                                      position=f"{event.event_id}#{content_id(original)}")
+            yield CONFLICT_TAG, kafka_row(event.user_id.encode(), self.codec.encode_record("rejected_event", record))
         if not state.flush_armed:
             state.flush_armed = True
             arm_timer(ctx, self.pacing.delay_ms())

@@ -38,6 +38,7 @@ from jobs.models.online import (
     UserModel,
     apply_step,
     in_evaluation_sample,
+    is_redelivery,
     learn_content,
     learn_search,
     learn_user,
@@ -216,7 +217,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
 
     def _learn(self, user_id: str, user: UserModel, feedback: Feedback, event_id: str) -> list[ItemStep] | None:
         """Test, then learn one feedback; its item steps, ``None`` for a redelivery."""
-        if user.has_seen(event_id):
+        if is_redelivery(user, event_id, feedback):
             return None
 
         def blend_top(exclude: set[str]) -> list[str]:
