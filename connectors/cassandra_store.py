@@ -10,6 +10,7 @@ no ``date``/``smallint``/``duration`` types, no ``SELECT JSON``, no
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from abc import ABC
@@ -17,15 +18,26 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cassandra import OperationTimedOut
+from cassandra import (
+    CoordinationFailure,
+    OperationTimedOut,
+    ReadTimeout,
+    Unavailable,
+    WriteTimeout,
+)
 from cassandra.cluster import Cluster, NoHostAvailable, ResponseFuture, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.connection import ConnectionException
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from connectors.config import REPO_ROOT, CassandraConfig
 from connectors.errors import ConfigError, NextwatchError
 
+LOG = logging.getLogger("nextwatch.cassandra")
 CQL_DIR = REPO_ROOT / "infra" / "cql"
+# what a write may meet while Cassandra is away or overloaded: retried (every write here is idempotent)
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (OperationTimedOut, NoHostAvailable, Unavailable, WriteTimeout,
+                                                 ReadTimeout, CoordinationFailure, ConnectionException)
 _STATEMENT_END = re.compile(r";\s*(?:--[^\n]*)?$", re.MULTILINE)
 
 
@@ -47,6 +59,8 @@ def _option_value(raw: str) -> Any:
 
 
 def cluster_for(config: CassandraConfig) -> Cluster:
+    """A Cluster from the config. After an outage the driver reconnects within 10 s (its own default
+    backs off to 10 minutes between attempts, which would outlast a short outage by far)."""
     options = {k: _option_value(v) for k, v in config.options.items()}
     try:
         return Cluster(
@@ -55,7 +69,7 @@ def cluster_for(config: CassandraConfig) -> Cluster:
             port=config.port,
             protocol_version=config.protocol_version,
             connect_timeout=config.connect_timeout_s,
-            **options,
+            **{"reconnection_policy": ExponentialReconnectionPolicy(0.5, 10.0), **options},
         )
     except TypeError as exc:
         raise ConfigError(f"[cassandra.options]: {exc}") from exc
@@ -185,19 +199,31 @@ class CassandraStore(ABC):  # noqa: B024 - a base with shared plumbing, no abstr
 
 
 class AsyncStore(CassandraStore):
-    """A store whose writes are asynchronous, a bounded number in flight (the jobs' writers)."""
+    """A store whose writes are asynchronous, a bounded number in flight (the jobs' writers).
+
+    A write that fails for want of Cassandra (:data:`TRANSIENT_ERRORS`) is sent again, backing off from
+    0.1 s to 5 s, for up to ``retry_for_s``; only then is the error raised (and the task fails). Until
+    then the operator waits in :meth:`drain`: back pressure, not a failed job. Every write here is an
+    absolute row, so a write sent twice is harmless.
+    """
 
     MAX_IN_FLIGHT = 128
+    MAX_BACKOFF_S = 5.0
 
-    def __init__(self, session: Any, keyspace: str) -> None:
+    def __init__(self, session: Any, keyspace: str, retry_for_s: float = 300.0) -> None:
         super().__init__(session, keyspace)
-        self._in_flight: list[ResponseFuture] = []
+        self.retry_for_s = retry_for_s
+        self.retries = 0
+        self._in_flight: list[tuple[ResponseFuture, Any, tuple[Any, ...] | None]] = []
 
-    def write(self, statement: str, params: tuple[Any, ...]) -> None:
-        """Queue one write; blocks (and raises the first failure) once MAX_IN_FLIGHT are outstanding."""
-        self._in_flight.append(self.session.execute_async(self.statement(statement), params))
+    def _send(self, request: Any, params: tuple[Any, ...] | None) -> None:
+        self._in_flight.append((self.session.execute_async(request, params), request, params))
         if len(self._in_flight) >= self.MAX_IN_FLIGHT:
             self.drain()
+
+    def write(self, statement: str, params: tuple[Any, ...]) -> None:
+        """Queue one write; blocks (retrying, then raising) once MAX_IN_FLIGHT are outstanding."""
+        self._send(self.statement(statement), params)
 
     def write_together(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Several writes of one key (e.g. a user's profile and continue-watching rows) in one request.
@@ -211,16 +237,34 @@ class AsyncStore(CassandraStore):
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         for statement, params in writes:
             batch.add(self.statement(statement), params)
-        self._in_flight.append(self.session.execute_async(batch))
-        if len(self._in_flight) >= self.MAX_IN_FLIGHT:
-            self.drain()
+        self._send(batch, None)
 
     def drain(self) -> int:
-        """Wait for every queued write; raises the first error."""
+        """Wait for every queued write, sending again what failed for want of Cassandra; raises what cannot be
+        written (a transient error past ``retry_for_s``, or any other)."""
         pending, self._in_flight = self._in_flight, []
-        for future in pending:
-            future.result()
+        for future, request, params in pending:
+            self._settle(future, request, params)
         return len(pending)
+
+    def _settle(self, future: ResponseFuture, request: Any, params: tuple[Any, ...] | None) -> None:
+        deadline, delay = 0.0, 0.1
+        while True:
+            try:
+                future.result()
+                return
+            except TRANSIENT_ERRORS as exc:
+                now = time.monotonic()
+                deadline = deadline or now + self.retry_for_s
+                if now >= deadline:
+                    raise
+                self.retries += 1
+                if self.retries == 1 or self.retries % 100 == 0:
+                    LOG.warning("Cassandra write failed (%s: %s); retry %d, for up to %.0f s more",
+                                type(exc).__name__, str(exc)[:200], self.retries, deadline - now)
+                time.sleep(delay)
+                delay = min(delay * 2, self.MAX_BACKOFF_S)
+                future = self.session.execute_async(request, params)
 
     def rows(self, statement: str, *params: Any) -> list[Any]:
         return list(self.session.execute(self.statement(statement), params))

@@ -130,6 +130,9 @@ class CassandraConfig:
     replication_factor: int = 1
     connect_timeout_s: float = 10.0
     request_timeout_s: float = 10.0
+    # a job's write that fails for want of Cassandra (timed out, no host, unavailable) is retried with backoff
+    # for this long before the task fails (and the job's restart strategy takes over)
+    write_retry_s: float = 300.0
     options: dict[str, str] = field(default_factory=dict)
 
     @classmethod

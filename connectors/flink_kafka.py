@@ -106,13 +106,16 @@ def kafka_sink_table_ddl(table: str, kafka: KafkaConfig, topic: str) -> str:
     PyFlink's DataStream KafkaSink cannot take the key from a field of the
     element; the SQL connector with the ``raw`` format can. At-least-once: an
     exactly-once sink would hold records until a checkpoint and break freshness.
+    While the broker is away the sink keeps retrying a record for 5 minutes
+    (``delivery.timeout.ms``, as the Cassandra writers do) before the task fails.
     """
     return (
         f"CREATE TEMPORARY TABLE {table} (k BYTES, v BYTES) WITH ("
         f"'connector' = 'kafka', 'topic' = '{topic}', "
         f"'properties.bootstrap.servers' = '{kafka.bootstrap_servers}', "
         "'key.format' = 'raw', 'key.fields' = 'k', 'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY', "
-        "'sink.delivery-guarantee' = 'at-least-once', 'properties.linger.ms' = '5')"
+        "'sink.delivery-guarantee' = 'at-least-once', 'properties.linger.ms' = '5', "
+        "'properties.delivery.timeout.ms' = '300000')"
     )
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.config import state_dir
-from infra.process import RunRecord, free_port, port_open
+from infra.process import RunRecord, port_open, stable_ports
 from infra.services import ServiceStatus
 
 IDENT = "nextwatch"
@@ -58,7 +58,7 @@ def environment() -> dict[str, str]:
 
 
 def _write_config(rest_port: int, rpc_port: int) -> None:
-    from jobs.runtime import FlinkConfig
+    from jobs.runtime import RECOVERY_SETTINGS, FlinkConfig
 
     checkpoints = FlinkConfig.load().checkpoint_uri()
     savepoints = (state_dir() / "flink" / "savepoints").resolve().as_uri()
@@ -75,8 +75,7 @@ def _write_config(rest_port: int, rpc_port: int) -> None:
         "python.executable": sys.executable, "python.client.executable": sys.executable,
         "execution.checkpointing.dir": checkpoints, "state.checkpoints.dir": checkpoints,
         "state.savepoints.dir": savepoints,
-        "restart-strategy.type": "fixed-delay", "restart-strategy.fixed-delay.attempts": "3",
-        "restart-strategy.fixed-delay.delay": "2 s",
+        **RECOVERY_SETTINGS,
     }
     conf = cluster_dir() / "conf"
     conf.mkdir(parents=True, exist_ok=True)
@@ -111,7 +110,8 @@ class FlinkCluster:
         record = RunRecord.load(self.name)
         if record is not None and port_open(record.ports["rest"]):
             return f"http://127.0.0.1:{record.ports['rest']}"
-        rest, rpc = free_port(), free_port()
+        ports = stable_ports("flink-cluster", ["rest", "rpc"])
+        rest, rpc = ports["rest"], ports["rpc"]
         _write_config(rest, rpc)
         subprocess.run(_script("start-cluster.sh"), env=environment(), check=True, capture_output=True)
         RunRecord(self.name, os.getpid(), {"rest": rest, "rpc": rpc}, str(state_dir() / "logs" / "flink"),

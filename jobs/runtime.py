@@ -145,6 +145,25 @@ PROCESS_MODE_SETTINGS = {
 }
 
 
+# Recovery, the same in the mini-cluster and on the standalone cluster (``infra/flink_cluster.py``).
+# Exponential delay with a reset, not a budget: an outage of any length is waited out (restarts back off
+# from 1 s to at most 30 s, with jitter so that jobs do not retry in step), and a job that has run
+# 10 minutes without failing starts again from 1 s. A fixed number of attempts (what a failure rate per
+# interval amounts to as well) would end a job on the next long outage and need a person to restart it;
+# a crash loop instead shows as a climbing ``numRestarts``. Checkpoints that fail while Cassandra or the
+# broker is away (writers hold the barrier while they retry) are tolerated for 10 minutes at the default
+# interval: an outage costs checkpoints, not the job.
+RECOVERY_SETTINGS = {
+    "restart-strategy.type": "exponential-delay",
+    "restart-strategy.exponential-delay.initial-backoff": "1 s",
+    "restart-strategy.exponential-delay.max-backoff": "30 s",
+    "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+    "restart-strategy.exponential-delay.reset-backoff-threshold": "10 min",
+    "restart-strategy.exponential-delay.jitter-factor": "0.1",
+    "execution.checkpointing.tolerable-failed-checkpoints": "60",
+}
+
+
 def flink_settings(config: FlinkConfig) -> dict[str, str]:
     settings = {
         "pipeline.jars": ";".join(connector_jar_urls()),
@@ -155,9 +174,7 @@ def flink_settings(config: FlinkConfig) -> dict[str, str]:
         "state.checkpoints.dir": config.checkpoint_uri(),
         # a cancelled or killed job can be restarted from its last checkpoint
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-        "restart-strategy.type": "fixed-delay",
-        "restart-strategy.fixed-delay.attempts": "3",
-        "restart-strategy.fixed-delay.delay": "2 s",
+        **RECOVERY_SETTINGS,
     }
     if config.restore_from:
         settings["execution.state-recovery.path"] = config.restore_from
@@ -394,7 +411,8 @@ class Stores:
     def open(self, *store_types: type[AsyncStore]) -> list[Any]:
         """One store of each type, sharing one session."""
         session = connect(self.cassandra, self.cassandra.keyspace)
-        return [store_type(session, self.cassandra.keyspace) for store_type in store_types]
+        return [store_type(session, self.cassandra.keyspace, self.cassandra.write_retry_s)
+                for store_type in store_types]
 
     def close(self, *stores: Any) -> None:
         """Wait for every write (each acknowledged before the operator is gone), then end the session."""
