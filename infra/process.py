@@ -23,6 +23,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_free(port: int) -> bool:
+    """Whether a loopback port can be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def stable_ports(service: str, names: list[str]) -> dict[str, int]:
+    """Ports for ``service``: those it had before (``<state dir>/ports.json``) where still free, else free ones.
+
+    A restarted service comes back where running jobs and clients look for it (the config is rewritten
+    with the same ports), so they reconnect on their own.
+    """
+    path = state_dir() / "ports.json"
+    known: dict[str, dict[str, int]] = json.loads(path.read_text()) if path.exists() else {}
+    before = known.get(service, {})
+    ports: dict[str, int] = {}
+    for name in names:
+        port = before.get(name)
+        taken = set(ports.values())
+        ports[name] = port if isinstance(port, int) and port not in taken and port_free(port) else free_port()
+        while ports[name] in taken:
+            ports[name] = free_port()
+    known[service] = ports
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=2, sort_keys=True))
+    return ports
+
+
 def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout_s):

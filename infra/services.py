@@ -27,7 +27,7 @@ from connectors.errors import BrokerUnavailableError
 from connectors.flink_kafka import CONNECTOR_JARS, EXTRACTED_JARS, build_nextwatch_jar, connector_jar_dir
 from connectors.kafka_admin import wait_for_broker
 from infra import packages
-from infra.process import RunRecord, free_port, start_detached, stop_process, tail
+from infra.process import RunRecord, stable_ports, start_detached, stop_process, tail
 
 CONF_DIR = Path(__file__).resolve().parent / "cassandra_conf"
 
@@ -99,7 +99,7 @@ class TansuBroker(_ProcessService):
         record = self.record()
         if record is None:
             self.install()
-            port = free_port()
+            port = stable_ports(self.name, ["kafka"])["kafka"]
             url = f"tcp://127.0.0.1:{port}"
             pid = start_detached(
                 [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
@@ -164,8 +164,7 @@ class CassandraNode(_ProcessService):
         record = self.record()
         if record is None:
             self.install()
-            ports = {"native": free_port(), "storage": free_port(), "ssl_storage": free_port(),
-                     "rpc": free_port(), "jmx": free_port()}
+            ports = stable_ports(self.name, ["native", "storage", "ssl_storage", "rpc", "jmx"])
             conf = self.data_dir / "conf"
             conf.mkdir(parents=True, exist_ok=True)
             for sub in ("data", "commitlog", "saved_caches"):

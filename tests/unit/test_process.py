@@ -1,0 +1,22 @@
+"""The local stack's services come back on the ports they had, so running jobs and clients find them again."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from infra.process import stable_ports
+
+
+def test_a_restarted_service_gets_its_ports_back_unless_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXTWATCH_HOME", str(tmp_path))
+    first = stable_ports("cassandra", ["native", "storage"])
+    assert len(set(first.values())) == 2
+    assert stable_ports("cassandra", ["native", "storage"]) == first
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", first["native"]))
+        squatter.listen()
+        moved = stable_ports("cassandra", ["native", "storage"])
+    assert moved["native"] != first["native"] and moved["storage"] == first["storage"]
