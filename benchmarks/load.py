@@ -170,7 +170,8 @@ def _job_process(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, grou
     with open(logs / f"bench-{name}-{group_id}.log", "wb") as log:
         # SIGINT stops it as Ctrl-C would, even when this benchmark runs where SIGINT is ignored (a
         # background job of a shell), which its children would inherit
-        process = subprocess.Popen([sys.executable, "-m", "infra.cli", "jobs", "run", name], env=env,
+        # --once: the job itself, not supervised (a restart would hide a failure from the benchmark)
+        process = subprocess.Popen([sys.executable, "-m", "infra.cli", "jobs", "run", name, "--once"], env=env,
                                    stdout=log, stderr=subprocess.STDOUT,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 

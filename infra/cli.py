@@ -50,13 +50,22 @@ def _topics(args: argparse.Namespace) -> int:
 def _jobs(args: argparse.Namespace) -> int:
     from infra import flink_cluster
 
-    if args.action == "run":
+    if args.action == "run" and args.once:
         from jobs.flink import load_job
         from jobs.runtime import run
 
         print(f"[jobs] {args.job} job running in the local mini-cluster; Ctrl-C stops it", file=sys.stderr,
               flush=True)
         run(load_job(args.job))
+    elif args.action == "run":
+        from infra.supervise import supervise
+        from jobs.runtime import FlinkConfig
+
+        checkpoints = FlinkConfig.load().checkpoint_path() / args.job
+        print(f"[jobs] {args.job} job running in the local mini-cluster, restarted from its latest checkpoint "
+              f"(under {checkpoints}) if it exits; Ctrl-C stops it", file=sys.stderr, flush=True)
+        return supervise(args.job, [sys.executable, "-m", "infra.cli", "jobs", "run", args.job, "--once"],
+                         checkpoints)
     elif args.action == "submit":
         from jobs.flink import job_file
 
@@ -175,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_jobs.add_argument("--parallelism", "-p", type=int, default=2)
     p_jobs.add_argument("--from-savepoint", default=None, help="submit: restore from this savepoint")
     p_jobs.add_argument("--job-id", default=None, help="stop: only this job (default: every running job)")
+    p_jobs.add_argument("--once", action="store_true",
+                        help="run: in this process, not restarted if it exits (default: supervised)")
     p_jobs.set_defaults(func=_jobs)
 
     p_replay = sub.add_parser("replay", help="produce a MovieLens replay or a synthetic load into Kafka")
