@@ -7,7 +7,7 @@ import io
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import fastavro
@@ -26,6 +26,7 @@ from connectors.events import (
     ShownItem,
 )
 from connectors.feature_store import FeatureStore
+from connectors.limits import Limits
 from connectors.producer import EventProducer
 
 MIN = 60_000
@@ -42,7 +43,9 @@ class History:
     comedy: str = ""
     clock: Any = None  # an event of another user, far enough ahead to close every session
     late: Any = None  # produced after the clock has been seen
-    garbage: list[bytes] = field(default_factory=list)
+    conflict_user: str = ""
+    conflicting: list[Any] = field(default_factory=list)  # two different events of conflict_user under one id
+    garbage: list[bytes | None] = field(default_factory=list)  # message values no job can apply (None: a tombstone)
     kill_after: int = 0  # events[:kill_after]: session 1, its duplicate, and the click session 2's first play joins
 
     @property
@@ -122,6 +125,21 @@ def build_history() -> History:
     body = io.BytesIO()
     fastavro.schemaless_writer(body, writer.parsed, record)
     h.garbage = [b"\x00\x01 not avro", MAGIC + b"\x11" * 8 + b"\x02", MAGIC + writer.fingerprint + body.getvalue()]
+    # poison: what once stopped the job. A tombstone; 900 KB (over the 64 KiB message bound and the
+    # dead-letter bound); a 120 KB search query and a 300-character one, which the SDK refuses but
+    # another producer can send
+    # two different events under one id (paused plays of titles nothing else touches, on a phone: no
+    # trending, item stats or context bucket of the others changes)
+    h.conflict_user = f"conflict-{tag}"
+    paused = PlayEvent(user_id=h.conflict_user, event_time_ms=t0 + 10 * MIN, context=Context("ph-1", "MOBILE", "US", 0),
+                       title_id=f"cx1-{tag}", action="PAUSE", playback_id="pb-cx", position_ms=5 * MIN,
+                       duration_ms=100 * MIN, event_id=f"reused-{tag}")
+    h.conflicting = [paused, replace(paused, title_id=f"cx2-{tag}", event_time_ms=t0 + 11 * MIN)]
+    unbounded = EventCodec(limits=Limits(query_chars=10**6, message_bytes=10**6))
+    search = SearchEvent(user, t0 + 5 * MIN, ctx, "x", event_id=f"poison-{tag}")
+    h.garbage += [None, MAGIC + writer.fingerprint + b"\x07" * 900_000,
+                  unbounded.encode(replace(search, query="q" * 120_000)),
+                  unbounded.encode(replace(search, query="drama " * 50, event_id=f"poison-2-{tag}"))]
     return h
 
 

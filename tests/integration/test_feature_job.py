@@ -31,6 +31,8 @@ def run(kafka_config: Any, cassandra_config: Any, tmp_path_factory: Any) -> Iter
         producer.send(item)
     for event in history.events:
         producer.send(event)
+    for event in history.conflicting:
+        producer.send(event)
     producer.send(history.clock)
     for garbage in history.garbage:
         producer.send_encoded(kafka.topic_prefix + "play", history.user.encode(), garbage, history.base_ms)
@@ -130,13 +132,27 @@ def test_item_stats_and_trending(run: FeatureRun) -> None:
     assert {r.title_id for r in in_context} <= started_in[first] and in_context[0].rank == 1
 
 
-def test_bad_input_goes_to_the_dead_letter_topic(run: FeatureRun) -> None:
-    rejected = run.topic_records("dead-letter", 3)
-    assert len(rejected) == 3
-    assert {r["kind"] for r in rejected} == {"INVALID"}
-    reasons = " | ".join(sorted(r["reason"] for r in rejected))
+def test_bad_input_and_poison_go_to_the_dead_letter_topic_and_the_job_goes_on(run: FeatureRun) -> None:
+    garbage = run.history.garbage
+    rejected = sorted(run.topic_records("dead-letter", len(garbage)), key=lambda r: r["original_length"])
+    assert len(rejected) == len(garbage)
+    assert [r["reason_code"] for r in rejected] == [
+        "empty_value", "undecodable", "undecodable", "contract", "contract", "oversize", "oversize"]
+    reasons = " | ".join(r["reason"] for r in rejected)
     assert "marker" in reasons and "fingerprint" in reasons and "event_time_ms" in reasons
-    assert sorted(r["original"] for r in rejected) == sorted(run.history.garbage)
+    assert "SearchEvent.query: is 300 characters, over the limit of 256" in reasons
+    originals = sorted(value or b"" for value in garbage)
+    assert [r["original_length"] for r in rejected] == sorted(len(v) for v in originals)
+    for record in rejected:  # each original whole, or its first bytes where it was over the dead-letter bound
+        whole = next(v for v in originals if len(v) == record["original_length"])
+        assert record["original_cut"] == (record["original"] != whole) and whole.startswith(record["original"])
+    assert [r["original_cut"] for r in rejected].count(True) == 1  # the 900 KB message
+    # another event under a used id: applied (a continue-watching row of its own) and reported
+    [conflict] = run.topic_records("late-events", 1, user=run.history.conflict_user)
+    assert (conflict["kind"], conflict["reason_code"]) == ("CONFLICT", "event_id_conflict")
+    rows = run.wait_for("both conflicting plays applied", lambda: len(
+        r := run.store.rows("get_cw", run.history.conflict_user)) == 2 and r)
+    assert {row.title_id for row in rows} == {e.title_id for e in run.history.conflicting}
 
 
 def test_late_events_are_routed_not_applied(run: FeatureRun) -> None:

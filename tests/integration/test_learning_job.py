@@ -75,7 +75,7 @@ def test_user_vectors_follow_events_and_items_are_published(kafka_config: Any, c
             _wait("drama0's touches", lambda: store.rows("get_item_vectors", drama[0])[0].touches == 7)
 
             # her next events move her vector; a redelivered event does not
-            producer.send(rating(alice, drama[1], 110, event_id=first.event_id))  # same id: a duplicate
+            producer.send(first)  # redelivered: the same id and content, a duplicate
             producer.send(PlayEvent(alice, t0 + 120 * MIN, ctx, drama[1], "COMPLETE", f"pb-{tag}", 100 * MIN,
                                     100 * MIN))
             producer.flush()

@@ -111,12 +111,12 @@ def user_features() -> None:
     assert (enriched[0], enriched[4], enriched[7]) == ("u1", "START", ["Drama"])
     assert harness.process(start).side == {} and harness.metrics["events_duplicate"] == 1
     # an app's retry (a later ingest time) is a duplicate; another event under the same id is applied,
-    # and dead-lettered as a conflict with the original bytes
+    # and reported as a conflict with the original bytes (on the late-events topic)
     assert harness.process(replace(start, ingest_time_ms=start.ingest_time_ms + 5_000)).side == {}
     assert harness.metrics["events_duplicate"] == 2
     other = replace(start, title_id="t7")
     out = harness.process(other)
-    [conflict] = out.side["event-id-conflict"]
+    [conflict] = out.side["late"]
     assert out.side["enriched"][0][5] == "t7" and harness.metrics["event_id_conflicts"] == 1
     assert (_record(conflict)["kind"], _record(conflict)["reason_code"]) == ("CONFLICT", "event_id_conflict")
     assert CODEC.decode(_record(conflict)["original"]).record["title_id"] == "t7"

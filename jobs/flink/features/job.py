@@ -95,8 +95,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
     named(t_env.to_changelog_stream(t_env.sql_query(sql["item_stats"]), changelog_mode=ChangelogMode.upsert())
           .map(op.WriteItemStats(stores), output_type=Types.INT()), Step("write-item-stats", "write item stats"))
 
-    dead_letters = decoded.dead_letters.union(features.get_side_output(op.CONFLICT_TAG))
-    return write_to_topics(t_env, kafka, {"dead-letter": dead_letters,
+    return write_to_topics(t_env, kafka, {"dead-letter": decoded.dead_letters,
                                           "late-events": features.get_side_output(op.LATE_TAG),
                                           "user-features": user_rows, "session-features": sessions},
                            hand_off=settings.sql_in_own_tasks)

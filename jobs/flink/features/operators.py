@@ -51,8 +51,10 @@ from jobs.runtime import (
 
 SIDE_INPUT_TIMESTAMP = 2**62  # far beyond any event time
 TITLES = MapStateDescriptor("titles", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+# the events user-features turns away or reports, after decoding: late ones (not applied) and those applied
+# under an event id that another event had used (CONFLICT), to the late-events topic. One output, so that
+# the job graph (and the sinks' ids, which savepoints are keyed by) stays as it was.
 LATE_TAG = OutputTag("late", KAFKA_ROW_TYPE())
-CONFLICT_TAG = OutputTag("event-id-conflict", KAFKA_ROW_TYPE())  # to the dead-letter topic
 
 JOINED_CLICK, JOINED_PLAY = 1, 2  # the enriched row's ``joined`` bits (SQL: MOD(joined, 2), joined >= 2)
 ENRICHED_FIELDS = ["user_id", "event_id", "event_time_ms", "kind", "action", "title_id", "artwork_id", "genres",
@@ -207,7 +209,7 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
                                       "content; this event is applied too", JOB_NAME, original,
                                       event=event, reason_code="event_id_conflict",
                                       position=f"{event.event_id}#{content_id(original)}")
-            yield CONFLICT_TAG, kafka_row(event.user_id.encode(), self.codec.encode_record("rejected_event", record))
+            yield LATE_TAG, kafka_row(event.user_id.encode(), self.codec.encode_record("rejected_event", record))
         if not state.flush_armed:
             state.flush_armed = True
             arm_timer(ctx, self.pacing.delay_ms())
