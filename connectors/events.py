@@ -42,6 +42,8 @@ MaturityRating = Literal["ALL", "SEVEN_PLUS", "THIRTEEN_PLUS", "SIXTEEN_PLUS", "
 # (seconds or microseconds) or broken clocks, and would poison event-time windows.
 MIN_EVENT_TIME_MS = 1_000_000_000_000
 MAX_CLOCK_SKEW_MS = 24 * 3600 * 1000
+FIRST_RELEASE_YEAR = 1870  # before the first motion pictures
+MAX_RUNTIME_MINUTES = 100_000  # a series' whole runtime fits; a number in seconds or milliseconds mostly does not
 
 
 def new_event_id() -> str:
@@ -402,8 +404,11 @@ def _check_catalog(item: CatalogItem, now_ms: int, limits: Limits) -> None:
         _fail(item, "title", "must not be empty")
     _explain_text(item, "title", item.title, limits.name_chars)
     _explain_text(item, "synopsis", item.synopsis, limits.text_chars)
-    if isinstance(item.runtime_minutes, int) and item.runtime_minutes <= 0:
-        _fail(item, "runtime_minutes", f"must be positive, got {item.runtime_minutes}")
+    if isinstance(item.runtime_minutes, int) and not 0 < item.runtime_minutes <= MAX_RUNTIME_MINUTES:
+        _fail(item, "runtime_minutes", f"must be 1 to {MAX_RUNTIME_MINUTES}, got {item.runtime_minutes}")
+    year = item.release_year
+    if isinstance(year, int) and not FIRST_RELEASE_YEAR <= year <= FIRST_RELEASE_YEAR + 1000:
+        _fail(item, "release_year", f"must be {FIRST_RELEASE_YEAR} or later (and not a timestamp), got {year}")
     for name in ("genres", "sub_genres", "cast", "directors", "tags", "synthetic_fields"):
         _explain_names(item, name, getattr(item, name), limits)
     _explain_list(item, "crew", item.crew, limits.list_items)

@@ -10,6 +10,7 @@ a run that lasted ``stable_after_s`` starts the backoff again from 1 s.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -42,7 +43,14 @@ Spawn = Callable[[list[str], Mapping[str, str]], "subprocess.Popen[bytes]"]
 
 
 def _spawn(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, env=dict(env))
+    # a process group of its own: what the job started (its JVM, its Python workers) goes with it
+    return subprocess.Popen(command, env=dict(env), start_new_session=True)
+
+
+def _end_group(child: Any) -> None:
+    """Whatever the ended job left running in its process group (an orphaned JVM holds its ports and memory)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError, AttributeError, TypeError):
+        os.killpg(child.pid, signal.SIGKILL)
 
 
 def supervise(job: str, command: list[str], checkpoint_dir: Path, settings: Supervision = Supervision(),
@@ -71,7 +79,9 @@ def supervise(job: str, command: list[str], checkpoint_dir: Path, settings: Supe
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 child.kill()
+            _end_group(child)
             return 130
+        _end_group(child)
         if code == 0:
             return 0
         if settings.max_restarts >= 0 and restarts >= settings.max_restarts:

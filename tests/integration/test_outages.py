@@ -1,4 +1,5 @@
-"""Outages heal without a person: Cassandra frozen under a running feature job, then back; nothing is lost."""
+"""Outages heal without a person: Cassandra frozen for two minutes under the three running jobs, then the broker
+for half a minute; every event sent before, during and after reaches every job's rows, and no job ends."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,68 +17,98 @@ import pytest
 from connectors.cassandra_store import connect
 from connectors.events import Context, RatingEvent
 from connectors.feature_store import FeatureStore
+from connectors.homepage_store import HomepageStore
 from connectors.kafka_admin import delete_topics, ensure_topics
+from connectors.model_store import ModelStore
 from connectors.producer import EventProducer
+from infra.pipeline import start_job
 from infra.process import RunRecord
-from jobs.flink import load_job
-from jobs.flink.features.config import FeatureJobConfig
-from jobs.runtime import FlinkConfig, start
+from jobs.runtime import FlinkConfig
+from tests import factories
 
-OUTAGE_S = 60  # a few times the driver's request timeout (10 s) and Flink's checkpoint interval here (2 s)
-USERS = 12
+OUTAGE_S = 120
+BROKER_PAUSE_S = 30
+USERS = 8
+JOBS = ("features", "learning", "rows")
 
 
-def _ratings(users: list[str], round_: int, at_ms: int) -> list[RatingEvent]:
+def _ratings(users: list[str], titles: list[str], round_: int, at_ms: int) -> list[RatingEvent]:
     ctx = Context("tv-1", "TV", "US", 0)
-    return [RatingEvent(user, at_ms + round_ * 1000, ctx, f"t{round_}", "THUMBS_UP", event_id=f"{user}-{round_}")
+    return [RatingEvent(user, at_ms + round_ * 1000, ctx, titles[round_], "THUMBS_UP", event_id=f"{user}-{round_}")
             for user in users]
 
 
-def _wait(what: str, check: Any, timeout_s: float) -> Any:
+def _wait(what: str, check: Callable[[], bool], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.5)
+        if check():
+            return
+        time.sleep(1.0)
     raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
 
 
-def test_the_feature_job_waits_out_a_cassandra_outage(kafka_config: Any, cassandra_config: Any,
-                                                      tmp_path: Path) -> None:
-    record = RunRecord.load("cassandra")
-    if record is None:
-        pytest.skip("Cassandra is not run by the local stack here (external or containers): nothing to freeze")
-    kafka = replace(kafka_config, topic_prefix=f"outage-{uuid.uuid4().hex[:6]}.")
+def test_the_jobs_wait_out_a_two_minute_cassandra_outage(kafka_config: Any, cassandra_config: Any,
+                                                         tmp_path: Path) -> None:
+    record, broker = RunRecord.load("cassandra"), RunRecord.load("kafka")
+    if record is None or broker is None:
+        pytest.skip("the services are not run by the local stack here (external or containers): nothing to freeze")
+    tag = uuid.uuid4().hex[:6]
+    kafka = replace(kafka_config, topic_prefix=f"outage-{tag}.")
     created = ensure_topics(kafka)
-    users = [f"outage-{uuid.uuid4().hex[:6]}-{n}" for n in range(USERS)]
+    users = [f"outage-{tag}-{n}" for n in range(USERS)]
+    titles = [f"ot{n}-{tag}" for n in range(6)]
     at_ms = int(time.time() * 1000) - 60_000
     session = connect(cassandra_config, cassandra_config.keyspace)
-    store = FeatureStore(session, cassandra_config.keyspace)
+    features = FeatureStore(session, cassandra_config.keyspace)
+    models = ModelStore(session, cassandra_config.keyspace)
+    pages = HomepageStore(session, cassandra_config.keyspace)
     producer = EventProducer(kafka)
-    flink = FlinkConfig(checkpoint_interval_ms=2000, checkpoint_dir=str(tmp_path))
-    client = start(load_job("features"), kafka, cassandra_config, flink=flink,
-                   settings=FeatureJobConfig(group_id=f"outage-{uuid.uuid4().hex[:6]}", idleness_ms=2000))
+    for n, title in enumerate(titles):
+        producer.send(factories.make_catalog_item(title_id=title, title=f"Outage {n}", artwork=[],
+                                                  event_id=f"{title}-c"))
+    clients = [start_job(name, kafka, cassandra_config, group_id=f"{name}-{tag}",
+                         flink=FlinkConfig(checkpoint_interval_ms=2000, checkpoint_dir=str(tmp_path / name)))
+               for name in JOBS]
 
-    def versions() -> list[int]:
-        return [rows[0].version if (rows := store.rows("get_profile", user)) else 0 for user in users]
+    def every_job_has(round_: int) -> bool:
+        """Each member's profile, user vector and a homepage reflect their rating of round ``round_``."""
+        def last(rows: list[Any]) -> str:
+            return str(rows[0].last_event_id) if rows else ""
+
+        return all(last(features.rows("get_profile", user)) == f"{user}-{round_}"
+                   and last(models.rows("get_user_vectors", user)) == f"{user}-{round_}"
+                   and any(page.last_event_id == f"{user}-{round_}" for page in pages.homepages(user).values())
+                   for user in users)
 
     try:
-        producer.send_many(_ratings(users, 1, at_ms))
+        producer.send_many(_ratings(users, titles, 1, at_ms))
         producer.flush()
-        _wait("the first ratings applied", lambda: versions() == [1] * USERS, 120)
+        _wait("round 1 in every job's rows", lambda: every_job_has(1), 240)
         os.kill(record.pid, signal.SIGSTOP)  # frozen: connections stay open, nothing answers
         try:
             for round_ in (2, 3):
-                producer.send_many(_ratings(users, round_, at_ms))
+                producer.send_many(_ratings(users, titles, round_, at_ms))
                 producer.flush()
             time.sleep(OUTAGE_S)
         finally:
             os.kill(record.pid, signal.SIGCONT)
-        _wait("every rating applied after the outage", lambda: versions() == [3] * USERS, 180)
-        assert str(client.get_job_status().result()) == "RUNNING"
+        _wait("round 3 in every job's rows after the outage", lambda: every_job_has(3), 240)
+        assert [client.get_job_status().result().name for client in clients] == ["RUNNING"] * len(JOBS)
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            time.sleep(BROKER_PAUSE_S)
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        producer.send_many(_ratings(users, titles, 4, at_ms))
+        producer.flush()
+        _wait("round 4, sent after the broker's pause, in every job's rows", lambda: every_job_has(4), 240)
+        assert [client.get_job_status().result().name for client in clients] == ["RUNNING"] * len(JOBS)
+        assert all(rows[0].version == 4 for user in users for rows in [features.rows("get_profile", user)])
     finally:
         os.kill(record.pid, signal.SIGCONT)
-        client.cancel().result()
+        os.kill(broker.pid, signal.SIGCONT)
+        for client in clients:
+            client.cancel().result()
         producer.close()
         session.cluster.shutdown()
         delete_topics(kafka, created)

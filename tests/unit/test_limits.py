@@ -53,6 +53,8 @@ def test_limits_load_from_file_and_environment_and_refuse_nonsense() -> None:
     (factories.make_catalog_item(synopsis="s" * 4097), "CatalogItem.synopsis"),
     (factories.make_catalog_item(cast=["c" * 257]), "CatalogItem.cast[0]"),
     (factories.make_catalog_item(artwork=[ArtworkVariant("a1", "u" * 4097)]), "CatalogItem.artwork[0].uri"),
+    (factories.make_catalog_item(release_year=1_700_000_000), "CatalogItem.release_year"),
+    (factories.make_catalog_item(runtime_minutes=7_200_000), "CatalogItem.runtime_minutes"),
 ])
 def test_the_sdk_refuses_a_field_over_its_bound_by_name_with_a_short_reason(event: Any, field: str) -> None:
     refused = _refused(event)
