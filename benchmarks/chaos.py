@@ -7,6 +7,8 @@ A sender produces ratings at ``--rate`` events/s, round robin over ``--users`` m
 
 * ``cassandra-pause``: Cassandra frozen (SIGSTOP) for ``--cassandra-pause-s`` (120 s), then thawed;
 * ``broker-pause``: the broker frozen for ``--broker-pause-s`` (30 s);
+* ``cassandra-restart``: Cassandra stopped and started again, as ``nextwatch stack up`` does (on the
+  ports it had);
 * ``kill-features``, ``kill-learning``, ``kill-rows``: the job's process and everything it started
   killed with SIGKILL (its supervisor restarts it from its newest checkpoint);
 * ``poison``: ``--poison`` messages no job can apply (junk, 200 KB, null values) among the load.
@@ -24,6 +26,7 @@ Run against the local stack (``nextwatch stack up``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -164,12 +167,32 @@ def supervised(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, tag: s
     return Supervised(name, process)
 
 
-def freeze(pid: int, seconds: float) -> None:
+def pid_of(service: str) -> int:
+    record = RunRecord.load(service)
+    if record is None:
+        raise RuntimeError(f"{service} is not running: nextwatch stack up")
+    return record.pid
+
+
+def freeze(service: str, seconds: float) -> None:
+    pid = pid_of(service)
     os.kill(pid, signal.SIGSTOP)
     try:
         time.sleep(seconds)
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def restart_cassandra() -> None:
+    from infra.services import CassandraNode
+
+    node = CassandraNode()
+    before = RunRecord.load(node.name)
+    node.stop()
+    node.start()
+    after = RunRecord.load(node.name)
+    if before is None or after is None or before.ports["native"] != after.ports["native"]:
+        raise RuntimeError("Cassandra came back on another port: running jobs cannot find it")
 
 
 @dataclass
@@ -197,11 +220,11 @@ def main() -> None:
     parser.add_argument("--cassandra-pause-s", type=float, default=120.0)
     parser.add_argument("--broker-pause-s", type=float, default=30.0)
     parser.add_argument("--poison", type=int, default=100)
-    parser.add_argument("--faults", default="cassandra-pause,broker-pause,kill-features,kill-learning,kill-rows,poison")
+    parser.add_argument("--faults", default="cassandra-pause,broker-pause,cassandra-restart,kill-features,"
+                                            "kill-learning,kill-rows,poison")
     args = parser.parse_args()
 
-    cassandra_run, broker_run = RunRecord.load("cassandra"), RunRecord.load("kafka")
-    if cassandra_run is None or broker_run is None:
+    if RunRecord.load("cassandra") is None or RunRecord.load("kafka") is None:
         sys.exit("the local stack is not up (nextwatch stack up): the faults freeze its processes")
     tag = uuid.uuid4().hex[:6]
     kafka = replace(KafkaConfig.load(), topic_prefix=f"chaos-{tag}.")
@@ -236,8 +259,8 @@ def main() -> None:
                 producer.send_encoded(topic, f"poison-{n}".encode(), value)
                 poison_sent += 1
 
-    acts = {"cassandra-pause": lambda: freeze(cassandra_run.pid, args.cassandra_pause_s),
-            "broker-pause": lambda: freeze(broker_run.pid, args.broker_pause_s),
+    acts = {"cassandra-pause": lambda: freeze("cassandra", args.cassandra_pause_s),
+            "broker-pause": lambda: freeze("kafka", args.broker_pause_s), "cassandra-restart": restart_cassandra,
             "kill-features": kill("features"), "kill-learning": kill("learning"), "kill-rows": kill("rows"),
             "poison": poison}
     faults = [Fault(name, acts[name]) for name in args.faults.split(",")]
@@ -283,8 +306,9 @@ def main() -> None:
     finally:
         if not sender.stopping.is_set():
             sender.stop()
-        os.kill(cassandra_run.pid, signal.SIGCONT)
-        os.kill(broker_run.pid, signal.SIGCONT)
+        for service in ("cassandra", "kafka"):
+            with contextlib.suppress(RuntimeError, ProcessLookupError):
+                os.kill(pid_of(service), signal.SIGCONT)
         for job in jobs.values():
             job.stop()
         rows.session.cluster.shutdown()

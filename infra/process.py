@@ -24,8 +24,10 @@ def free_port() -> int:
 
 
 def port_free(port: int) -> bool:
-    """Whether a loopback port can be bound now."""
+    """Whether a loopback port can be listened on now (connections of a stopped server that linger in
+    TIME_WAIT do not count: servers bind with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
             return True
