@@ -247,12 +247,12 @@ class AsyncStore(CassandraStore):
             self._settle(future, request, params)
         return len(pending)
 
-    def _settle(self, future: ResponseFuture, request: Any, params: tuple[Any, ...] | None) -> None:
+    def _settle(self, future: ResponseFuture, request: Any, params: tuple[Any, ...] | None) -> Any:
+        """The request's result, sending it again while it fails for want of Cassandra (up to ``retry_for_s``)."""
         deadline, delay = 0.0, 0.1
         while True:
             try:
-                future.result()
-                return
+                return future.result()
             except TRANSIENT_ERRORS as exc:
                 now = time.monotonic()
                 deadline = deadline or now + self.retry_for_s
@@ -260,14 +260,16 @@ class AsyncStore(CassandraStore):
                     raise
                 self.retries += 1
                 if self.retries == 1 or self.retries % 100 == 0:
-                    LOG.warning("Cassandra write failed (%s: %s); retry %d, for up to %.0f s more",
+                    LOG.warning("Cassandra request failed (%s: %s); retry %d, for up to %.0f s more",
                                 type(exc).__name__, str(exc)[:200], self.retries, deadline - now)
                 time.sleep(delay)
                 delay = min(delay * 2, self.MAX_BACKOFF_S)
                 future = self.session.execute_async(request, params)
 
     def rows(self, statement: str, *params: Any) -> list[Any]:
-        return list(self.session.execute(self.statement(statement), params))
+        """A read, retried as writes are while Cassandra is away (up to ``retry_for_s``)."""
+        request = self.statement(statement)
+        return list(self._settle(self.session.execute_async(request, params), request, params))
 
     def write_all(self, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
         for params in rows:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connectors.cassandra_store import connect
+from connectors.cassandra_store import TRANSIENT_ERRORS, connect
 from connectors.events import Context, RatingEvent
 from connectors.feature_store import FeatureStore
 from connectors.homepage_store import HomepageStore
@@ -41,8 +41,11 @@ def _ratings(users: list[str], titles: list[str], round_: int, at_ms: int) -> li
 def _wait(what: str, check: Callable[[], bool], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if check():
-            return
+        try:
+            if check():
+                return
+        except TRANSIENT_ERRORS:  # this test's own session, reconnecting after the outage
+            pass
         time.sleep(1.0)
     raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
 

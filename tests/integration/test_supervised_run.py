@@ -59,6 +59,7 @@ def test_a_killed_job_process_is_restarted_from_its_checkpoint(kafka_config: Any
     users = [f"sup-{tag}-{n}" for n in range(USERS)]
     at_ms = int(time.time() * 1000) - 30 * MIN
     env = {**os.environ, "NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+           "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra_config.keyspace,
            "NEXTWATCH_FEATURES_GROUP_ID": f"features-{tag}", "NEXTWATCH_FLINK_CHECKPOINT_INTERVAL_MS": "1000",
            "NEXTWATCH_FLINK_CHECKPOINT_DIR": str(tmp_path)}
     log = (tmp_path / "supervisor.log").open("wb")

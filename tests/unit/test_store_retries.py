@@ -17,9 +17,10 @@ class _Future:
     def __init__(self, error: Exception | None) -> None:
         self.error = error
 
-    def result(self) -> None:
+    def result(self) -> list[str]:
         if self.error is not None:
             raise self.error
+        return ["a row"]
 
 
 class _FlakySession:
@@ -67,3 +68,9 @@ def test_a_write_that_cannot_succeed_fails_at_once_and_an_outage_past_the_bound_
     with pytest.raises(NoHostAvailable):
         forever.drain()
     assert forever.retries >= 1
+
+
+def test_a_read_is_retried_too() -> None:
+    session = _FlakySession(3, NoHostAvailable("all down", {}))
+    assert _Store(session, "ks", retry_for_s=60).rows("put", "k1", 1) == ["a row"]
+    assert len(session.sent) == 4
