@@ -411,7 +411,7 @@ class Stores:
     def open(self, *store_types: type[AsyncStore]) -> list[Any]:
         """One store of each type, sharing one session."""
         session = connect(self.cassandra, self.cassandra.keyspace)
-        return [store_type(session, self.cassandra.keyspace, self.cassandra.write_retry_s)
+        return [store_type(session, self.cassandra.keyspace, retry_for_s=self.cassandra.write_retry_s)
                 for store_type in store_types]
 
     def close(self, *stores: Any) -> None:
@@ -480,9 +480,6 @@ class ReasonCounts:
 
     def inc(self, reason: str, by: int = 1) -> None:
         (self.counts.get(reason) or self.counts["other"]).inc(by)
-
-    def value(self, reason: str) -> int:
-        return self.counts[reason].value
 
 
 def arm_timer(ctx: Any, delay_ms: int) -> int:

@@ -67,7 +67,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
 
     features = named(decoded.events.key_by(lambda event: event.user_id, key_type=Types.STRING())
                      .connect(catalog.broadcast(op.TITLES))
-                     .process(op.UserFeatures(settings, kafka), output_type=PICKLED),
+                     .process(op.UserFeatures(settings, kafka, limits=limits), output_type=PICKLED),
                      Step("user-features", "user features (profile, continue watching)"))
     enriched = features.get_side_output(op.ENRICHED_TAG)
     enriched = handed_off(enriched) if settings.sql_in_own_tasks else enriched

@@ -147,14 +147,15 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     """
 
     def __init__(self, settings: FeatureJobConfig, kafka: KafkaConfig,
-                 catalog: Callable[[KafkaConfig], dict[str, TitleInfo]] = catalog_snapshot) -> None:
-        self.settings, self.kafka, self.catalog = settings, kafka, catalog
+                 catalog: Callable[[KafkaConfig], dict[str, TitleInfo]] = catalog_snapshot,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
+        self.settings, self.kafka, self.catalog, self.limits = settings, kafka, catalog, limits
 
     def open(self, runtime_context: Any) -> None:
         metrics = runtime_context.get_metrics_group()
         self.decode_failures = EventCount(metrics, "state_decode_failures")
         self.state = KeyedState(runtime_context, "user", self.decode_failures, STATE_CACHE_KEYS)
-        self.codec = EventCodec()
+        self.codec = EventCodec(limits=self.limits)  # re-encodes what the decoder let through
         self.titles: dict[str, TitleInfo] = self.catalog(self.kafka)
         self.duplicates = EventCount(metrics, "events_duplicate")
         self.conflicts = EventCount(metrics, "event_id_conflicts")
