@@ -482,6 +482,20 @@ class ReasonCounts:
         (self.counts.get(reason) or self.counts["other"]).inc(by)
 
 
+STALE_TIMER_MS = 10_000  # far past any flush delay (at most 1 s) and the timer's lag behind a busy task
+
+
+def flush_due(armed_at: int, now: int) -> bool:
+    """Whether a key's flush timer is to be armed: none is (``armed_at`` 0), or it was armed so long ago
+    that it cannot still be pending. A flag whose timer was lost would otherwise leave the key unflushed
+    for good; a timer armed twice fires twice, and the second finds nothing armed.
+
+    >>> flush_due(0, 5_000), flush_due(4_000, 5_000), flush_due(1, 20_000)  # True: a flag of older state
+    (True, False, True)
+    """
+    return not armed_at or now - armed_at > STALE_TIMER_MS
+
+
 def arm_timer(ctx: Any, delay_ms: int) -> int:
     """A processing-time timer ``delay_ms`` from now; when it fires.
 

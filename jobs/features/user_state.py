@@ -121,7 +121,7 @@ class UserState(Versioned):
     # what changed since the rows were last written (the job flushes at most every flush_ms)
     pending_cw: dict[str, InProgress | None] = field(default_factory=dict)
     last_event_id: str = ""
-    flush_armed: bool = False
+    flush_armed: int = 0  # when the job's flush timer was armed (0: none; True in older state)
     # the impression join (CTR, take rate), pickled (connectors.state): held here rather than in a second
     # keyed state, since every state access is a call into Java, and as bytes, so that only the events it
     # reads (impressions, clicks, play starts) pay for decoding it
@@ -219,7 +219,7 @@ class UserState(Versioned):
 
     def take_pending(self) -> dict[str, InProgress | None]:
         """The continue-watching changes not yet written; clears them and disarms the flush."""
-        pending, self.pending_cw, self.flush_armed = self.pending_cw, {}, False
+        pending, self.pending_cw, self.flush_armed = self.pending_cw, {}, 0
         return pending
 
     # -- pieces ----------------------------------------------------------

@@ -55,7 +55,7 @@ class RowsUser(Versioned):
     model_event_id: str = ""  # the last user event the models reflect
     maturity_limit: str = "EIGHTEEN_PLUS"
     settings_read_ms: int = 0  # when the profile settings were last read (the job refreshes them)
-    flush_armed: bool = False
+    flush_armed: int = 0  # when the job's flush timer was armed (0: none; True in older state)
     bucket_timer_ms: int = 0  # the daypart change the job has a timer for
     # impressions waiting for their clicks and plays, and this member's clicks per artwork theme
     # (created on first use)

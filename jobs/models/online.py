@@ -154,7 +154,7 @@ class UserModel(Versioned):
     version: int = 0  # feedback applied
     last_event_id: str = ""
     updated_ms: int = 0  # event time of the newest feedback applied
-    flush_armed: bool = False  # the job's flush timer for this user is set
+    flush_armed: int = 0  # when the job's flush timer for this user was armed (0: none; True in older state)
     profile: np.ndarray | None = None  # content profile: decayed sum of touched titles' metadata vectors
     searches: list[tuple[int, str]] = field(default_factory=list)  # (event time, query words), oldest first
 

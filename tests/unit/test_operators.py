@@ -545,3 +545,23 @@ def test_cowatch_rows_of_a_restored_title_are_read_once_and_rows_past_the_bound_
     rows.trim()  # three entries held: t1's row, the least recent, goes
     assert "t1" not in rows.rows and rows.entries == 2
     assert rows.focus("t1", new_title=False).get("t2") == (5.0, 2.0) and state.reads == 3
+
+
+def test_a_member_whose_flush_timer_was_lost_is_flushed_again() -> None:
+    """A flag that says a timer is armed, with no timer behind it (a restore that lost it), heals at the
+    member's next event: they are not left unflushed for good."""
+    settings = FeatureJobConfig(flush_ms=100)
+    harness = OperatorHarness(features.UserFeatures(settings, None, lambda kafka: {}),  # type: ignore[arg-type]
+                              key=lambda event: event.user_id).open()
+    harness.process(_arrived(factories.make_play(action="START", position_ms=0, event_time_ms=_old(10))))
+    harness.timers.clear()  # the timer is gone, the flag stays
+    state = harness.operator.state.value("u1")
+    state.flush_armed = factories.now_ms() - 60_000
+    harness.operator.state.update(state, "u1")
+    harness.process(_arrived(factories.make_play(action="PROGRESS", position_ms=MIN, event_time_ms=_old(9))))
+    [(user, profile, _, _)] = harness.advance(settings.flush_ms).main
+    assert (user, profile.version) == ("u1", 2)
+    # a recent flag is trusted: no second timer while one is pending
+    harness.process(_arrived(factories.make_play(action="PROGRESS", position_ms=2 * MIN, event_time_ms=_old(8))))
+    harness.process(_arrived(factories.make_play(action="PROGRESS", position_ms=3 * MIN, event_time_ms=_old(7))))
+    assert len(harness.pending_timers()) == 1

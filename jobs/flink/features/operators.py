@@ -44,6 +44,7 @@ from jobs.runtime import (
     Stores,
     arm_timer,
     broadcast_value,
+    flush_due,
     kafka_row,
     log_duplicate,
     skips_unreadable_state,
@@ -211,8 +212,8 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
                                       event=event, reason_code="event_id_conflict",
                                       position=f"{event.event_id}#{content_id(original)}")
             yield LATE_TAG, kafka_row(event.user_id.encode(), self.codec.encode_record("rejected_event", record))
-        if not state.flush_armed:
-            state.flush_armed = True
+        if flush_due(state.flush_armed, now):
+            state.flush_armed = now
             arm_timer(ctx, self.pacing.delay_ms())
         # the impression join the rows job's bandits learn from: one definition of CTR
         joined = state.join_impressions(event, settings.reward_window_ms, watermark, settings.out_of_orderness_ms)

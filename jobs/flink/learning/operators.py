@@ -59,6 +59,7 @@ from jobs.runtime import (
     Stores,
     arm_timer,
     broadcast_value,
+    flush_due,
     kafka_row,
     skips_unreadable_state,
 )
@@ -202,9 +203,9 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         if steps is None:  # a redelivery of an applied event
             self.duplicates.inc()
             return
-        if not user.flush_armed:
+        if flush_due(user.flush_armed, now):
             arm_timer(ctx, self.pacing.delay_ms())
-            user.flush_armed = True
+            user.flush_armed = now
         self.state.update(user, user_id)
         if steps and not self.hold_steps:
             yield STEPS_TAG, steps_by_title(steps)
@@ -253,7 +254,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         user: UserModel | None = self.state.value(user_id)
         if user is None:
             return
-        user.flush_armed = False
+        user.flush_armed = 0
         self.state.update(user, user_id)
         picks = top_picks(self._scores(user_id, user), self.weights, self.table, self.settings.top_picks,
                           user.recent)

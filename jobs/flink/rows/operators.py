@@ -48,6 +48,7 @@ from jobs.runtime import (
     KeyedState,
     Stores,
     arm_timer,
+    flush_due,
     kafka_row,
     keep_newest,
     skips_unreadable_state,
@@ -149,9 +150,9 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         counter.inc()
         if now - user.settings_read_ms >= settings.settings_refresh_ms:
             user.maturity_limit, user.settings_read_ms = self.homepages.maturity_limit(user_id), now
-        if not user.flush_armed:
+        if flush_due(user.flush_armed, now):
             ctx.timer_service().register_processing_time_timer(now + self.pacing.delay_ms())
-            user.flush_armed = True
+            user.flush_armed = now
         wake_at = user.reward_timer_due(now)  # held impressions close even if the member goes quiet
         if wake_at is not None:
             ctx.timer_service().register_processing_time_timer(wake_at)
@@ -182,7 +183,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         if user is None:
             return
         now = now_ms()
-        user.flush_armed = False
+        user.flush_armed = 0
         # no daypart timer yet, or this is it: set the next, for users seen in the last week only
         if timestamp >= user.bucket_timer_ms and now - user.context_ms < ACTIVE_MS:
             user.bucket_timer_ms = next_daypart_ms(now, user.utc_offset_minutes)
