@@ -47,7 +47,7 @@ from connectors.homepage_store import HomepageStore
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.model_store import ModelStore
 from connectors.producer import EventProducer
-from infra.process import RunRecord
+from infra.process import RunRecord, child_pids
 
 JOBS = ("features", "learning", "rows")
 
@@ -137,14 +137,8 @@ class Supervised:
     process: subprocess.Popen[bytes]
 
     def job_process(self) -> int | None:
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid:
-                return int(stat.parent.name)
-        return None
+        """The job's process (the supervisor's child), while one runs."""
+        return next(iter(child_pids(self.process.pid)), None)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGINT)

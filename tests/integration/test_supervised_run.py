@@ -18,6 +18,8 @@ from connectors.events import Context, PlayEvent
 from connectors.feature_store import FeatureStore
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.producer import EventProducer
+from infra.process import child_pids
+from tests.integration.test_learning_job import _wait
 
 USERS, ROUNDS = 10, 6
 MIN = 60_000
@@ -28,27 +30,6 @@ def _plays(users: list[str], round_: int, at_ms: int) -> list[PlayEvent]:
     ctx = Context("tv-1", "TV", "US", 0)
     return [PlayEvent(user, at_ms + round_ * MIN, ctx, "t1", "PROGRESS", f"pb-{user}", round_ * MIN, 100 * MIN,
                       event_id=f"{user}-{round_}") for user in users]
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _wait(what: str, check: Any, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
 
 
 def test_a_killed_job_process_is_restarted_from_its_checkpoint(kafka_config: Any, cassandra_config: Any,
@@ -79,13 +60,13 @@ def test_a_killed_job_process_is_restarted_from_its_checkpoint(kafka_config: Any
         producer.flush()
         _wait("the first half applied", lambda: watched(ROUNDS // 2), 180)
         _wait("a checkpoint after it", lambda: any(tmp_path.glob("features/*/chk-*/_metadata")), 60)
-        [job_process] = _children(supervisor.pid)
+        [job_process] = child_pids(supervisor.pid)
         os.killpg(job_process, signal.SIGKILL)  # the job's process and what it started, at once
         for round_ in range(ROUNDS // 2 + 1, ROUNDS + 1):
             producer.send_many(_plays(users, round_, at_ms))
         producer.flush()
         _wait("the second half applied by the restarted job", lambda: watched(ROUNDS), 240)
-        assert supervisor.poll() is None and _children(supervisor.pid) != [job_process]
+        assert supervisor.poll() is None and child_pids(supervisor.pid) != [job_process]
         # each event counted once: restored state and redelivered events do not count twice
         time.sleep(2.0)
         for user in users:

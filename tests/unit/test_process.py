@@ -20,3 +20,18 @@ def test_a_restarted_service_gets_its_ports_back_unless_taken(tmp_path: Path, mo
         squatter.listen()
         moved = stable_ports("cassandra", ["native", "storage"])
     assert moved["native"] != first["native"] and moved["storage"] == first["storage"]
+
+
+def test_the_children_of_a_process_are_found() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from infra.process import child_pids
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        assert child.pid in child_pids(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
