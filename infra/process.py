@@ -35,20 +35,22 @@ def port_free(port: int) -> bool:
             return False
 
 
-def stable_ports(service: str, names: list[str]) -> dict[str, int]:
-    """Ports for ``service``: those it had before (``<state dir>/ports.json``) where still free, else free ones.
+def stable_ports(service: str, names: list[str], configured: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Ports for ``service``: those it had before (``<state dir>/ports.json``, else ``configured``: what the
+    config file names) where still free, else free ones.
 
     A restarted service comes back where running jobs and clients look for it (the config is rewritten
     with the same ports), so they reconnect on their own.
     """
     path = state_dir() / "ports.json"
     known: dict[str, dict[str, int]] = json.loads(path.read_text()) if path.exists() else {}
-    before = known.get(service, {})
+    before = {**(configured or {}), **known.get(service, {})}
     ports: dict[str, int] = {}
     for name in names:
         port = before.get(name)
         taken = set(ports.values())
-        ports[name] = port if isinstance(port, int) and port not in taken and port_free(port) else free_port()
+        ports[name] = port if isinstance(port, int) and port > 0 and port not in taken and port_free(port) \
+            else free_port()
         while ports[name] in taken:
             ports[name] = free_port()
     known[service] = ports

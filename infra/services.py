@@ -39,6 +39,12 @@ class ServiceStatus:
     detail: str = ""
 
 
+def _configured_port(address: str) -> int:
+    """The port of the first ``host:port`` in ``address`` (0 when there is none)."""
+    first = address.split(",")[0].rsplit(":", 1)
+    return int(first[1]) if len(first) == 2 and first[1].isdigit() else 0
+
+
 class Service(ABC):
     """One engine: fetch it, start it on loopback, check it, stop it."""
 
@@ -99,7 +105,8 @@ class TansuBroker(_ProcessService):
         record = self.record()
         if record is None:
             self.install()
-            port = stable_ports(self.name, ["kafka"])["kafka"]
+            configured = _configured_port(KafkaConfig.load().bootstrap_servers)
+            port = stable_ports(self.name, ["kafka"], {"kafka": configured})["kafka"]
             url = f"tcp://127.0.0.1:{port}"
             pid = start_detached(
                 [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
@@ -164,7 +171,8 @@ class CassandraNode(_ProcessService):
         record = self.record()
         if record is None:
             self.install()
-            ports = stable_ports(self.name, ["native", "storage", "ssl_storage", "rpc", "jmx"])
+            ports = stable_ports(self.name, ["native", "storage", "ssl_storage", "rpc", "jmx"],
+                                 {"native": CassandraConfig.load().port})
             conf = self.data_dir / "conf"
             conf.mkdir(parents=True, exist_ok=True)
             for sub in ("data", "commitlog", "saved_caches"):

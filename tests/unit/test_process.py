@@ -20,6 +20,12 @@ def test_a_restarted_service_gets_its_ports_back_unless_taken(tmp_path: Path, mo
         squatter.listen()
         moved = stable_ports("cassandra", ["native", "storage"])
     assert moved["native"] != first["native"] and moved["storage"] == first["storage"]
+    # a service the file does not know yet starts where the config file says it is, when that port is free
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        configured = probe.getsockname()[1]
+    assert stable_ports("kafka", ["kafka"], {"kafka": configured}) == {"kafka": configured}
+    assert stable_ports("tansu", ["kafka"], {"kafka": 0})["kafka"] > 0
 
 
 def test_the_children_of_a_process_are_found() -> None:
