@@ -41,7 +41,7 @@ from infra.flink_cluster import job_metrics
 from infra.pipeline import start_job
 from infra.process import free_port
 from infra.replay.synthetic import SyntheticLoad
-from jobs.runtime import FlinkConfig
+from jobs.runtime import FlinkConfig, job_process_environment
 
 KEPT_UP = 0.99  # processed / offered at the end
 SCHEDULE_SLACK_S = 0.1  # a sender further behind than this moves its schedule rather than catch up
@@ -162,7 +162,7 @@ def _job_process(name: str, kafka: KafkaConfig, cassandra: CassandraConfig, grou
                  flink_options: dict[str, str], timeout_s: float = 120.0) -> tuple[str, Callable[[], None]]:
     """``nextwatch jobs run NAME`` in a process of its own; its job id (once submitted) and how to stop it."""
     section = {"features": "FEATURES", "learning": "LEARNING", "rows": "ROWS"}[name]
-    env = {**os.environ, "NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+    env = {**job_process_environment(os.environ), "NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
            "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra.keyspace, f"NEXTWATCH_{section}_GROUP_ID": group_id,
            **{"NEXTWATCH_FLINK_OPT_" + key.replace(".", "__"): value for key, value in flink_options.items()}}
     logs = state_dir() / "logs"

@@ -35,7 +35,7 @@ from connectors.errors import ConfigError, NextwatchError
 
 LOG = logging.getLogger("nextwatch.cassandra")
 CQL_DIR = REPO_ROOT / "infra" / "cql"
-# what a write may meet while Cassandra is away or overloaded: retried (every write here is idempotent)
+# what a request may meet while Cassandra is away or overloaded: retried (every write here is idempotent)
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (OperationTimedOut, NoHostAvailable, Unavailable, WriteTimeout,
                                                  ReadTimeout, CoordinationFailure, ConnectionException)
 _STATEMENT_END = re.compile(r";\s*(?:--[^\n]*)?$", re.MULTILINE)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.runtime import latest_checkpoint
+from jobs.runtime import job_process_environment, latest_checkpoint
 
 LOG = logging.getLogger("nextwatch.supervise")
 
@@ -63,7 +63,7 @@ def supervise(job: str, command: list[str], checkpoint_dir: Path, settings: Supe
     """
     if threading.current_thread() is threading.main_thread():  # SIGTERM (a service manager's stop) as Ctrl-C
         signal.signal(signal.SIGTERM, _interrupt)
-    base = dict(os.environ if env is None else env)
+    base = job_process_environment(os.environ if env is None else env)
     base["NEXTWATCH_FLINK_CHECKPOINT_DIR"] = str(checkpoint_dir)
     restore = base.get("NEXTWATCH_FLINK_RESTORE_FROM", "")
     backoff, restarts = 1.0, 0

@@ -204,6 +204,17 @@ def stream_environment(config: FlinkConfig | None = None) -> Any:
     return env
 
 
+# What PyFlink sets in a process whose Python operators ran in it (a mini-cluster's loopback workers): a
+# process started from there to run a job of its own must not inherit them ("launching the
+# PythonGatewayServer during Python UDF execution", or workers dialling the parent's loopback server).
+PYFLINK_WORKER_VARIABLES = ("PYFLINK_GATEWAY_DISABLED", "PYFLINK_GATEWAY_PORT", "PYTHON_LOOPBACK_SERVER_ADDRESS")
+
+
+def job_process_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for a child process that runs a job (its own JVM and Python workers)."""
+    return {key: value for key, value in env.items() if key not in PYFLINK_WORKER_VARIABLES}
+
+
 def execution_mode(env: Any) -> str:
     """The mode ``env`` runs Python operators in, "thread" or "process" (Flink's default)."""
     from pyflink.util.java_utils import get_j_env_configuration

@@ -46,3 +46,18 @@ def test_restarts_can_be_bounded_and_a_job_without_checkpoints_starts_over(tmp_p
     code = supervise("rows", ["job"], tmp_path, Supervision(max_restarts=2), spawn, lambda s: None, env={})
     assert code == 3 and len(runs) == 3
     assert all("NEXTWATCH_FLINK_RESTORE_FROM" not in run for run in runs)
+
+
+def test_the_job_does_not_inherit_what_pyflink_set_in_the_parent(tmp_path: Path) -> None:
+    """A process whose Python operators ran in it (a test's mini-cluster) has PyFlink's worker variables set;
+    a job started from it must launch a gateway of its own."""
+    seen: list[dict[str, str]] = []
+
+    def spawn(command: list[str], env: Mapping[str, str]) -> Any:
+        seen.append(dict(env))
+        return _Child(0)
+
+    parent = {"PYFLINK_GATEWAY_DISABLED": "true", "PYTHON_LOOPBACK_SERVER_ADDRESS": "localhost:1", "HOME": "/root"}
+    supervise("features", ["job"], tmp_path, Supervision(), spawn, lambda s: None, env=parent)
+    assert "PYFLINK_GATEWAY_DISABLED" not in seen[0] and "PYTHON_LOOPBACK_SERVER_ADDRESS" not in seen[0]
+    assert seen[0]["HOME"] == "/root"
