@@ -206,13 +206,17 @@ def stream_environment(config: FlinkConfig | None = None) -> Any:
 
 # What PyFlink sets in a process whose Python operators ran in it (a mini-cluster's loopback workers): a
 # process started from there to run a job of its own must not inherit them ("launching the
-# PythonGatewayServer during Python UDF execution", or workers dialling the parent's loopback server).
-PYFLINK_WORKER_VARIABLES = ("PYFLINK_GATEWAY_DISABLED", "PYFLINK_GATEWAY_PORT", "PYTHON_LOOPBACK_SERVER_ADDRESS")
+# PythonGatewayServer during Python UDF execution", workers dialling the parent's loopback server).
+PYFLINK_WORKER_VARIABLES = ("PYFLINK_GATEWAY_DISABLED", "PYFLINK_GATEWAY_PORT", "PYTHON_LOOPBACK_SERVER_ADDRESS",
+                            "_PYFLINK_CONN_INFO_PATH", "_PYTHON_WORKER_MEMORY_LIMIT", "BOOT_LOG_DIR",
+                            "SEMI_PERSISTENT_DIRECTORY")
 
 
 def job_process_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` for a child process that runs a job (its own JVM and Python workers)."""
-    return {key: value for key, value in env.items() if key not in PYFLINK_WORKER_VARIABLES}
+    """``env`` for a child process that runs a job (its own JVM and Python workers); an empty ``JAVA_HOME``
+    (PyFlink would look for ``bin/java``) is left out too."""
+    return {key: value for key, value in env.items()
+            if key not in PYFLINK_WORKER_VARIABLES and not (key == "JAVA_HOME" and not value)}
 
 
 def execution_mode(env: Any) -> str:

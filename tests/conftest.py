@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -10,6 +11,17 @@ from typing import Any
 import pytest
 
 from tests import factories
+
+# The environment as the test session started: a test that runs Python operators in its own mini-cluster
+# leaves PyFlink's worker variables in os.environ (not all of them known), which a job process started
+# later must not inherit.
+SESSION_START_ENVIRONMENT = dict(os.environ)
+
+
+@pytest.fixture
+def clean_environment() -> dict[str, str]:
+    """A copy of the environment the session started with, for processes that run jobs of their own."""
+    return dict(SESSION_START_ENVIRONMENT)
 
 
 @pytest.fixture

@@ -81,6 +81,7 @@ CASES = {
 
 @pytest.mark.parametrize("job", sorted(CASES))
 def test_a_killed_job_process_is_restarted_from_its_checkpoint(job: str, kafka_config: Any, cassandra_config: Any,
+                                                               clean_environment: dict[str, str],
                                                                tmp_path: Path) -> None:
     case = CASES[job]
     tag = uuid.uuid4().hex[:6]
@@ -88,7 +89,7 @@ def test_a_killed_job_process_is_restarted_from_its_checkpoint(job: str, kafka_c
     created = ensure_topics(kafka)
     users = [f"sup-{tag}-{n}" for n in range(USERS)]
     at_ms = int(time.time() * 1000) - 30 * MIN
-    env = {**os.environ, "NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+    env = {**clean_environment, "NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
            "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra_config.keyspace,
            f"NEXTWATCH_{job.upper()}_GROUP_ID": f"{job}-{tag}", "NEXTWATCH_FLINK_CHECKPOINT_INTERVAL_MS": "1000",
            "NEXTWATCH_FLINK_CHECKPOINT_DIR": str(tmp_path)}

@@ -57,7 +57,8 @@ def test_the_job_does_not_inherit_what_pyflink_set_in_the_parent(tmp_path: Path)
         seen.append(dict(env))
         return _Child(0)
 
-    parent = {"PYFLINK_GATEWAY_DISABLED": "true", "PYTHON_LOOPBACK_SERVER_ADDRESS": "localhost:1", "HOME": "/root"}
+    parent = {"PYFLINK_GATEWAY_DISABLED": "true", "PYTHON_LOOPBACK_SERVER_ADDRESS": "localhost:1", "HOME": "/root",
+              "JAVA_HOME": ""}
     supervise("features", ["job"], tmp_path, Supervision(), spawn, lambda s: None, env=parent)
-    assert "PYFLINK_GATEWAY_DISABLED" not in seen[0] and "PYTHON_LOOPBACK_SERVER_ADDRESS" not in seen[0]
+    assert not {"PYFLINK_GATEWAY_DISABLED", "PYTHON_LOOPBACK_SERVER_ADDRESS", "JAVA_HOME"} & set(seen[0])
     assert seen[0]["HOME"] == "/root"
