@@ -17,9 +17,9 @@ from connectors.codec import EventCodec
 from connectors.errors import DecodeError, InvalidEventError, UnknownSchemaError
 from connectors.events import EVENT_TYPES, USER_EVENT_SUBJECTS, check_semantics, from_record
 from connectors.limits import DEFAULT_LIMITS, Limits
+from jobs.records.rejected_event import REASON_CHARS
 
 TIMESTAMP_TOLERANCE_MS = 1_000
-REASON_CHARS = 1_024  # a reason names the field and shows a cut value: never the input whole
 
 
 DECODE_REJECTIONS = ("empty_value", "oversize", "undecodable", "contract", "timestamp")

@@ -9,7 +9,7 @@ from typing import Any
 from connectors.limits import DEFAULT_LIMITS, Limits
 from jobs.context import now_ms
 
-REASON_CHARS = 1_024
+REASON_CHARS = 1_024  # a reason names the field and shows a cut value: never the input whole
 # what a record holds besides the original, at most: the reason (up to 4 bytes a character), ids of at most
 # 128 characters, the job and topic names, numbers and Avro's lengths
 RECORD_OVERHEAD_BYTES = 8 * 1024
