@@ -15,7 +15,13 @@ Cold start is reported separately: positives of users with fewer than
 ``new_user_events`` past events, and positives on titles in their first week in the
 stream (counted from the title's first event).
 
-Then every model learns from the event. Baselines run in the same stream:
+Then every model learns from the event.
+
+With ``report_after_ms`` the stream is split at that time: everything learns from the
+first part, and what learns settings from its own rankings (the scorer's blend) learns
+them there too, but only positives after it are counted. Every tally is also kept per
+member, so :mod:`jobs.intervals` can put bootstrap intervals over members around each
+figure and compare two models on the same members. Baselines run in the same stream:
 popularity, river's BiasedMF and the plain co-occurrence kNN over the last 20 titles.
 """
 
@@ -29,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from jobs.intervals import Resamples
 from jobs.models.base import Feedback, Recommender, Search
 from jobs.models.content import ContentProfile, TitleText
 from jobs.models.feedback import feedback_from_event, search_from_event
@@ -55,13 +62,26 @@ class LabeledFeedback:
 
 @dataclass
 class Score:
-    """Running metrics of one model (or one signal of the scorer)."""
+    """Running metrics of one model (or one signal of the scorer), in total and per member."""
 
     positives: int = 0
     hits: int = 0
     dcg: float = 0.0
     squared_error: float = 0.0
     rated: int = 0
+    members: dict[str, list[float]] = field(default_factory=dict)  # member -> [positives, hits, dcg]
+
+    def count(self, member: str, rank: int | None, k: int) -> None:
+        """One positive of ``member``, ranked at ``rank`` (0-based; ``None``: it could not be ranked)."""
+        tally = self.members.setdefault(member, [0.0, 0.0, 0.0])
+        self.positives += 1
+        tally[0] += 1
+        if rank is not None and rank < k:
+            gain = 1.0 / math.log2(rank + 2)
+            self.hits += 1
+            self.dcg += gain
+            tally[1] += 1
+            tally[2] += gain
 
     @property
     def recall(self) -> float:
@@ -77,6 +97,7 @@ class Score:
 
 
 NEW_USERS = "new users"
+POPULARITY_BASELINE = "popularity (baseline)"
 NEW_TITLES = "new titles"
 WEEK_MS = 7 * 86_400_000
 
@@ -88,6 +109,8 @@ class Report:
     events: int = 0
     seconds: float = 0.0
     blend: dict[str, float] = field(default_factory=dict)
+    report_after_ms: int | None = None  # positives up to this time taught settings and were not counted
+    reported_events: int = 0
 
 
 def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
@@ -104,7 +127,7 @@ def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
         signals["content"] = ContentProfile(catalog)
         signals["search"] = SearchIntent(catalog)
     models: dict[str, Recommender] = {
-        "popularity (baseline)": Popularity(),
+        POPULARITY_BASELINE: Popularity(),
         "river BiasedMF (baseline)": RiverBiasedMF(),
         "item-kNN, last 20 (baseline)": ItemCooccurrence(window=20, recency=1.0, normalize=False),
         "scorer": Scorer(signals, local_search=True),
@@ -149,8 +172,8 @@ def _rank_of(scores: np.ndarray, position: int, excluded: np.ndarray) -> int:
 
 def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Recommender], k: int = 10,
              positive_at: float = 4.0, progress: Progress | None = None, every: int = 10_000,
-             new_user_events: int = 5) -> Report:
-    report = Report()
+             new_user_events: int = 5, report_after_ms: int | None = None) -> Report:
+    report = Report(report_after_ms=report_after_ms)
     for name, model in models.items():  # table rows in the models' order
         views = [name, *(f"{name}: {signal}" for signal in getattr(model, "signals", {}))]
         for view in views:
@@ -168,21 +191,27 @@ def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Re
                 model.learn_search(item)
             continue
         event = item.feedback
+        reported = report_after_ms is None or event.time_ms > report_after_ms
+        report.reported_events += reported
         seen = touched.setdefault(event.user_id, set())
         first_ms = title_first_ms.setdefault(event.title_id, event.time_ms)
         slices = [report.slices[NEW_USERS]] if past_events.get(event.user_id, 0) < new_user_events else []
         if event.time_ms - first_ms < WEEK_MS:
             slices.append(report.slices[NEW_TITLES])
         if event.title_id not in seen and item.label is not None:
-            for name, model in models.items():
-                prediction = model.predict_one(event.user_id, event.title_id)
-                if prediction is not None:
-                    score = report.scores.setdefault(name, Score())
-                    score.squared_error += (prediction - item.label) ** 2
-                    score.rated += 1
+            if reported:
+                for name, model in models.items():
+                    prediction = model.predict_one(event.user_id, event.title_id)
+                    if prediction is not None:
+                        score = report.scores.setdefault(name, Score())
+                        score.squared_error += (prediction - item.label) ** 2
+                        score.rated += 1
             if item.label >= positive_at:
                 for name, model in models.items():
-                    _rank(report, name, model, event, seen, k, slices)
+                    if reported:
+                        _rank(report, name, model, event, seen, k, slices)
+                    elif isinstance(model, Scorer):  # the first part teaches the blend, uncounted
+                        _teach_blend(model, event, seen)
         for model in models.values():
             model.learn_one(event)
         seen.add(event.title_id)
@@ -192,6 +221,19 @@ def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Re
     report.seconds = time.monotonic() - started
     report.blend = next((dict(m.weights) for m in models.values() if isinstance(m, Scorer)), {})
     return report
+
+
+def _excluded(model: Recommender, seen: set[str]) -> np.ndarray:
+    excluded = np.zeros(len(model.titles), dtype=bool)
+    for title_id in seen:
+        excluded[model.titles.positions[title_id]] = True
+    return excluded
+
+
+def _teach_blend(model: Scorer, event: Feedback, seen: set[str]) -> None:
+    parts = model.signal_scores(event.user_id)
+    if event.title_id in model.titles:
+        model.observe(parts, event.title_id, _excluded(model, seen))
 
 
 def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: set[str], k: int,
@@ -205,20 +247,11 @@ def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: 
     else:
         views = {name: model.score(event.user_id)}
     position = model.titles.positions.get(event.title_id)
-    excluded = np.zeros(len(model.titles), dtype=bool)
-    for title_id in seen:
-        excluded[model.titles.positions[title_id]] = True
+    excluded = _excluded(model, seen)
     for view, scores in views.items():
-        counted = [report.scores[view], *(part[view] for part in slices)]
-        for score in counted:
-            score.positives += 1
-        if position is None:
-            continue  # never seen: no model can rank it
-        rank = _rank_of(scores, position, excluded)
-        if rank < k:
-            for score in counted:
-                score.hits += 1
-                score.dcg += 1.0 / math.log2(rank + 2)
+        rank = None if position is None else _rank_of(scores, position, excluded)  # never seen: a miss
+        for score in (report.scores[view], *(part[view] for part in slices)):
+            score.count(event.user_id, rank, k)
     if isinstance(model, Scorer) and position is not None:
         model.observe(parts, event.title_id, excluded)
 
@@ -239,26 +272,66 @@ def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
     return lines
 
 
-def format_report(report: Report, k: int = 10) -> str:
-    """The table ``nextwatch eval`` prints."""
-    rows = [("model", f"Recall@{k}", f"NDCG@{k}", "RMSE", "positives")]
+BASELINE_MARK = "(baseline)"
+
+
+def format_report(report: Report, k: int = 10, resamples: int = 1000) -> str:
+    """The table ``nextwatch eval`` prints: figures with 95% bootstrap intervals over members, then paired
+    comparisons of every model that is not a baseline with the best baseline (overall and per slice)."""
+    runs = Resamples(report.scores, resamples)
+    rows = [("model", f"Recall@{k} [95% interval]", f"NDCG@{k} [95% interval]", "RMSE", "positives")]
     for name, score in report.scores.items():
         if not score.positives and score.rmse is None:
             continue
         rmse = f"{score.rmse:.4f}" if score.rmse is not None else "-"
-        rows.append((name, f"{score.recall:.4f}", f"{score.ndcg:.4f}", rmse, f"{score.positives:,}"))
-    lines = [*_aligned(rows), "", *_slice_table(report, k)]
+        rows.append((name, str(runs.interval(name, "recall")), str(runs.interval(name, "ndcg")), rmse,
+                     f"{score.positives:,}"))
+    lines = [_scope(report), "", *_aligned(rows), "", *_slice_table(report, k, resamples), ""]
+    lines += _comparisons("all positives", report.scores, runs, k)
+    for part, scores in report.slices.items():  # new members' target is popularity: compared with it too
+        also = (POPULARITY_BASELINE,) if part == NEW_USERS else ()
+        lines += _comparisons(part, scores, Resamples(scores, resamples), k, also)
     if report.blend:
         lines.append("scorer blend serving at the end: " + ", ".join(f"{n} {w:g}" for n, w in report.blend.items()))
     lines.append(f"{report.events:,} events in {report.seconds:.0f}s")
     return "\n".join(lines)
 
 
-def _slice_table(report: Report, k: int) -> list[str]:
-    """Cold start: Recall@k of every model on the new-user and new-title positives."""
-    rows: list[tuple[str, ...]] = [("cold start", *(f"{part} R@{k} (n)" for part in report.slices))]
+def _scope(report: Report) -> str:
+    if report.report_after_ms is None:
+        return f"reported: every positive of the {report.events:,} events"
+    split = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(report.report_after_ms / 1000))
+    return (f"reported: the {report.reported_events:,} events after {split} UTC; the "
+            f"{report.events - report.reported_events:,} before taught the models and the scorer's blend, uncounted")
+
+
+def _comparisons(part: str, scores: Mapping[str, Score], runs: Resamples, k: int,
+                 also: Sequence[str] = ()) -> list[str]:
+    """Each model that is not a baseline against the best baseline of ``part`` (and ``also``), on the same members."""
+    baselines = [name for name in scores if name.endswith(BASELINE_MARK) and scores[name].positives]
+    if not baselines:
+        return []
+    best = max(baselines, key=lambda name: scores[name].recall)
+    lines: list[str] = []
+    for baseline in dict.fromkeys([best, *(name for name in also if name in baselines)]):
+        lines.append(f"paired with {'the best baseline' if baseline == best else 'a baseline'} on {part} "
+                     f"({baseline}):")
+        for name, score in scores.items():
+            if name in baselines or ": " in name or not score.positives:
+                continue
+            for metric, label in (("recall", f"Recall@{k}"), ("ndcg", f"NDCG@{k}")):
+                comparison = runs.compare(name, baseline, metric)  # type: ignore[arg-type]
+                lines.append(f"  {label} {comparison}".replace(f" - {baseline}", " - baseline"))
+        lines.append("")
+    return lines
+
+
+def _slice_table(report: Report, k: int, resamples: int) -> list[str]:
+    """Cold start: Recall@k of every model on the new-user and new-title positives, with intervals."""
+    runs = {part: Resamples(scores, resamples) for part, scores in report.slices.items()}
+    rows: list[tuple[str, ...]] = [("cold start", *(f"{part} R@{k} [95%] (n)" for part in report.slices))]
     for name in report.scores:
-        cells = [f"{part.get(name, Score()).recall:.4f} ({part.get(name, Score()).positives:,})"
-                 for part in report.slices.values()]
+        cells = [f"{runs[part].interval(name, 'recall')} ({scores.get(name, Score()).positives:,})"
+                 if name in scores else "-" for part, scores in report.slices.items()]
         rows.append((name, *cells))
     return _aligned(rows)

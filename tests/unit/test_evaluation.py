@@ -147,7 +147,37 @@ def test_cold_start_positives_are_reported_apart() -> None:
     assert report.scores["fixed"].positives == 9 and report.scores["fixed"].hits == 9
     assert report.slices[NEW_USERS]["fixed"].positives == 6  # a's first 5 and b's first
     assert report.slices[NEW_TITLES]["fixed"].positives == 8  # every a positive hits a title in its first day
-    assert "new users R@1 (n)" in format_report(report, k=1)
+    assert "new users R@1 [95%] (n)" in format_report(report, k=1)
+
+
+def test_only_positives_after_the_split_are_counted_and_the_blend_learns_before_it() -> None:
+    from jobs.models.item_cf import ItemCooccurrence
+    from jobs.models.scorer import Scorer
+
+    stream = [labeled(f"u{n % 6}", f"m{n % 7}", 5.0, at=n) for n in range(40)]
+    scorer = Scorer({"item_cf": ItemCooccurrence(), "popularity": Popularity()})
+    report = evaluate(stream, {"fixed": Fixed([f"m{n}" for n in range(9)]), "scorer": scorer}, report_after_ms=29)
+    # 10 events after the split, each a first touch of its pair (a pair repeats every 42 events)
+    assert report.reported_events == 10 and report.scores["fixed"].positives == 10
+    # its blend learned from every positive on a title it already knew (the first 7 touches were not), reported
+    # or not
+    assert scorer.observed == 40 - 7
+    assert "the 10 events after 1970-01-01 00:00:00 UTC; the 30 before" in format_report(report)
+
+
+def test_members_are_tallied_for_intervals_and_models_paired_with_the_best_baseline() -> None:
+    order = [f"m{n}" for n in range(10)]
+    stream = [labeled(f"u{u}", f"m{t}", 5.0, at=u * 10 + t) for u in range(40) for t in range(3)]
+    models = {"reversed (baseline)": Fixed(order[::-1]), "shifted (baseline)": Fixed(order[2:] + order[:2]),
+              "fixed": Fixed(order)}
+    report = evaluate(stream, models, k=3)
+    assert report.scores["fixed"].members["u3"] == [3.0, 3.0, 3.0]  # each positive the top untouched title
+    # shifted ranks m2 first: one hit per member, at rank 0 (m0, m1 come last)
+    assert report.scores["shifted (baseline)"].members["u3"] == [3.0, 1.0, 1.0]
+    text = format_report(report, k=3, resamples=200)
+    assert "paired with the best baseline on all positives (shifted (baseline)):" in text
+    line = next(row for row in text.splitlines() if row.strip().startswith("Recall@3 fixed - baseline"))
+    assert "p < 0.005" in line and "(paired over 40 members)" in line
 
 
 def test_the_scorer_reports_each_signal_alone_and_blended() -> None:
