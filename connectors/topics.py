@@ -54,6 +54,9 @@ TOPICS: tuple[TopicSpec, ...] = (
               doc="UserFeatures changelog: the absolute profile after each change, keyed by user_id"),
     TopicSpec("model-updates", "item_vectors", "title_id", config={"cleanup.policy": "compact"},
               doc="ItemVectors: each title's absolute, versioned model state, keyed by title_id; compacted"),
+    TopicSpec("blend-updates", "blend_update", "segment", partitions=1, config={"cleanup.policy": "compact"},
+              doc="BlendUpdate: each member segment's serving blend of the learning job's signals, absolute and "
+                  "versioned, keyed by segment; compacted"),
     TopicSpec("user-updates", "user_update", "user_id", config={"retention.ms": _WEEK_MS},
               doc="UserUpdate: each user's top picks and model state after their events, keyed by user_id"),
     TopicSpec("policy-updates", "policy_update", "name", config={"cleanup.policy": "compact"},

@@ -110,7 +110,14 @@ def _eval(args: argparse.Namespace) -> int:
         return _ope(args)
 
     from infra.replay.movielens import load_movielens, load_ratings_file
-    from jobs.evaluation import default_models, evaluate, events_stream, format_report, ratings_stream
+    from jobs.evaluation import (
+        default_models,
+        evaluate,
+        events_stream,
+        format_report,
+        ratings_stream,
+        tune_job_blends,
+    )
     from jobs.models.content import TitleText, title_text
 
     data = Path(args.data) if args.data else None
@@ -148,6 +155,12 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         stream = ratings_stream((r.user_id, r.title_id, r.stars, r.timestamp_s) for r in ratings)
         catalog = [TitleText(t.title_id, t.title, t.year, tuple(t.genres)) for t in dataset.titles.values()]
+    if args.tune_blends:
+        if report_after_ms is None:
+            raise NextwatchError("--tune-blends learns on the part before the split: --split-after must not be 0")
+        print(tune_job_blends(stream, catalog, report_after_ms,
+                              progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True)))
+        return 0
     report = evaluate(stream, default_models(catalog), k=args.k, positive_at=args.positive_at,
                       progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True),
                       report_after_ms=report_after_ms)
@@ -221,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="report only after the time of the Nth rating; before it the models and the scorer's "
                              "blend learn uncounted (default: half the ratings, 50,000 of MovieLens 100K; 0: none)")
     p_eval.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of members for intervals")
+    p_eval.add_argument("--tune-blends", action="store_true",
+                        help="only the part before the split: the learning job's logic learns its blends there "
+                             "from every member, and they are printed as [learning] settings")
     p_eval.add_argument("--stream", choices=["ratings", "replay"], default="ratings",
                         help="ratings: one event per rating; replay: the replay's events (impression, click, "
                              "play, rating), each pair tested at its first event that teaches something")

@@ -108,7 +108,7 @@ class Report:
     slices: dict[str, dict[str, Score]] = field(default_factory=lambda: {NEW_USERS: {}, NEW_TITLES: {}})
     events: int = 0
     seconds: float = 0.0
-    blend: dict[str, float] = field(default_factory=dict)
+    blends: dict[str, dict[str, float]] = field(default_factory=dict)  # the scorer's, per segment, at the end
     report_after_ms: int | None = None  # positives up to this time taught settings and were not counted
     reported_events: int = 0
 
@@ -135,6 +135,29 @@ def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
     if catalog:  # the learning job's top picks as served: its own signals and its fixed blend
         models["learning job top picks"] = JobBlend(catalog)
     return models
+
+
+def tune_job_blends(stream: Iterable[LabeledFeedback | Search], catalog: Iterable[TitleText], until_ms: int,
+                    progress: Progress | None = None, every: int = 10_000) -> str:
+    """The learning job's logic learns its blends from every member's touches up to ``until_ms``: the
+    starting blends per segment for ``[learning]``, chosen on that part of the stream only."""
+    model = JobBlend(catalog, evaluate_share=1.0)
+    started = time.monotonic()
+    for n, item in enumerate(stream, start=1):
+        if isinstance(item, Search):
+            model.learn_search(item)
+            continue
+        if item.feedback.time_ms > until_ms:
+            break
+        model.learn_one(item.feedback)
+        if progress and n % every == 0:
+            progress(f"{n:,} events in {time.monotonic() - started:.0f}s, learning the job's blends")
+    split = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(until_ms / 1000))
+    lines = [f"# [learning]: the learning job's blends, learned on the stream up to {split} UTC"]
+    for segment, learner in model.loop.blends.learners.items():
+        weights = ",".join(f"{name}={weight:g}" for name, weight in learner.serving.items())
+        lines.append(f'blend_{segment} = "{weights}"  # {learner.touches:,} touches, {learner.version} moves')
+    return "\n".join(lines)
 
 
 def ratings_stream(ratings: Iterable[tuple[str, str, float, int]]) -> Iterator[LabeledFeedback]:
@@ -219,7 +242,7 @@ def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Re
         if progress and report.events % every == 0:
             progress(_progress_line(report, started))
     report.seconds = time.monotonic() - started
-    report.blend = next((dict(m.weights) for m in models.values() if isinstance(m, Scorer)), {})
+    report.blends = next((m.serving() for m in models.values() if isinstance(m, Scorer)), {})
     return report
 
 
@@ -233,7 +256,7 @@ def _excluded(model: Recommender, seen: set[str]) -> np.ndarray:
 def _teach_blend(model: Scorer, event: Feedback, seen: set[str]) -> None:
     parts = model.signal_scores(event.user_id)
     if event.title_id in model.titles:
-        model.observe(parts, event.title_id, _excluded(model, seen))
+        model.observe(parts, event.title_id, _excluded(model, seen), event.user_id)
 
 
 def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: set[str], k: int,
@@ -243,7 +266,7 @@ def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: 
     if isinstance(model, Scorer):
         parts = model.signal_scores(event.user_id)
         views = {**{f"{name}: {signal}": scores for signal, scores in parts.items()},
-                 name: model.blend(parts, model.weights)}
+                 name: model.blend(parts, model.weights_for(event.user_id))}
     else:
         views = {name: model.score(event.user_id)}
     position = model.titles.positions.get(event.title_id)
@@ -253,13 +276,15 @@ def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: 
         for score in (report.scores[view], *(part[view] for part in slices)):
             score.count(event.user_id, rank, k)
     if isinstance(model, Scorer) and position is not None:
-        model.observe(parts, event.title_id, excluded)
+        model.observe(parts, event.title_id, excluded, event.user_id)
 
 
 def _progress_line(report: Report, started: float) -> str:
     elapsed = time.monotonic() - started
     best = max(report.scores.items(), key=lambda kv: kv[1].recall, default=None)
     lead = f"; best so far {best[0]} Recall@10 {best[1].recall:.3f}" if best else ""
+    if not report.reported_events:
+        lead = "; the part before the split: learning, nothing counted yet"
     return f"{report.events:,} events in {elapsed:.0f}s ({report.events / max(elapsed, 1e-9):,.0f}/s){lead}"
 
 
@@ -291,8 +316,9 @@ def format_report(report: Report, k: int = 10, resamples: int = 1000) -> str:
     for part, scores in report.slices.items():  # new members' target is popularity: compared with it too
         also = (POPULARITY_BASELINE,) if part == NEW_USERS else ()
         lines += _comparisons(part, scores, Resamples(scores, resamples), k, also)
-    if report.blend:
-        lines.append("scorer blend serving at the end: " + ", ".join(f"{n} {w:g}" for n, w in report.blend.items()))
+    for segment, weights in report.blends.items():
+        lines.append(f"scorer blend serving {segment} members at the end: "
+                     + ", ".join(f"{n} {w:g}" for n, w in weights.items()))
     lines.append(f"{report.events:,} events in {report.seconds:.0f}s")
     return "\n".join(lines)
 

@@ -631,7 +631,7 @@ class BroadcastRestore:
     entries go to its loader (one that cannot be decoded is counted and left out).
     """
 
-    def __init__(self, loaders: list[tuple[Any, Callable[[Any], None]]], failures: EventCount) -> None:
+    def __init__(self, loaders: list[tuple[Any, Callable[[Any], object]]], failures: EventCount) -> None:
         self.loaders, self.failures = loaders, failures
         self.done = False
 

@@ -608,8 +608,9 @@ class OnlineEvaluation:
       (which ranks positives at their first event over the whole catalog), cheap enough
       to run per event.
 
-    With ``blend_top`` (the job's blended ranking of all eight signals, leaving out the
-    given titles) the same touches are also tested against the blend: ``blend_hits``.
+    With ``blend_hit`` (whether the job's blend of all eight signals, leaving out the
+    given titles, has the touched title in its top ``k``) the same touches are also tested
+    against the blend: ``blend_hits``.
 
     Feedback older than the newest the user has had applied arrived out of order (a
     backfill reads the three topics one partition after another): the model has
@@ -626,7 +627,7 @@ class OnlineEvaluation:
     out_of_order: int = 0
 
     def observe(self, user: UserModel, feedback: Feedback, items: Mapping[str, ItemVectors],
-                config: LearningConfig, blend_top: Callable[[set[str]], list[str]] | None = None) -> None:
+                config: LearningConfig, blend_hit: Callable[[set[str]], bool] | None = None) -> None:
         if feedback.time_ms < user.updated_ms:
             self.out_of_order += 1
             return
@@ -637,8 +638,8 @@ class OnlineEvaluation:
             self.touches += 1
             recent = set(user.recent)
             self.hits += feedback.title_id in top_titles(cf_scores(user, items), self.k, recent)
-            if blend_top is not None:
-                self.blend_hits += feedback.title_id in blend_top(recent)
+            if blend_hit is not None:
+                self.blend_hits += blend_hit(recent)
 
     @property
     def rmse(self) -> float:

@@ -11,7 +11,8 @@ A full grid grows as ``levels ** (signals - 1)`` (seven signals at three levels:
 blends, about 3 ms per positive). With ``local_search`` the candidates are instead
 the serving blend and its neighbours (one signal one level up or down); every
 ``step_every`` positives the serving blend moves to the best of them, an online
-coordinate ascent that grows linearly with the signals. A pairwise (BPR) weight
+coordinate ascent that grows linearly with the signals, learned per member tenure
+segment (:mod:`jobs.models.blend`, as the learning job learns it). A pairwise (BPR) weight
 learner against the blend's top titles was also tried and ranked worse (Recall@10
 0.156 against 0.208 on the first 30,000 MovieLens ratings).
 
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from jobs.models.base import Feedback, Recommender, Search, TitleIndex
+from jobs.models.blend import LEVELS, SegmentBlends, Tenure, candidate_hits
 
 
 def scaled(scores: np.ndarray) -> np.ndarray:
@@ -62,7 +64,8 @@ class Scorer(Recommender):
 
     def __init__(self, signals: Mapping[str, Recommender], candidates: Sequence[Mapping[str, float]] | None = None,
                  memory: int = 2000, k: int = 10, titles: TitleIndex | None = None, local_search: bool = False,
-                 levels: Sequence[float] = (0.0, 0.1, 0.3, 1.0), step_every: int = 500) -> None:
+                 levels: Sequence[float] = LEVELS, step_every: int = 500, tenure: Tenure | None = None,
+                 start: Mapping[str, Any] | None = None) -> None:
         super().__init__(titles)
         if not signals:
             raise ValueError("a scorer needs at least one signal")
@@ -73,40 +76,48 @@ class Scorer(Recommender):
         self.signals = dict(signals)
         if local_search and candidates is not None:
             raise ValueError("local search makes its own candidates: pass candidates or local_search, not both")
-        self.local_search, self.levels, self.step_every = local_search, tuple(sorted(levels)), step_every
-        if local_search:
-            self.serving = {name: max(self.levels) for name in self.signals}  # start with no signal favoured
-            candidates = self._neighbourhood(self.serving)
+        self.local_search, self.levels, self.step_every, self.tenure = local_search, tuple(levels), step_every, tenure
+        self.start = dict(start) if start else None
+        self.memory, self.k = memory, k
+        self.past_events: dict[str, int] = {}  # the members' tenure
+        self.observed = 0
+        if local_search:  # one learner per tenure segment, each starting with no signal favoured
+            first = {name: 1.0 for name in self.signals}
+            self.blends: SegmentBlends | None = SegmentBlends(list(self.signals), self.start or first, tenure,
+                                                              self.levels, step_every, memory)
+            return
+        self.blends = None
         self.candidates = [dict(c) for c in (candidates or weight_grid(list(self.signals)))]
         unknown = {n for c in self.candidates for n in c} - set(self.signals)
         if unknown:
             raise ValueError(f"blend weights name unknown signals: {sorted(unknown)}")
-        self.memory, self.k = memory, k
+        self.matrix = np.array([[c.get(name, 0.0) for name in self.signals] for c in self.candidates])
         self.hit_rates = np.zeros(len(self.candidates))
         self.counts = np.zeros(len(self.candidates))
-        self.observed = 0
 
     def _params(self) -> dict[str, Any]:
         return {"signals": {n: m.clone() for n, m in self.signals.items()},
                 "candidates": None if self.local_search else self.candidates, "memory": self.memory, "k": self.k,
-                "local_search": self.local_search, "levels": self.levels, "step_every": self.step_every}
+                "local_search": self.local_search, "levels": self.levels, "step_every": self.step_every,
+                "tenure": self.tenure, "start": self.start}
 
-    def _neighbourhood(self, serving: Mapping[str, float]) -> list[dict[str, float]]:
-        """The serving blend first, then each signal but the first moved one level up or down."""
-        found = [dict(serving)]
-        for name in list(self.signals)[1:]:  # the first stays fixed: only ratios matter
-            level = self.levels.index(serving[name])
-            for other in (level - 1, level + 1):
-                if 0 <= other < len(self.levels):
-                    found.append({**serving, name: self.levels[other]})
-        return found
+    def segment(self, user_id: str) -> str:
+        """The member's tenure segment (one segment, ``"all"``, without local search)."""
+        return self.blends.segment(self.past_events.get(user_id, 0)) if self.blends else "all"
 
     @property
     def weights(self) -> dict[str, float]:
-        """The blend serving now (grid: the candidate with the best recent hit rate, the first on ties)."""
-        if self.local_search:
-            return self.serving
-        return self.candidates[int(np.argmax(self.hit_rates))]
+        """The blend serving established members (grid: the candidate with the best recent hit rate)."""
+        return self.serving()["established" if self.blends else "all"]
+
+    def serving(self) -> dict[str, dict[str, float]]:
+        """The blend serving each segment now."""
+        if self.blends:
+            return self.blends.serving()
+        return {"all": self.candidates[int(np.argmax(self.hit_rates))]}
+
+    def weights_for(self, user_id: str) -> dict[str, float]:
+        return self.serving()[self.segment(user_id)]
 
     def signal_scores(self, user_id: str) -> dict[str, np.ndarray]:
         """Each signal's scores over the whole index (zeros for titles a signal has not seen yet)."""
@@ -123,39 +134,31 @@ class Scorer(Recommender):
         return total
 
     def score(self, user_id: str) -> np.ndarray:
-        return self.blend(self.signal_scores(user_id), self.weights)
+        return self.blend(self.signal_scores(user_id), self.weights_for(user_id))
 
-    def observe(self, parts: Mapping[str, np.ndarray], title_id: str, excluded: np.ndarray) -> None:
-        """Before learning from a first touch: credit every candidate blend that had the title in its top ``k``.
-
-        ``excluded`` marks titles that were not candidates (already touched by the user).
-        """
+    def observe(self, parts: Mapping[str, np.ndarray], title_id: str, excluded: np.ndarray, user_id: str) -> None:
+        """Before learning from a first touch: credit every candidate blend of the member's segment that had
+        the title in its top ``k``. ``excluded`` marks titles that were not candidates (already touched)."""
         position = self.titles.positions.get(title_id)
         if position is None:
             return
-        names = list(self.signals)
-        stacked = np.stack([scaled(parts[name]) for name in names])  # signals x titles
-        weights = np.array([[c.get(name, 0.0) for name in names] for c in self.candidates])
-        blends = weights @ stacked  # candidates x titles, all at once
-        blends[:, excluded[:blends.shape[1]]] = -np.inf
-        target = blends[:, position:position + 1]
-        ahead = np.count_nonzero(blends > target, axis=1) + np.count_nonzero(blends[:, :position] == target, axis=1)
-        hits = (ahead < self.k).astype(float)  # ties broken by position, as rank() serves them
+        stacked = np.stack([scaled(parts[name]) for name in self.signals])  # signals x titles
+        self.observed += 1
+        if self.blends:
+            segment = self.segment(user_id)
+            learner = self.blends.learners[segment]
+            self.blends.observe(segment, candidate_hits(stacked, learner.matrix, position, excluded, self.k),
+                                learner.version)
+            return
+        hits = candidate_hits(stacked, self.matrix, position, excluded, self.k)
         rates = 1.0 / np.minimum(self.counts + 1, self.memory)
         self.hit_rates += rates * (hits - self.hit_rates)
         self.counts += 1
-        self.observed += 1
-        if self.local_search and self.observed % self.step_every == 0:
-            best = int(np.argmax(self.hit_rates))
-            if self.hit_rates[best] > self.hit_rates[0]:  # a neighbour beat the serving blend on the same positives
-                self.serving = self.candidates[best]
-                self.candidates = self._neighbourhood(self.serving)
-                self.hit_rates = np.zeros(len(self.candidates))
-                self.counts = np.zeros(len(self.candidates))
 
     def learn_one(self, feedback: Feedback) -> None:
         for model in self.signals.values():
             model.learn_one(feedback)
+        self.past_events[feedback.user_id] = self.past_events.get(feedback.user_id, 0) + 1
 
     def learn_search(self, search: Search) -> None:
         for model in self.signals.values():

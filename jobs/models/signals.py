@@ -34,8 +34,18 @@ from typing import Any
 import numpy as np
 
 from jobs.models.base import Feedback, Recommender, Search, TitleIndex, grown
+from jobs.models.blend import SegmentBlends, Tenure, candidate_hits
 from jobs.models.content import TitleText, hashed_vector, title_features
-from jobs.models.online import ItemVectors, LearningConfig, LocalLoop, UserModel, learn_content, learn_search
+from jobs.models.online import (
+    ItemVectors,
+    LearningConfig,
+    LocalLoop,
+    UserModel,
+    in_evaluation_sample,
+    is_redelivery,
+    learn_content,
+    learn_search,
+)
 from jobs.models.online import publish as publish_item
 from jobs.models.scorer import scaled
 from jobs.models.search import terms, title_terms
@@ -47,6 +57,15 @@ CATALOG_SIGNALS = ("content", "search")  # know a title from the catalog alone; 
 # has touched has only content to rank by. Search stays at its starting level: MovieLens has no searches.
 DEFAULT_BLEND = ("item_cf=1,implicit_mf=0.1,popularity=0.1,rating_mf=0.3,transitions=0.3,user_knn=0.1,"
                  "content=0.1,search=1")
+# Where each tenure segment's blend starts: learned by the job's own blend learner from every member's
+# touches of the first 50,000 MovieLens 100K ratings only (`nextwatch eval --tune-blends`).
+DEFAULT_BLENDS = {
+    "new": "item_cf=0.3,implicit_mf=0.1,popularity=0.3,rating_mf=0.3,transitions=1,user_knn=0.1,content=0.1,search=1",
+    "growing": "item_cf=1,implicit_mf=0,popularity=0.3,rating_mf=0.1,transitions=1,user_knn=0.1,content=0.1,search=1",
+    "established": ("item_cf=1,implicit_mf=0.1,popularity=0.1,rating_mf=0.1,transitions=1,user_knn=0,content=0.3,"
+                    "search=1"),
+}
+EVALUATE_SHARE = 0.05  # the job's in-job evaluation (and blend learning) sample: a scoring per sampled touch
 
 
 def parse_blend(text: str) -> dict[str, float]:
@@ -77,6 +96,14 @@ def parse_blend(text: str) -> dict[str, float]:
     if not any(weights.values()):
         raise ValueError(f"blend: {text!r} gives every signal weight 0")
     return weights
+
+
+def segment_blends(blend: str | Mapping[str, str], tenure: Tenure | None = None, pinned: bool = False,
+                   step_every: int = 500) -> SegmentBlends:
+    """The job's blend learners, starting from ``blend`` (one for every segment, or ``{segment: blend}``)."""
+    start: Mapping[str, object] = (parse_blend(blend) if isinstance(blend, str)
+                                   else {segment: parse_blend(text) for segment, text in blend.items()})
+    return SegmentBlends(SIGNALS, start, tenure, step_every=step_every, pinned=pinned)
 
 
 @dataclass(frozen=True)
@@ -386,6 +413,44 @@ def top_picks(parts: Mapping[str, np.ndarray], weights: Mapping[str, float], tab
     return [Pick(table.ids[at], round(float(total[at]), 6), names[int(np.argmax(stacked[:, at]))]) for at in best]
 
 
+def is_blend_touch(user: UserModel, feedback: Feedback) -> bool:
+    """A touch the blends are tested on, as the in-job evaluation's: a title not among the member's last
+    titles, in event order (an out-of-order one would test on what the model learned after it)."""
+    return (feedback.weight > 0 and bool(user.recent) and feedback.title_id not in user.recent
+            and feedback.time_ms >= user.updated_ms)
+
+
+@dataclass(frozen=True)
+class BlendObservation:
+    """The hits of one segment's candidate blends (at ``version``) on one touch; ``hits[0]`` is the serving blend's."""
+
+    segment: str
+    version: int
+    hits: tuple[bool, ...]
+
+
+def observe_blends(parts: Mapping[str, np.ndarray], table: TitleTable, blends: SegmentBlends, user: UserModel,
+                   title_id: str, k: int = 10) -> BlendObservation | None:
+    """Before the member learns ``title_id``: which of their segment's candidate blends rank it in the top ``k``,
+    over the titles :func:`top_picks` would choose from. ``None`` when it is not one of them."""
+    size = len(next(iter(parts.values()))) if parts else 0
+    position = table.positions.get(title_id)
+    if position is None or position >= size:
+        return None
+    candidates = table.described[:size].copy() if table.catalog else np.ones(size, dtype=bool)
+    for title in user.recent:
+        at = table.positions.get(title)
+        if at is not None and at < size:
+            candidates[at] = False
+    if not candidates[position]:
+        return None
+    learner = blends.learners[blends.segment(user.version)]
+    unit = weighted(parts, dict.fromkeys(learner.signals, 1.0), table.popularity[:size] > 0, candidates)
+    stacked = np.stack([unit.get(name, np.zeros(size)) for name in learner.signals])
+    hits = candidate_hits(stacked, learner.matrix, position, ~candidates, k)
+    return BlendObservation(blends.segment(user.version), learner.version, tuple(bool(hit) for hit in hits))
+
+
 class JobLoop(LocalLoop):
     """The learning job's two sides in one process, with every signal: for tests and ``nextwatch eval``.
 
@@ -401,19 +466,31 @@ class JobLoop(LocalLoop):
     """
 
     def __init__(self, config: LearningConfig | None = None, publish_every: int = 1,
-                 catalog: Iterable[TitleText] = (), blend: str = DEFAULT_BLEND, peers: int = 2000,
-                 search_half_life_minutes: float = 60.0, flush_every: int = 1) -> None:
+                 catalog: Iterable[TitleText] = (), blend: str | Mapping[str, str] | None = None, peers: int = 2000,
+                 search_half_life_minutes: float = 60.0, flush_every: int = 1, evaluate_share: float = EVALUATE_SHARE,
+                 pin_blend: bool = False, tenure: Tenure | None = None, blend_step_every: int = 500) -> None:
         super().__init__(config, publish_every, flush_every)
         self.table = TitleTable(self.config)
         for title in catalog:
             self.table.describe(title)
         self.peers = PeerPool(peers)
-        self.weights = parse_blend(blend)
+        self.blends = segment_blends(DEFAULT_BLENDS if blend is None else blend, tenure, pin_blend, blend_step_every)
+        self.evaluate_share = evaluate_share
         self.search_half_life_minutes = search_half_life_minutes
+
+    def weights(self, user_id: str) -> dict[str, float]:
+        """The blend serving the member's segment."""
+        user = self.users.get(user_id)
+        return self.blends.weights(self.blends.segment(user.version if user else 0))
 
     def learn(self, user_id: str, feedback: Feedback, event_id: str) -> None:
         user = self.users.setdefault(user_id, UserModel())
         version = user.version
+        if (not self.blends.pinned and is_blend_touch(user, feedback)
+                and in_evaluation_sample(user_id, self.evaluate_share) and not is_redelivery(user, event_id, feedback)):
+            observation = observe_blends(self.scores(user_id), self.table, self.blends, user, feedback.title_id)
+            if observation is not None:  # one learner for the whole job: here in the same process
+                self.blends.observe(observation.segment, np.array(observation.hits), observation.version)
         super().learn(user_id, feedback, event_id)
         if user.version != version:  # applied, not a redelivery: as the job's user side does after learn_user
             learn_content(user, feedback, self.table.content_vector(feedback.title_id), self.config)
@@ -438,7 +515,7 @@ class JobLoop(LocalLoop):
     def picks(self, user_id: str, k: int = 10, exclude: Iterable[str] | None = None) -> list[Pick]:
         """The user's top picks as the job writes them (their recent titles left out unless ``exclude`` says)."""
         user = self.users.get(user_id) or UserModel()
-        return top_picks(self.scores(user_id), self.weights, self.table, k,
+        return top_picks(self.scores(user_id), self.weights(user_id), self.table, k,
                          user.recent if exclude is None else exclude)
 
 
@@ -460,18 +537,20 @@ class JobBlend(Recommender):
     ['m3']
     """
 
-    def __init__(self, catalog: Iterable[TitleText] = (), blend: str = DEFAULT_BLEND, publish_every: int = 100,
-                 titles: TitleIndex | None = None, flush_every: int = 50) -> None:
+    def __init__(self, catalog: Iterable[TitleText] = (), blend: str | Mapping[str, str] | None = None,
+                 publish_every: int = 100, titles: TitleIndex | None = None, flush_every: int = 50,
+                 evaluate_share: float = EVALUATE_SHARE) -> None:
         super().__init__(titles)
-        self.catalog, self.blend_text = list(catalog), blend
-        self.publish_every, self.flush_every = publish_every, flush_every
-        self.loop = JobLoop(publish_every=publish_every, catalog=self.catalog, blend=blend, flush_every=flush_every)
+        self.catalog, self.blend_text = list(catalog), blend if blend is not None else DEFAULT_BLENDS
+        self.publish_every, self.flush_every, self.evaluate_share = publish_every, flush_every, evaluate_share
+        self.loop = JobLoop(publish_every=publish_every, catalog=self.catalog, blend=self.blend_text,
+                            flush_every=flush_every, evaluate_share=evaluate_share)
         self.events = 0
         self.positions = np.zeros(0, dtype=np.int64)  # the job table's titles in this model's index
 
     def _params(self) -> dict[str, Any]:
         return {"catalog": self.catalog, "blend": self.blend_text, "publish_every": self.publish_every,
-                "flush_every": self.flush_every}
+                "flush_every": self.flush_every, "evaluate_share": self.evaluate_share}
 
     def user_state_bytes(self, user_id: str) -> int:
         """Bytes of per-user state: the user's keyed state as the job pickles it."""
@@ -496,7 +575,7 @@ class JobBlend(Recommender):
         candidates = table.described[:size].copy() if table.catalog else np.ones(size, dtype=bool)
         for title in user.recent:
             candidates[table.positions[title]] = False
-        found = weighted(self.loop.scores(user_id), self.loop.weights, table.popularity[:size] > 0, candidates)
+        found = weighted(self.loop.scores(user_id), self.loop.weights(user_id), table.popularity[:size] > 0, candidates)
         blended = np.sum(list(found.values()), axis=0) if found else np.zeros(size)
         if table.catalog:  # as top_picks: a title the catalog does not describe is never picked
             blended = np.where(table.described[:size], blended, -np.inf)

@@ -51,12 +51,16 @@ def _learning(phases: Phases, settings: dict[str, Any], stores: Stores) -> None:
     users = OperatorHarness(op.UserLearner(config, stores), key=lambda value: value[0]).open()
     split = OperatorHarness(op.SplitSteps()).open()
     items = OperatorHarness(op.ItemLearner(config, stores), key=lambda batch: batch[0]).open()
-    write = OperatorHarness(op.WriteUserVectors(stores, config.blend)).open()
+    write = OperatorHarness(op.WriteUserVectors(stores)).open()
+    blends = OperatorHarness(op.BlendLearner(config), key=lambda value: value.segment).open()
 
-    def learned(out: Any) -> None:  # the user side's output: flushes written, item steps applied
+    def learned(out: Any) -> None:  # the user side's output: flushes written, item steps applied, blends learned
         write.process_all(out.main)
         for steps in out.side.get("item-steps", []):
             items.process_all(split.process(steps).main)
+        for observation in out.side.get("blend-observations", []):
+            for row in blends.process(observation).main:  # a move: published, and broadcast back
+                users.process_broadcast(shared.process(bytes(row[1])).main[0])
 
     def settle() -> None:  # item vectors published and broadcast back, users flushed, snapshots written
         while items.pending_timers() or users.pending_timers():

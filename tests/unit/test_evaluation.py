@@ -195,7 +195,8 @@ def test_the_scorer_reports_each_signal_alone_and_blended() -> None:
                        "search"}
     assert report.slices[NEW_USERS]["scorer: content"].positives > 0
     assert report.scores["scorer: content"].recall > report.scores["popularity (baseline)"].recall
-    assert set(report.blend) == signals and report.blend["item_cf"] == 1.0  # the first signal is fixed
+    assert set(report.blends) == {"new", "growing", "established"}  # one blend per tenure segment
+    assert all(set(weights) == signals for weights in report.blends.values())
 
 
 def test_a_model_that_scores_everything_alike_is_not_perfect() -> None:

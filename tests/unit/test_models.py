@@ -144,7 +144,7 @@ def test_scorer_serves_the_blend_that_hits_most() -> None:
     for feedback in history():
         parts = scorer.signal_scores(feedback.user_id)
         excluded = np.zeros(len(scorer.titles), dtype=bool)
-        scorer.observe(parts, feedback.title_id, excluded)
+        scorer.observe(parts, feedback.title_id, excluded, feedback.user_id)
         scorer.learn_one(feedback)
     assert scorer.weights == {"item_cf": 1.0}
 
@@ -228,7 +228,9 @@ def test_local_search_walks_the_blend_away_from_a_useless_signal() -> None:
         target = int(rng.integers(40))
         good = rng.random(40) * 0.5
         good[target] = 1.0  # the good signal always ranks the touched title first
-        scorer.observe({"good": good, "noise": rng.random(40)}, f"m{target}", nothing_touched)
-    # down until the good signal alone decides (at 0.3 the noise can no longer outrank the touched title)
-    assert scorer.weights["good"] == 1.0 and scorer.weights["noise"] <= 0.3
-    assert scorer.clone().weights == {"good": 1.0, "noise": 1.0}  # a clone starts over
+        scorer.observe({"good": good, "noise": rng.random(40)}, f"m{target}", nothing_touched, "u1")
+    # apart until the good signal alone decides (at a third the noise can no longer outrank the touched title)
+    learned = scorer.weights_for("u1")
+    assert learned["noise"] / learned["good"] <= 1 / 3
+    assert scorer.segment("u1") == "new" and scorer.weights == {"good": 1.0, "noise": 1.0}  # per segment
+    assert scorer.clone().weights_for("u1") == {"good": 1.0, "noise": 1.0}  # a clone starts over

@@ -153,7 +153,7 @@ def test_online_evaluation_tests_before_learning() -> None:
     assert evaluation.blend_hits == 0  # no blend given: not tested
     asked: list[set[str]] = []
     evaluation.observe(user, Feedback("new", "c4", 10**9 + 9, 1.0), loop.published, CONFIG,
-                       blend_top=lambda exclude: asked.append(exclude) or ["c4"])
+                       blend_hit=lambda exclude: asked.append(exclude) or True)
     assert asked == [{"c1", "c2", "c3"}] and evaluation.blend_hits == 1 and evaluation.blend_recall == 1 / 3
     assert evaluation.ratings == 3 and 0.0 < evaluation.rmse < 4.0
 

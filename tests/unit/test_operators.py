@@ -27,6 +27,7 @@ from jobs.flink.learning import operators as learning
 from jobs.flink.learning.config import LearningJobConfig
 from jobs.flink.rows import operators as rows
 from jobs.flink.rows.config import RowsJobConfig
+from jobs.models.blend import PublishedBlend
 from jobs.models.content import TitleText
 from jobs.models.online import (
     MODEL_VERSION,
@@ -231,8 +232,9 @@ def user_learner() -> None:
     assert out.main == [] and out.side == {}  # the item steps wait for the member's flush
     assert harness.process(ratings[0]).main == [] and harness.metrics["events_duplicate"] == 1
     flushed = harness.advance(settings.flush_ms)
-    [(user, model, picks)] = flushed.main
+    [(user, model, picks, blend)] = flushed.main
     assert user == "u1" and model.version == 2 and "t3" in [p.title_id for p in picks]
+    assert blend.startswith("new v0: item_cf=")  # two events: a new member, served the new members' blend
     # both events' steps, one batch per title: t1's rating, implicit and co-watch steps travel together
     [batches] = flushed.side["item-steps"]
     by_title = dict(batches)
@@ -254,18 +256,27 @@ def user_learner() -> None:
     assert len(out.side["item-steps"]) == 2 and unheld.advance(settings.flush_ms).side == {}
     assert stores.log == []  # no warm start: Cassandra is never asked
     # a restored instance refills its item table from broadcast state on its first timer or element
+    harness.process_broadcast(PublishedBlend("new", 3, {"popularity": 1.0}))  # the blend learner moved it
     harness.process(_ratings("u1", ["t3"])[0])
     harness.restart(learning.UserLearner(settings, stores))
-    harness.advance(settings.flush_ms)
+    [(_, _, _, blend)] = harness.advance(settings.flush_ms).main
     assert set(harness.operator.table.items) == {"t1", "t2", "t3"}
+    assert blend.startswith("new v3: item_cf=0,") and "popularity=1," in blend  # restored from broadcast state
     # the in-job evaluation tests a sample of members, by their id: none at share 0, every one at 1
     for share, tested in ((0.0, 0), (1.0, 1)):
         sampled = OperatorHarness(learning.UserLearner(replace(settings, evaluate_share=share), FakeStores()),
                                   key=lambda value: value[0]).open()
         for title in ("t1", "t2"):
             sampled.process_broadcast(ItemVectors.initial(title, LearningConfig()))
-        sampled.process_all(_ratings("u2", ["t1", "t2"]))
+        out = sampled.process_all(_ratings("u2", ["t1", "t2"]))
         assert sampled.metrics["eval_touches"] == tested and sampled.metrics["feedback_applied"] == 2
+        # each tested touch also tells the blend learner how the segment's candidate blends ranked it
+        observations = out.side.get("blend-observations", [])
+        assert len(observations) == tested
+        if observations:
+            [observation] = observations
+            candidates = settings.blends().learners["new"].candidates
+            assert (observation.segment, observation.version, len(observation.hits)) == ("new", 0, len(candidates))
 
 
 def warm_started_user_learner() -> None:
@@ -279,7 +290,8 @@ def warm_started_user_learner() -> None:
     stores = FakeStores({"rows": lambda statement, *params: [stored] if statement != "get_all_item_vectors" else []})
     harness = OperatorHarness(learning.UserLearner(settings, stores), key=lambda value: value[0]).open()
     harness.process(_ratings("u1", ["t2"])[0])
-    [(_, model, _)] = harness.advance(settings.flush_ms).main
+    [(_, model, _, blend)] = harness.advance(settings.flush_ms).main
+    assert blend.startswith("growing v0: ")  # five events: growing
     assert model.version == 5 and model.recent[-2:] == ["t1", "t2"]  # went on from the stored row
     assert ("get_user_vectors", "u1") in stores.calls("rows")
 
@@ -307,7 +319,8 @@ def encode_user_update() -> None:
     from jobs.models.signals import Pick
 
     harness = OperatorHarness(learning.EncodeUserUpdate()).open()
-    [row] = harness.process(("u1", UserModel(version=7, last_event_id="e7"), [Pick("t1", 0.9, "item_cf")])).main
+    [row] = harness.process(("u1", UserModel(version=7, last_event_id="e7"), [Pick("t1", 0.9, "item_cf")],
+                             "growing v0: item_cf=1")).main
     record = _record(row)
     assert (record["user_id"], record["version"], record["pick_ids"]) == ("u1", 7, ["t1"])
 
@@ -317,11 +330,40 @@ def write_user_vectors() -> None:
     from jobs.models.signals import Pick
 
     stores = FakeStores()
-    harness = OperatorHarness(learning.WriteUserVectors(stores, "item_cf=1")).open()
-    harness.process(("u1", UserModel(version=2), [Pick("t1", 0.9, "item_cf")]))
+    harness = OperatorHarness(learning.WriteUserVectors(stores)).open()
+    harness.process(("u1", UserModel(version=2), [Pick("t1", 0.9, "item_cf")], "new v2: item_cf=1"))
     [(user, model, picks, blend, model_version, _written_ms)] = stores.calls("write_user")
     assert (user, model.version, picks, blend, model_version) == ("u1", 2, [Pick("t1", 0.9, "item_cf")],
-                                                                   "item_cf=1", MODEL_VERSION)
+                                                                   "new v2: item_cf=1", MODEL_VERSION)
+
+
+def blend_learner() -> None:
+    from jobs.models.signals import BlendObservation
+    from jobs.records.blend_update import published_blend
+
+    settings = LearningJobConfig(blend_step_every=2)
+    candidates = settings.blends().learners["new"].candidates
+    best = len(candidates) - 1
+    hits = tuple(n == best for n in range(len(candidates)))  # only the last candidate finds the titles
+    harness = OperatorHarness(learning.BlendLearner(settings), key=lambda value: value.segment).open()
+    [row] = harness.process_all([BlendObservation("new", 0, hits)] * 2).main  # a move every 2 touches
+    record = _record(row)
+    assert (record["segment"], record["version"], record["touches"]) == ("new", 1, 2)
+    assert record["weights"] == candidates[best] and record["hit_rate"] == 1.0
+    assert harness.metrics["blend_moves"] == 1 and harness.metrics["blend_touches_credited"] == 2
+    assert harness.process(BlendObservation("new", 0, hits)).main == []  # in flight when the blend moved
+    assert harness.metrics["not_applied_blend_touch_stale"] == 1
+    # a restart goes on from its state; a new job without state adopts the newest published blend
+    moved = settings.blends().learners["new"]
+    moved.serve(candidates[best], 1)
+    again = tuple(n == 0 for n in range(len(moved.candidates)))  # now the serving one finds them: no move
+    harness.restart(learning.BlendLearner(settings))
+    assert harness.process_all([BlendObservation("new", 1, again)] * 2).main == []
+    assert harness.metrics["blend_touches_credited"] == 2 and harness.metrics["not_applied_blend_touch_stale"] == 0
+    fresh = OperatorHarness(learning.BlendLearner(settings), key=lambda value: value.segment).open()
+    assert fresh.process(published_blend(record)).main == []  # adopted, not published again
+    fresh.process(BlendObservation("new", 1, again))
+    assert fresh.metrics["blend_touches_credited"] == 1
 
 
 def item_learner() -> None:
@@ -445,6 +487,7 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "jobs.flink.learning.operators.UserLearner (held steps bounded)": held_steps_bounded,
     "jobs.flink.learning.operators.EncodeUserUpdate": encode_user_update,
     "jobs.flink.learning.operators.WriteUserVectors": write_user_vectors,
+    "jobs.flink.learning.operators.BlendLearner": blend_learner,
     "jobs.flink.learning.operators.ItemLearner": item_learner,
     "jobs.flink.rows.operators.DecodeRecords": decode_records,
     "jobs.flink.rows.operators.HomepageBuilder": homepage_builder,

@@ -12,8 +12,10 @@ from jobs.exploration.presentation import PolicyLearnerState
 from jobs.exploration.rewards import Outcome
 from jobs.features.sessions import SessionFeatures
 from jobs.features.user_state import Profile
+from jobs.models.blend import PublishedBlend
 from jobs.models.online import MODEL_VERSION, ItemVectors, LearningConfig, UserModel
 from jobs.models.signals import Pick
+from jobs.records.blend_update import blend_update_record, published_blend
 from jobs.records.impression_outcome import outcome_record
 from jobs.records.item_vectors import item_vectors_from_record, item_vectors_record
 from jobs.records.policy_update import policy_update_record, published_policies
@@ -71,6 +73,11 @@ def policy_update() -> None:
     assert (back.name, back.version) == ("homepage", 7) and back.models
 
 
+def blend_update() -> None:
+    blend = PublishedBlend("new", 4, {"popularity": 1.0, "item_cf": 0.3}, 1_500, 0.31, 9)
+    assert published_blend(_round_trip("blend_update", blend_update_record(blend, 10))) == blend
+
+
 def impression_outcome() -> None:
     outcome = Outcome("imp-1", "top_picks", 0, "t1", 2, "t1-art0", True, False, "rows-eg-1+art-eg-1", 0.9, 0.5,
                       False, 1_790_000_000_000)
@@ -81,7 +88,7 @@ def impression_outcome() -> None:
 CONTRACTS: dict[str, Callable[[], None]] = {
     "rejected_event": rejected_event, "user_features": user_features, "session_features": session_features,
     "item_vectors": item_vectors, "user_update": user_update, "policy_update": policy_update,
-    "impression_outcome": impression_outcome}
+    "impression_outcome": impression_outcome, "blend_update": blend_update}
 
 
 @pytest.mark.parametrize("contract", sorted(CONTRACTS))

@@ -160,5 +160,28 @@ def test_a_bad_blend_is_refused_naming_what_is_wrong() -> None:
                           ("item_cf", "weight >= 0"), ("item_cf=0", "every signal weight 0")]:
         with pytest.raises(ValueError, match=problem):
             parse_blend(text)
-    with pytest.raises(ConfigError, match=r"\[learning\] blend: unknown signal 'colour'"):
+    with pytest.raises(ConfigError, match=r"\[learning\] blend: blend: unknown signal 'colour'"):
         LearningJobConfig(blend="colour=1")
+    with pytest.raises(ConfigError, match=r"\[learning\] blend_new: blend: .* every signal weight 0"):
+        LearningJobConfig(blend_new="item_cf=0")
+    with pytest.raises(ConfigError, match=r"\[learning\] tenure: need 1 <= new_below < established_from"):
+        LearningJobConfig(tenure_new_below=50, tenure_established_from=50)
+
+
+def test_blends_start_per_segment_and_a_pinned_blend_never_moves() -> None:
+    settings = LearningJobConfig(blend="item_cf=1", blend_new="popularity=1", pin_blend=True, blend_step_every=1)
+    blends = settings.blends()
+    assert blends.weights("new")["popularity"] == 1.0 and blends.weights("new")["item_cf"] == 0.0
+    assert blends.weights("growing")["item_cf"] == 1.0 == blends.weights("established")["item_cf"]
+    learner = blends.learners["new"]
+    everything_else = np.array([False] + [True] * (len(learner.candidates) - 1))
+    assert not blends.observe("new", everything_else, 0) and learner.version == 0  # pinned: learns nothing
+    loop = JobLoop(catalog=CATALOG, blend={"new": "popularity=1", "growing": "item_cf=1",
+                                           "established": "item_cf=1"}, pin_blend=True, evaluate_share=1.0)
+    loop.learn("a", Feedback("a", "m1", 0, 1.0), "e1")
+    loop.learn("a", Feedback("a", "m2", 1, 1.0), "e2")
+    assert loop.weights("a")["popularity"] == 1.0 and loop.blends.learners["new"].observed == 0
+    learning = JobLoop(catalog=CATALOG, evaluate_share=1.0)  # not pinned: the second touch teaches the learner
+    learning.learn("a", Feedback("a", "alien", 0, 1.0), "e1")
+    learning.learn("a", Feedback("a", "aliens", 1, 1.0), "e2")
+    assert learning.blends.learners["new"].observed == 1

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from connectors.config import load_section
 from connectors.errors import ConfigError
-from jobs.models.signals import DEFAULT_BLEND, parse_blend
+from jobs.models.blend import SEGMENTS, SegmentBlends, Tenure
+from jobs.models.signals import DEFAULT_BLENDS, EVALUATE_SHARE, parse_blend, segment_blends
 
 JOB_NAME = "nextwatch-learning"
 LEARNING_TOPICS = ("play", "browse", "rating", "search")
@@ -25,19 +26,38 @@ class LearningJobConfig:
     # keyspace that already holds vectors (the replayed steps would be learned twice).
     warm_start: bool = True
     group_id: str = "nextwatch-learning"
-    blend: str = DEFAULT_BLEND  # signal=weight,... (jobs/models/signals.py); signals left out weigh 0
+    # The blend per member tenure segment: signal=weight,... (jobs/models/signals.py; signals left out weigh
+    # 0): where each segment's learner starts, or what serves for good with pin_blend. blend_<segment>, else
+    # blend (one for every segment), else the defaults of DEFAULT_BLENDS.
+    blend: str = ""
+    blend_new: str = ""
+    blend_growing: str = ""
+    blend_established: str = ""
+    pin_blend: bool = False  # serve the blends above as they are: learn nothing
+    blend_step_every: int = 500  # sampled touches of a segment between moves of its blend
+    tenure_new_below: int = 5  # a member with fewer events applied is new ...
+    tenure_established_from: int = 50  # ... with this many or more established; growing between
     top_picks: int = 50  # titles per user in the top_picks table
     peers: int = 2000  # user-user CF: users held per subtask to find neighbours among
     search_half_life_minutes: float = 60.0
     # in-job test-then-train on this share of members, chosen by a hash of the member id (1.0: all of them)
-    evaluate_share: float = 0.05
-    evaluate_blend: bool = True  # test the blend on sampled first touches too (eval_blend_hits; costs a scoring)
+    evaluate_share: float = EVALUATE_SHARE
+    # test and learn the blends on sampled touches (eval_blend_hits; costs a scoring per sampled touch)
+    evaluate_blend: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("blend", *(f"blend_{segment}" for segment in SEGMENTS)):
+            try:
+                if getattr(self, name):
+                    parse_blend(getattr(self, name))  # a bad blend fails at load, naming the setting and signal
+            except ValueError as exc:
+                raise ConfigError(f"[learning] {name}: {exc}") from exc
         try:
-            parse_blend(self.blend)  # a bad blend fails at load, naming the signal
+            Tenure(self.tenure_new_below, self.tenure_established_from)
         except ValueError as exc:
             raise ConfigError(f"[learning] {exc}") from exc
+        if self.blend_step_every < 1:
+            raise ConfigError(f"[learning] blend_step_every must be at least 1, got {self.blend_step_every}")
         if not 1 <= min(self.flush_ms, self.publish_ms) <= max(self.flush_ms, self.publish_ms) <= self.max_flush_ms:
             raise ConfigError(f"[learning] need 1 <= flush_ms, publish_ms <= max_flush_ms, got {self.flush_ms}, "
                               f"{self.publish_ms} and {self.max_flush_ms}")
@@ -51,6 +71,13 @@ class LearningJobConfig:
     def load(cls) -> LearningJobConfig:
         return load_section(cls, "learning")
 
-    @property
-    def weights(self) -> dict[str, float]:
-        return parse_blend(self.blend)
+    def blend_text(self, segment: str) -> str:
+        """The blend the segment starts from (or is pinned to)."""
+        text: str = getattr(self, f"blend_{segment}") or self.blend or DEFAULT_BLENDS[segment]
+        return text
+
+    def blends(self) -> SegmentBlends:
+        """The blend learners, each starting from its configured blend (learning nothing when pinned)."""
+        return segment_blends({segment: self.blend_text(segment) for segment in SEGMENTS},
+                              Tenure(self.tenure_new_below, self.tenure_established_from), self.pin_blend,
+                              self.blend_step_every)

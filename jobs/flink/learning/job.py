@@ -18,6 +18,9 @@ each with a stable uid:
    each changed title's vectors to model-updates (and to Cassandra at most every ``snapshot_ms``).
 5. ``write-user-vectors``: user vectors and top picks to Cassandra, one batch per user;
    ``encode-user-updates``: the same flush to the user-updates topic (the rows job's input).
+6. ``blend-learner`` (keyed by member tenure segment): each segment's blend, learned from the user
+   side's sampled touches, each move published to blend-updates, read back (``blend-updates-source``)
+   and served. Not in the graph with ``pin_blend`` (that graph restores savepoints of older code).
 
 Warm start: with no checkpoint or savepoint, titles start from the Cassandra snapshot
 (``item_vectors``), each user from their ``user_vectors`` row (read once, on the user's first event
@@ -56,9 +59,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
           model: LearningConfig | None = None) -> Any:
     """Wire the whole job onto ``env``; returns the statement set that carries the Kafka sinks."""
     stores, model = Stores(cassandra), model or LearningConfig()
-    # Known limit: the broker answers a fetch with whole partitions, so a backfill reads the topics one
-    # partition after another and a user's feedback is learned in arrival order, not event order; the
-    # in-job evaluation skips what arrives out of order.
+    # The broker answers a fetch with whole partitions: a backfill is learned in arrival order (docs/jobs)
     events = read_events(env, kafka, LEARNING_TOPICS, settings.group_id,
                          Step("learning-source", "play, browse, rating (Kafka)"),
                          Step("learning-decode", "decode -> feedback"),
@@ -69,13 +70,20 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
     catalog = named(read_topic(env, kafka, ["catalog"], settings.group_id + "-catalog",
                                Step("catalog-source", "catalog (Kafka)"))
                     .map(op.DecodeShared(), output_type=PICKLED), Step("catalog-decode", "decode catalog"))
+    shared, descriptors = updates.union(catalog), [op.ITEMS, op.CATALOG]
+    if not settings.pin_blend:  # the blends learned: read back what the blend learner publishes
+        blends = named(read_topic(env, kafka, ["blend-updates"], settings.group_id + "-blends",
+                                  Step("blend-updates-source", "blend-updates (Kafka)"))
+                       .map(op.DecodeShared(), output_type=PICKLED), Step("blend-updates-decode", "decode blends"))
+        blend_updates = named(blends.filter(lambda value: value is not None), Step("blend-updates-known", "blends"))
+        shared, descriptors = shared.union(blend_updates), [*descriptors, op.BLENDS]
 
     users = named(events.key_by(lambda value: value[0], key_type=Types.STRING())
-                  .connect(updates.union(catalog).broadcast(op.ITEMS, op.CATALOG))
+                  .connect(shared.broadcast(*descriptors))
                   .process(op.UserLearner(settings, stores, model, hold_steps=execution_mode(env) == "process"),
                            output_type=PICKLED),
                   Step("user-learner", "user learner (user vectors)"))
-    named(users.process(op.WriteUserVectors(stores, settings.blend)),
+    named(users.process(op.WriteUserVectors(stores)),
           Step("write-user-vectors", "write user vectors (Cassandra)"))
     user_updates = named(users.map(op.EncodeUserUpdate(), output_type=KAFKA_ROW_TYPE()),
                          Step("encode-user-updates", "encode user updates"))
@@ -85,8 +93,15 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
                       .process(op.ItemLearner(settings, stores, model), output_type=KAFKA_ROW_TYPE()),
                       Step("item-learner", "item learner (item vectors, similar titles)"))
 
+    topics = {"model-updates": published, "user-updates": user_updates}
+    if not settings.pin_blend:
+        topics["blend-updates"] = named(users.get_side_output(op.BLEND_TAG).union(blend_updates)
+                                        .key_by(lambda value: value.segment, key_type=Types.STRING())
+                                        .process(op.BlendLearner(settings), output_type=KAFKA_ROW_TYPE()),
+                                        Step("blend-learner", "blend learner (per member segment)"))
+
     t_env = StreamTableEnvironment.create(env)
-    return write_to_topics(t_env, kafka, {"model-updates": published, "user-updates": user_updates})
+    return write_to_topics(t_env, kafka, topics)
 
 
 JOB = JobSpec(JOB_NAME, LearningJobConfig, build)

@@ -3,6 +3,7 @@ through the fakes of ``tests/flink_fakes.py``. The per-event logic is :mod:`jobs
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -26,6 +27,7 @@ from connectors.model_store import ModelStore
 from jobs.context import now_ms
 from jobs.flink.learning.config import LearningJobConfig
 from jobs.models.base import Feedback, Search
+from jobs.models.blend import SEGMENTS, LocalSearch, PublishedBlend
 from jobs.models.content import TitleText, title_text
 from jobs.models.feedback import feedback_from_event, search_from_event
 from jobs.models.online import (
@@ -45,9 +47,19 @@ from jobs.models.online import (
     publish,
     steps_by_title,
 )
-from jobs.models.signals import PeerPool, Pick, TitleTable, signal_scores, top_picks
+from jobs.models.signals import (
+    BlendObservation,
+    PeerPool,
+    Pick,
+    TitleTable,
+    is_blend_touch,
+    observe_blends,
+    signal_scores,
+    top_picks,
+)
 from jobs.models.snapshots import item_vectors_from_row, user_model_from_row
 from jobs.pacing import FlushPacing
+from jobs.records.blend_update import blend_update_record, published_blend
 from jobs.records.item_vectors import item_vectors_from_record, item_vectors_record
 from jobs.records.user_update import user_update_record
 from jobs.runtime import (
@@ -66,7 +78,10 @@ from jobs.runtime import (
 
 ITEMS = MapStateDescriptor("item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 CATALOG = MapStateDescriptor("catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+BLENDS = MapStateDescriptor("blends", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 STEPS_TAG = OutputTag("item-steps", Types.PICKLED_BYTE_ARRAY())
+BLEND_TAG = OutputTag("blend-observations", Types.PICKLED_BYTE_ARRAY())
+LOG = logging.getLogger("nextwatch.jobs.learning")
 # A member's item steps wait in their state for their flush; past this many they go at once (bounded state).
 MAX_HELD_STEPS = 2_000
 
@@ -78,7 +93,8 @@ def feedback(event: Any) -> Iterable[tuple[str, str, Any]]:
 
 
 class DecodeShared(MapFunction):  # type: ignore[misc]
-    """A model-updates or catalog record -> ItemVectors or TitleText (None: unreadable or another model)."""
+    """A model-updates, catalog or blend-updates record -> ItemVectors, TitleText or PublishedBlend (None:
+    unreadable or another model)."""
 
     def open(self, runtime_context: Any) -> None:
         self.codec = EventCodec()
@@ -90,6 +106,8 @@ class DecodeShared(MapFunction):  # type: ignore[misc]
             decoded = self.codec.decode(value)
             if decoded.subject == "catalog_item":
                 return title_text(from_record(CatalogItem, decoded.record))
+            if decoded.subject == "blend_update":
+                return published_blend(decoded.record)
             return item_vectors_from_record(decoded.record)
         except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
             self.unreadable.inc()
@@ -127,9 +145,12 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         for vectors in self._snapshot():
             self._hold(vectors)
         self.peers = PeerPool(settings.peers)
-        self.weights = settings.weights
+        self.blends = settings.blends()  # serving the configured blends until the learner publishes newer ones
         self._seed_peers()
-        self.restore = BroadcastRestore([(ITEMS, self._hold), (CATALOG, self.table.describe)], self.decode_failures)
+        loaders: list[tuple[Any, Any]] = [(ITEMS, self._hold), (CATALOG, self.table.describe)]
+        if not self.blends.pinned:  # pinned: the job has no blend learner, and no blends in broadcast state
+            loaders.append((BLENDS, self.blends.adopt))
+        self.restore = BroadcastRestore(loaders, self.decode_failures)
         self.applied = EventCount(metrics, "feedback_applied")
         self.searches = EventCount(metrics, "searches_applied")
         self.duplicates = EventCount(metrics, "events_duplicate")
@@ -199,7 +220,9 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
                 steps = []
                 self.searches.inc()
         else:
-            steps = self._learn(user_id, user, signal, event_id)
+            steps, observation = self._learn(user_id, user, signal, event_id)
+            if observation is not None and not self.blends.pinned:  # to the one blend learner per segment
+                yield BLEND_TAG, observation
         if steps is None:  # a redelivery of an applied event
             self.duplicates.inc()
             return
@@ -216,25 +239,39 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
                 held = []
             self.held.update(held, user_id)
 
-    def _learn(self, user_id: str, user: UserModel, feedback: Feedback, event_id: str) -> list[ItemStep] | None:
-        """Test, then learn one feedback; its item steps, ``None`` for a redelivery."""
+    def _learn(self, user_id: str, user: UserModel, feedback: Feedback,
+               event_id: str) -> tuple[list[ItemStep] | None, BlendObservation | None]:
+        """Test, then learn one feedback: its item steps (``None`` for a redelivery) and, for a sampled
+        touch, how the candidate blends of the member's segment ranked it."""
         if is_redelivery(user, event_id, feedback):
-            return None
+            return None, None
+        observation: BlendObservation | None = None
 
-        def blend_top(exclude: set[str]) -> list[str]:
-            picks = top_picks(self._scores(user_id, user), self.weights, self.table, 10, exclude)
-            return [pick.title_id for pick in picks]
+        def blend_hit(exclude: set[str]) -> bool:  # one scoring both tests the blend and teaches the learner
+            nonlocal observation
+            observation = observe_blends(self._scores(user_id, user), self.table, self.blends, user,
+                                         feedback.title_id)
+            return observation is not None and observation.hits[0]  # the serving blend comes first
 
         if in_evaluation_sample(user_id, self.settings.evaluate_share):  # a scoring per touch: sampled
             self.evaluation.observe(user, feedback, self.table.items, self.model,
-                                    blend_top if self.settings.evaluate_blend else None)
+                                    blend_hit if self.settings.evaluate_blend and is_blend_touch(user, feedback)
+                                    else None)
         steps = learn_user(user, user_id, feedback, event_id, self.table.items, self.titles, self.model)
         learn_content(user, feedback, self.table.content_vector(feedback.title_id), self.model)
         self.peers.update(user_id, user)
         self.applied.inc()
-        return steps
+        return steps, observation
 
     def process_broadcast_element(self, value: Any, ctx: Any) -> None:
+        if isinstance(value, PublishedBlend):
+            state = ctx.get_broadcast_state(BLENDS)
+            current = broadcast_value(state, value.segment, self.decode_failures)
+            if current is None or value.version > current.version:
+                state.put(value.segment, value)
+            if self.blends.adopt(value):
+                LOG.info("serving blend %s", value.describe())
+            return
         if isinstance(value, TitleText):
             ctx.get_broadcast_state(CATALOG).put(value.title_id, value)  # newest on the topic wins
             self.table.describe(value)
@@ -256,13 +293,72 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             return
         user.flush_armed = 0
         self.state.update(user, user_id)
-        picks = top_picks(self._scores(user_id, user), self.weights, self.table, self.settings.top_picks,
+        segment = self.blends.segment(user.version)
+        learner = self.blends.learners[segment]
+        picks = top_picks(self._scores(user_id, user), learner.serving, self.table, self.settings.top_picks,
                           user.recent)
-        yield user_id, user, picks
+        yield user_id, user, picks, learner.published(segment, 0).describe()
         held = self.held.value(user_id) if self.hold_steps else None
         if held:  # a timer's side output: process mode only (see the class)
             yield STEPS_TAG, steps_by_title(held)
             self.held.update([], user_id)
+
+
+class BlendLearner(KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by member tenure segment: one blend learner per segment for the whole job, fed the sampled touches
+    of every user-side subtask (:mod:`jobs.models.blend`). When a segment's blend moves, the new version is
+    logged and published to blend-updates, from where every user-side subtask serves it. A published blend
+    newer than the state (a restart without a checkpoint) is adopted, not published again.
+    """
+
+    def __init__(self, settings: LearningJobConfig) -> None:
+        self.settings = settings
+
+    def open(self, runtime_context: Any) -> None:
+        metrics = runtime_context.get_metrics_group()
+        self.state = KeyedState(runtime_context, "blend-learner", EventCount(metrics, "state_decode_failures"))
+        self.codec = EventCodec()
+        self.credited = EventCount(metrics, "blend_touches_credited")
+        # hits of an older version's candidates (in flight when the blend moved): not applied, counted
+        self.stale = EventCount(metrics, "not_applied_blend_touch_stale")
+        self.moves = EventCount(metrics, "blend_moves")
+        # the learners as objects; exact because this instance is the only writer of its keys' state
+        self.live: dict[str, LocalSearch] = {}
+
+    def _learner(self, segment: str) -> LocalSearch:
+        learner = self.live.get(segment)
+        if learner is None:
+            learner = self.live[segment] = self.settings.blends().learners[segment]
+            state = self.state.value()
+            if state is not None:
+                learner.resume(state)
+        return learner
+
+    @skips_unreadable_state
+    def process_element(self, value: BlendObservation | PublishedBlend, ctx: Any) -> Iterator[Any]:
+        segment = ctx.get_current_key()
+        if segment not in SEGMENTS:
+            return
+        learner = self._learner(segment)
+        moved = False
+        if isinstance(value, PublishedBlend):
+            if value.version > learner.version:
+                learner.serve(value.weights, value.version)
+                learner.touches = max(learner.touches, value.touches)
+        elif value.version != learner.version or len(value.hits) != len(learner.candidates):
+            self.stale.inc()
+        else:
+            self.credited.inc()
+            moved = learner.credit(np.array(value.hits))
+        self.state.update(learner.snapshot())
+        if moved:
+            self.moves.inc()
+            now = now_ms()
+            published = learner.published(segment, now)
+            LOG.info("blend moved after %d touches (recent Recall@10 %.4f): %s", published.touches,
+                     published.hit_rate, published.describe())
+            yield kafka_row(segment.encode(), self.codec.encode_record("blend_update",
+                                                                       blend_update_record(published, now)))
 
 
 class SplitSteps(FlatMapFunction):  # type: ignore[misc]
@@ -282,27 +378,23 @@ class EncodeUserUpdate(MapFunction):  # type: ignore[misc]
     def open(self, runtime_context: Any) -> None:
         self.codec = EventCodec()
 
-    def map(self, value: tuple[str, UserModel, list[Pick]]) -> Any:
-        user_id, user, picks = value
+    def map(self, value: tuple[str, UserModel, list[Pick], str]) -> Any:
+        user_id, user, picks, _ = value
         record = user_update_record(user_id, user, picks, now_ms())
         return kafka_row(user_id.encode(), self.codec.encode_record("user_update", record))
 
 
 class WriteUserVectors(CassandraWriter, ProcessFunction):  # type: ignore[misc]
-    """A user's flush -> their user_vectors and top_picks rows, in one batch."""
+    """A user's flush -> their user_vectors and top_picks rows (with the blend that ranked them), in one batch."""
 
     store_type = ModelStore
-
-    def __init__(self, stores: Stores, blend: str) -> None:
-        super().__init__(stores)
-        self.blend = blend
 
     def open(self, runtime_context: Any) -> None:
         self.open_store()
 
-    def process_element(self, value: tuple[str, UserModel, list[Pick]], ctx: Any) -> None:
-        user_id, user, picks = value
-        self.store.write_user(user_id, user, picks, self.blend, MODEL_VERSION, now_ms())
+    def process_element(self, value: tuple[str, UserModel, list[Pick], str], ctx: Any) -> None:
+        user_id, user, picks, blend = value
+        self.store.write_user(user_id, user, picks, blend, MODEL_VERSION, now_ms())
 
 
 class CowatchRows:
