@@ -41,6 +41,7 @@ from jobs.models.content import ContentProfile, TitleText
 from jobs.models.feedback import feedback_from_event, search_from_event
 from jobs.models.item_cf import ItemCooccurrence
 from jobs.models.mf import ImplicitMF, RatingMF
+from jobs.models.neural import NeuralSequence
 from jobs.models.popularity import Popularity
 from jobs.models.river_mf import RiverBiasedMF
 from jobs.models.scorer import Scorer
@@ -121,7 +122,7 @@ def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
     """
     signals: dict[str, Recommender] = {
         "item_cf": ItemCooccurrence(), "implicit_mf": ImplicitMF(), "popularity": Popularity(half_life_days=30),
-        "rating_mf": RatingMF(), "transitions": Transitions(), "user_knn": UserKNN()}
+        "rating_mf": RatingMF(), "transitions": Transitions(), "user_knn": UserKNN(), "neural": NeuralSequence()}
     catalog = list(catalog)
     if catalog:
         signals["content"] = ContentProfile(catalog)

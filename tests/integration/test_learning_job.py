@@ -16,7 +16,9 @@ from connectors.events import Context, PlayEvent, RatingEvent
 from connectors.kafka_admin import delete_topics, ensure_topics
 from connectors.model_store import ModelStore
 from connectors.producer import EventProducer
+from infra.flink_cluster import job_metrics
 from infra.pipeline import start_job
+from infra.process import free_port
 from jobs.flink.learning.config import LearningJobConfig
 from jobs.runtime import FlinkConfig
 
@@ -91,6 +93,76 @@ def test_user_vectors_follow_events_and_items_are_published(kafka_config: Any, c
         versions = [r["version"] for r in records if r["title_id"] == drama[0]]
         assert versions and versions == sorted(versions)
         assert all(r["event_id"] == f"{r['title_id']}:{r['version']}" for r in records)
+    finally:
+        if job is not None:
+            job.cancel().result()
+        delete_topics(kafka, created)
+
+
+def test_each_segment_learns_its_blend_and_serves_the_newest_published(kafka_config: Any, cassandra_config: Any,
+                                                                      cassandra_session: Any, tmp_path: Any) -> None:
+    from connectors.codec import EventCodec
+    from jobs.models.blend import PublishedBlend
+    from jobs.records.blend_update import blend_update_record
+
+    tag = uuid.uuid4().hex[:8]
+    kafka = replace(kafka_config, topic_prefix=f"blend-{tag}.")
+    created = ensure_topics(kafka)
+    ctx = Context("tv-1", "TV", "US", 0)
+    t0 = int(time.time() * 1000) - 600 * MIN
+    fillers = [f"filler{n}-{tag}" for n in range(30)]
+    drama = [f"drama{n}-{tag}" for n in range(3)]
+
+    def rating(user: str, title: str, at: int) -> RatingEvent:
+        return RatingEvent(user, t0 + at * MIN, ctx, title, "STARS", 5.0, event_id=uuid.uuid4().hex)
+
+    # new members start from a blend of search alone, which ranks every title alike here (no searches): by
+    # table position, where the dramas come after thirty fillers; one step of item CF finds them at once
+    settings = LearningJobConfig(group_id=f"learning-{tag}", snapshot_ms=500, evaluate_share=1.0,
+                                 blend_step_every=1, blend_new="search=1")
+    store = ModelStore(cassandra_session, cassandra_config.keyspace)
+    rest_port = free_port()
+    flink = FlinkConfig(checkpoint_interval_ms=2000, checkpoint_dir=str(tmp_path / "checkpoints"),
+                        options={"rest.port": str(rest_port), "metrics.fetcher.update-interval": "1000"})
+    job = None
+    try:
+        with EventProducer(kafka) as producer:
+            job = start_job("learning", kafka, cassandra_config, flink=flink, settings=settings)
+            for n, title in enumerate(fillers):  # filler fans: their titles are published first
+                producer.send(rating(f"filler-fan{n}-{tag}", title, n))
+            producer.flush()
+            _wait("the fillers' vectors", lambda: store.rows("get_item_vectors", fillers[-1]))
+            for n in range(6):
+                for step, title in enumerate(drama):
+                    producer.send(rating(f"drama-fan{n}-{tag}", title, 100 + n * 10 + step))
+            producer.flush()
+            _wait("drama0's neighbours", lambda: (rows := store.rows("get_similar_titles", drama[0]))
+                  and drama[1] in rows[0].neighbor_ids)
+            for n in range(3):  # new members: their second touch moves the new members' blend
+                producer.send(rating(f"newbie{n}-{tag}", drama[0], 200 + n))
+                producer.send(rating(f"newbie{n}-{tag}", drama[1], 201 + n))
+            producer.flush()
+            names = {"eval_touches", "eval_blend_hits", "blend_touches_credited", "blend_moves"}
+            try:
+                moved = _wait("a new version of the new members' blend", lambda: [
+                    d.record for d in read_snapshot(kafka.topic_prefix + "blend-updates", kafka, idle_s=1.0)
+                    if d.record["segment"] == "new"])
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {job_metrics(str(job.get_job_id()), names, rest_port)}") from exc
+            assert moved[0]["version"] == 1 and moved[0]["weights"]["item_cf"] > 0
+            assert moved[0]["touches"] >= 1 and moved[0]["hit_rate"] == 1.0
+
+            # whatever the newest published version of a segment's blend, the user side serves it
+            pinned = PublishedBlend("new", 100, {"popularity": 1.0}, updated_ms=t0)
+            producer.send_encoded(kafka.topic_prefix + "blend-updates", b"new",
+                                  EventCodec().encode_record("blend_update", blend_update_record(pinned, t0)), t0)
+            producer.flush()
+            time.sleep(2.0)
+            member = f"latecomer-{tag}"
+            producer.send(rating(member, drama[0], 300))
+            producer.flush()
+            picks = _wait("top picks", lambda: (rows := store.rows("get_top_picks", member)) and rows[0])
+            assert picks.blend.startswith("new v100: item_cf=0,") and "popularity=1" in picks.blend
     finally:
         if job is not None:
             job.cancel().result()

@@ -192,7 +192,7 @@ def test_the_scorer_reports_each_signal_alone_and_blended() -> None:
     report = evaluate(stream, models)
     signals = {name.split(": ")[1] for name in report.scores if name.startswith("scorer: ")}
     assert signals == {"item_cf", "implicit_mf", "popularity", "rating_mf", "transitions", "user_knn", "content",
-                       "search"}
+                       "search", "neural"}
     assert report.slices[NEW_USERS]["scorer: content"].positives > 0
     assert report.scores["scorer: content"].recall > report.scores["popularity (baseline)"].recall
     assert set(report.blends) == {"new", "growing", "established"}  # one blend per tenure segment

@@ -12,6 +12,7 @@ from jobs.models.base import Feedback, Recommender, Search, TitleIndex
 from jobs.models.content import ContentProfile, TitleText
 from jobs.models.item_cf import ItemCooccurrence
 from jobs.models.mf import ImplicitMF, RatingMF
+from jobs.models.neural import NeuralSequence
 from jobs.models.online import LoopRecommender
 from jobs.models.popularity import Popularity
 from jobs.models.river_mf import RiverBiasedMF
@@ -36,6 +37,7 @@ MODELS: dict[str, Callable[[], Recommender]] = {
     "job-blend": lambda: JobBlend(CATALOG, publish_every=1, flush_every=1),  # the learning job's top picks
     "content": lambda: ContentProfile(CATALOG),
     "transitions": Transitions,
+    "neural-sequence": lambda: NeuralSequence(batch=2, negatives=4),
     "user-knn": UserKNN,
     "search": lambda: SearchIntent(CATALOG),
     "scorer": lambda: Scorer({"item_cf": ItemCooccurrence(), "implicit_mf": ImplicitMF(),

@@ -83,8 +83,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
                   .process(op.UserLearner(settings, stores, model, hold_steps=execution_mode(env) == "process"),
                            output_type=PICKLED),
                   Step("user-learner", "user learner (user vectors)"))
-    named(users.process(op.WriteUserVectors(stores)),
-          Step("write-user-vectors", "write user vectors (Cassandra)"))
+    named(users.process(op.WriteUserVectors(stores)), Step("write-user-vectors", "write user vectors (Cassandra)"))
     user_updates = named(users.map(op.EncodeUserUpdate(), output_type=KAFKA_ROW_TYPE()),
                          Step("encode-user-updates", "encode user updates"))
     steps = named(users.get_side_output(op.STEPS_TAG).flat_map(op.SplitSteps(), output_type=PICKLED),
@@ -94,9 +93,10 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
                       Step("item-learner", "item learner (item vectors, similar titles)"))
 
     topics = {"model-updates": published, "user-updates": user_updates}
-    if not settings.pin_blend:
-        topics["blend-updates"] = named(users.get_side_output(op.BLEND_TAG).union(blend_updates)
-                                        .key_by(lambda value: value.segment, key_type=Types.STRING())
+    if not settings.pin_blend:  # connected, not a union: in process mode a union after a side output loses it
+        key = Types.STRING()
+        topics["blend-updates"] = named(users.get_side_output(op.BLEND_TAG).key_by(op.segment_of, key_type=key)
+                                        .connect(blend_updates.key_by(op.segment_of, key_type=key))
                                         .process(op.BlendLearner(settings), output_type=KAFKA_ROW_TYPE()),
                                         Step("blend-learner", "blend learner (per member segment)"))
 

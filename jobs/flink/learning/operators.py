@@ -13,6 +13,7 @@ from pyflink.common import Types
 from pyflink.datastream import (
     FlatMapFunction,
     KeyedBroadcastProcessFunction,
+    KeyedCoProcessFunction,
     KeyedProcessFunction,
     MapFunction,
     OutputTag,
@@ -304,11 +305,17 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             self.held.update([], user_id)
 
 
-class BlendLearner(KeyedProcessFunction):  # type: ignore[misc]
+def segment_of(value: BlendObservation | PublishedBlend) -> str:
+    """The blend learner's key."""
+    return value.segment
+
+
+class BlendLearner(KeyedCoProcessFunction):  # type: ignore[misc]
     """Keyed by member tenure segment: one blend learner per segment for the whole job, fed the sampled touches
-    of every user-side subtask (:mod:`jobs.models.blend`). When a segment's blend moves, the new version is
-    logged and published to blend-updates, from where every user-side subtask serves it. A published blend
-    newer than the state (a restart without a checkpoint) is adopted, not published again.
+    of every user-side subtask (:mod:`jobs.models.blend`; the first input). When a segment's blend moves, the
+    new version is logged and published to blend-updates, from where every user-side subtask serves it. A
+    published blend newer than the state (the second input: a restart without a checkpoint) is adopted, not
+    published again.
     """
 
     def __init__(self, settings: LearningJobConfig) -> None:
@@ -359,6 +366,12 @@ class BlendLearner(KeyedProcessFunction):  # type: ignore[misc]
                      published.hit_rate, published.describe())
             yield kafka_row(segment.encode(), self.codec.encode_record("blend_update",
                                                                        blend_update_record(published, now)))
+
+    def process_element1(self, value: BlendObservation, ctx: Any) -> Iterator[Any]:
+        yield from self.process_element(value, ctx)
+
+    def process_element2(self, value: PublishedBlend, ctx: Any) -> Iterator[Any]:
+        yield from self.process_element(value, ctx)
 
 
 class SplitSteps(FlatMapFunction):  # type: ignore[misc]
