@@ -57,6 +57,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("blend-updates", "blend_update", "segment", partitions=1, config={"cleanup.policy": "compact"},
               doc="BlendUpdate: each member segment's serving blend of the learning job's signals, absolute and "
                   "versioned, keyed by segment; compacted"),
+    TopicSpec("neural-updates", "neural_update", "key", partitions=1, config={"cleanup.policy": "compact"},
+              doc="NeuralUpdate: the learning job's neural sequence model, absolute and versioned: the encoder "
+                  "under 'encoder', each title's embedding under its id; compacted"),
     TopicSpec("user-updates", "user_update", "user_id", config={"retention.ms": _WEEK_MS},
               doc="UserUpdate: each user's top picks and model state after their events, keyed by user_id"),
     TopicSpec("policy-updates", "policy_update", "name", config={"cleanup.policy": "compact"},

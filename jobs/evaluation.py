@@ -133,16 +133,17 @@ def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
         "item-kNN, last 20 (baseline)": ItemCooccurrence(window=20, recency=1.0, normalize=False),
         "scorer": Scorer(signals, local_search=True),
     }
-    if catalog:  # the learning job's top picks as served: its own signals and its fixed blend
+    if catalog:  # the learning job's top picks as served: its own signals, its blends learned per segment
         models["learning job top picks"] = JobBlend(catalog)
+        models["learning job top picks, neural on"] = JobBlend(catalog, neural=True)
     return models
 
 
 def tune_job_blends(stream: Iterable[LabeledFeedback | Search], catalog: Iterable[TitleText], until_ms: int,
                     progress: Progress | None = None, every: int = 10_000) -> str:
-    """The learning job's logic learns its blends from every member's touches up to ``until_ms``: the
-    starting blends per segment for ``[learning]``, chosen on that part of the stream only."""
-    model = JobBlend(catalog, evaluate_share=1.0)
+    """The learning job's logic (with its neural model) learns its blends from every member's touches up to
+    ``until_ms``: the starting blends per segment for ``[learning]``, chosen on that part of the stream only."""
+    model = JobBlend(catalog, evaluate_share=1.0, neural=True)
     started = time.monotonic()
     for n, item in enumerate(stream, start=1):
         if isinstance(item, Search):

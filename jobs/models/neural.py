@@ -27,11 +27,13 @@ puts it behind the :class:`Recommender` contract for ``nextwatch eval`` and the 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from connectors.state import Versioned
 from jobs.models.base import Feedback, Recommender, TitleIndex
 
 GATES = ("z", "r", "h")  # update gate, reset gate, candidate state
@@ -39,6 +41,23 @@ GATES = ("z", "r", "h")  # update gate, reset gate, candidate state
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # stable for large |x|
+
+
+def gru(weights: dict[str, np.ndarray], steps: np.ndarray,
+        mask: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """The encoder: embedded histories (batch x steps x dimensions) -> last hidden states, and the cache."""
+    w = weights
+    h = np.zeros((steps.shape[0], steps.shape[2]), dtype=np.float32)
+    cache: list[tuple[np.ndarray, ...]] = []
+    for t in range(steps.shape[1]):
+        x = steps[:, t]
+        m = mask[:, t:t + 1]
+        z = _sigmoid(x @ w["Wz"] + h @ w["Uz"] + w["bz"])
+        r = _sigmoid(x @ w["Wr"] + h @ w["Ur"] + w["br"])
+        n = np.tanh(x @ w["Wh"] + (r * h) @ w["Uh"] + w["bh"])
+        cache.append((x, h, z, r, n, m))
+        h = m * ((1.0 - z) * h + z * n) + (1.0 - m) * h  # a padded step leaves the state as it was
+    return h, cache
 
 
 class SequenceNet:
@@ -66,13 +85,16 @@ class SequenceNet:
         self.input_squares = np.zeros((0, d), dtype=np.float32)
         self.output_squares = np.zeros((0, d), dtype=np.float32)
         self.bias_squares = np.zeros(0, dtype=np.float32)
+        self.size = 0  # titles (the arrays have room for more)
         self.steps = 0
+        self.last_sampled = np.zeros(0, dtype=np.int64)  # the last step's sampled negatives
 
     def __len__(self) -> int:
-        return len(self.bias)
+        return self.size
 
     def grow(self, titles: int) -> None:
         """Room for ``titles`` titles; new ones start as small random embeddings."""
+        self.size = max(self.size, titles)
         have = len(self.bias)
         if titles <= have:
             return
@@ -91,29 +113,19 @@ class SequenceNet:
     def encode(self, histories: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
         """Histories (batch x steps, title positions, left-padded; ``mask`` 1 where a title is) -> the last
         hidden states (batch x dimensions) and what the backward pass needs per step."""
-        w = self.dense
-        h = np.zeros((histories.shape[0], self.dimensions), dtype=np.float32)
-        cache: list[tuple[np.ndarray, ...]] = []
-        for t in range(histories.shape[1]):
-            x = self.inputs[histories[:, t]]
-            m = mask[:, t:t + 1]
-            z = _sigmoid(x @ w["Wz"] + h @ w["Uz"] + w["bz"])
-            r = _sigmoid(x @ w["Wr"] + h @ w["Ur"] + w["br"])
-            n = np.tanh(x @ w["Wh"] + (r * h) @ w["Uh"] + w["bh"])
-            cache.append((x, h, z, r, n, m))
-            h = m * ((1.0 - z) * h + z * n) + (1.0 - m) * h  # a padded step leaves the state as it was
-        return h, cache
+        return gru(self.dense, self.inputs[histories], mask)
 
     def scores(self, state: np.ndarray) -> np.ndarray:
         """Every title's score for one member's state."""
-        return self.outputs[:len(self.bias)] @ state + self.bias
+        return self.outputs[:self.size] @ state + self.bias[:self.size]
 
     def loss_and_gradients(self, histories: np.ndarray, mask: np.ndarray,
                            targets: np.ndarray) -> tuple[float, dict[str, Any]]:
         """Sampled-softmax loss of the batch and every gradient (dense ones by name, sparse ones by row)."""
         batch = len(targets)
         h, cache = self.encode(histories, mask)
-        sampled = self.rng.integers(0, len(self.bias), self.negatives) if self.negatives else np.zeros(0, int)
+        sampled = self.rng.integers(0, self.size, self.negatives) if self.negatives else np.zeros(0, np.int64)
+        self.last_sampled = sampled
         candidates = np.concatenate([targets, sampled])
         logits = h @ self.outputs[candidates].T + self.bias[candidates]
         # another column holding an example's own next title is not a negative for it
@@ -199,10 +211,10 @@ class NeuralSequence(Recommender):
     """:class:`SequenceNet` behind the :class:`Recommender` contract, trained test-then-train as events come."""
 
     # Defaults chosen on the first 50,000 MovieLens 100K ratings only (learning on the first 25,000, measured
-    # on the next): small batches and a high rate win there, replay and more dimensions lose (the stream
-    # moves on), and one embedding per title for input and output beats two.
-    def __init__(self, length: int = 10, dimensions: int = 32, batch: int = 4, replay: int = 0,
-                 memory: int = 20_000, negatives: int = 128, learning_rate: float = 0.1, seed: int = 0,
+    # on the next): small batches, a high rate and many negatives win there, replaying old examples loses
+    # (the stream moves on), and one embedding per title for input and output beats two.
+    def __init__(self, length: int = 10, dimensions: int = 64, batch: int = 4, replay: int = 0,
+                 memory: int = 20_000, negatives: int = 256, learning_rate: float = 0.1, seed: int = 0,
                  tied: bool = True, titles: TitleIndex | None = None) -> None:
         super().__init__(titles)
         if length < 1 or batch < 1 or replay < 0 or memory < batch:
@@ -259,3 +271,104 @@ class NeuralSequence(Recommender):
         if last:
             scores[:] = self.net.scores(self.state(last))[:len(self.titles)]
         return scores
+
+
+NEURAL_MODEL_VERSION = "gru4rec-tied-v1"  # the published weights' family and shape
+ENCODER = "encoder"  # the key of the encoder's published record; titles are published under their ids
+WEIGHT_ORDER = tuple(f"{kind}{gate}" for gate in GATES for kind in ("W", "U", "b"))
+
+
+@dataclass
+class PublishedNeural(Versioned):
+    """One absolute, versioned record of the trainer's weights: the encoder (``key`` ``"encoder"``, ``vector``
+    every dense weight flattened in ``WEIGHT_ORDER``) or one title's embedding and output bias."""
+
+    key: str
+    version: int
+    dimensions: int
+    vector: np.ndarray
+    bias: float = 0.0
+    updated_ms: int = 0
+
+    STATE_VERSION = 1
+
+    def state_fields(self) -> tuple[Any, ...]:
+        return (self.key, self.version, self.dimensions, np.asarray(self.vector, dtype=np.float32).tobytes(),
+                self.bias, self.updated_ms)
+
+    def restore(self, fields: tuple[Any, ...]) -> None:
+        self.key, self.version, self.dimensions, raw, self.bias, self.updated_ms = fields
+        self.vector = np.frombuffer(raw, dtype=np.float32).copy()
+
+    def encoder_weights(self) -> dict[str, np.ndarray]:
+        """The encoder's dense weights by name (for the encoder's record)."""
+        d, out, at = self.dimensions, {}, 0
+        for name in WEIGHT_ORDER:
+            size = d if name.startswith("b") else d * d
+            out[name] = self.vector[at:at + size].reshape((d,) if name.startswith("b") else (d, d))
+            at += size
+        return out
+
+
+@dataclass
+class TrainerState(Versioned):
+    """The neural trainer's keyed state: the shared weights, the titles they index, what waits to be learned
+    and published. One key (the trainer runs as one instance for the whole job)."""
+
+    net: SequenceNet
+    titles: list[str] = field(default_factory=list)
+    pending: list[tuple[tuple[int, ...], int]] = field(default_factory=list)
+    changed: set[int] = field(default_factory=set)  # title rows changed since they were last published
+    version: int = 0  # training steps so far: the version of everything published
+    armed: bool = False  # a publish timer is set
+
+    STATE_VERSION = 1
+
+    def position(self, title_id: str) -> int:
+        index: dict[str, int] | None = getattr(self, "_index", None)  # a cache, not state: rebuilt after a restore
+        if index is None or len(index) != len(self.titles):
+            index = self._index = {title: n for n, title in enumerate(self.titles)}
+        found = index.get(title_id)
+        if found is None:
+            found = index[title_id] = len(self.titles)
+            self.titles.append(title_id)
+            self.net.grow(len(self.titles))
+        return found
+
+    def learn(self, history: Sequence[str], title_id: str, batch: int, length: int) -> bool:
+        """One example (a member's last titles -> the next); ``True`` when it completed a batch and a step ran."""
+        example = (tuple(self.position(t) for t in list(history)[-length:]), self.position(title_id))
+        self.pending.append(example)
+        if len(self.pending) < batch:
+            return False
+        histories, mask = padded([h for h, _ in self.pending], length)
+        targets = np.array([target for _, target in self.pending])
+        self.net.step(histories, mask, targets)
+        self.changed.update(int(p) for p in np.unique(np.concatenate([histories[mask > 0], targets])))
+        self.changed.update(int(p) for p in self.net.last_sampled)
+        self.pending = []
+        self.version += 1
+        return True
+
+    def published(self, now_ms: int) -> list[PublishedNeural]:
+        """The encoder and every changed title, at the current version (and nothing changed any more)."""
+        net = self.net
+        encoder = np.concatenate([net.dense[name].ravel() for name in WEIGHT_ORDER])
+        records = [PublishedNeural(ENCODER, self.version, net.dimensions, encoder, 0.0, now_ms)]
+        records += [PublishedNeural(self.titles[p], self.version, net.dimensions, net.outputs[p].copy(),
+                                    float(net.bias[p]), now_ms) for p in sorted(self.changed) if p < len(self.titles)]
+        self.changed = set()
+        return records
+
+
+def neural_scores(encoder: Mapping[str, np.ndarray], embeddings: np.ndarray, bias: np.ndarray,
+                  history: Sequence[int], length: int) -> np.ndarray:
+    """Every title's score for a member whose last titles are the rows ``history`` of ``embeddings``
+    (the user side's copy of the published weights; tied embeddings serve as input and output)."""
+    recent = list(history)[-length:]
+    if not recent or not encoder:
+        return np.zeros(len(bias), dtype=np.float32)
+    steps = embeddings[np.array(recent)][None, :, :]
+    state = gru(dict(encoder), steps, np.ones((1, len(recent)), dtype=np.float32))[0][0]
+    scores: np.ndarray = embeddings @ state + bias
+    return scores

@@ -66,6 +66,12 @@ class LearningConfig:
     content_dimensions: int = 32  # metadata hashed into this many buckets (64 offline; 32 keeps state < 1 KiB)
     searches: int = 3  # the user's last searches kept (5 offline), each at most search_chars of its words
     search_chars: int = 40
+    # the neural sequence model (jobs/models/neural.py, its offline defaults), trained by the job's trainer
+    neural_dimensions: int = 64
+    neural_length: int = 10  # ... over the member's last this many titles
+    neural_batch: int = 4
+    neural_negatives: int = 256
+    neural_learning_rate: float = 0.1
 
 
 def initial_vector(key: str, factors: int, salt: str) -> np.ndarray:

@@ -36,6 +36,7 @@ import numpy as np
 from jobs.models.base import Feedback, Recommender, Search, TitleIndex, grown
 from jobs.models.blend import SegmentBlends, Tenure, candidate_hits
 from jobs.models.content import TitleText, hashed_vector, title_features
+from jobs.models.neural import ENCODER, PublishedNeural, SequenceNet, TrainerState, neural_scores
 from jobs.models.online import (
     ItemVectors,
     LearningConfig,
@@ -50,7 +51,8 @@ from jobs.models.online import publish as publish_item
 from jobs.models.scorer import scaled
 from jobs.models.search import terms, title_terms
 
-SIGNALS = ("item_cf", "implicit_mf", "popularity", "rating_mf", "transitions", "user_knn", "content", "search")
+SIGNALS = ("item_cf", "implicit_mf", "popularity", "rating_mf", "transitions", "user_knn", "content", "search",
+           "neural")
 CATALOG_SIGNALS = ("content", "search")  # know a title from the catalog alone; the others from interactions
 # Tuned on the first half of MovieLens 100K ratings only (the offline scorer's coordinate ascent over the
 # levels 0.1, 0.3, 1: README "The job's blend"). No level 0, so every signal keeps a voice: a title nobody
@@ -144,6 +146,11 @@ class TitleTable:
         self.terms: dict[str, set[int]] = {}
         self.neighbors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.successors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # the neural sequence model as its trainer published it: the encoder, and an embedding per title
+        self.encoder: dict[str, np.ndarray] = {}
+        self.neural_versions: dict[str, int] = {}
+        self.neural = np.zeros((0, config.neural_dimensions), dtype=np.float32)
+        self.neural_bias = np.zeros(0, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -159,6 +166,7 @@ class TitleTable:
             size = found + 1
             self.implicit, self.rating, self.content = (grown(self.implicit, size), grown(self.rating, size),
                                                         grown(self.content, size))
+            self.neural, self.neural_bias = grown(self.neural, size), grown(self.neural_bias, size)
             self.implicit_bias, self.rating_bias, self.popularity, self.described = (
                 grown(self.implicit_bias, size), grown(self.rating_bias, size), grown(self.popularity, size),
                 grown(self.described, size))
@@ -184,6 +192,20 @@ class TitleTable:
     def _indexed(self, pairs: Sequence[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
         positions = np.array([self.position(title) for title, _ in pairs], dtype=np.int64)
         return positions, np.array([score for _, score in pairs], dtype=np.float32)
+
+    def hold_neural(self, weights: PublishedNeural) -> bool:
+        """Take the neural model's published weights (the encoder, or a title's embedding) unless a newer
+        version is held, or they have another shape; ``True`` when taken."""
+        if weights.version < self.neural_versions.get(weights.key, -1) or \
+                weights.dimensions != self.config.neural_dimensions:
+            return False
+        self.neural_versions[weights.key] = weights.version
+        if weights.key == ENCODER:
+            self.encoder = weights.encoder_weights()
+        else:
+            at = self.position(weights.key)
+            self.neural[at], self.neural_bias[at] = weights.vector, weights.bias
+        return True
 
     def describe(self, title: TitleText) -> None:
         """A catalog snapshot: the title's metadata vector and search terms (replacing older ones)."""
@@ -307,6 +329,9 @@ def signal_scores(user_id: str, user: UserModel, table: TitleTable, peers: PeerP
         parts["content"] = zeros.copy()
     parts["search"] = search_scores(user, table, half_life_minutes)
     parts["user_knn"] = peers.scores(user_id, user, table)
+    history = [table.positions[title] for title in user.recent if title in table.positions]
+    parts["neural"] = (neural_scores(table.encoder, table.neural[:size], table.neural_bias[:size], history,
+                                     config.neural_length) if table.encoder else zeros.copy())
     return parts
 
 
@@ -468,9 +493,13 @@ class JobLoop(LocalLoop):
     def __init__(self, config: LearningConfig | None = None, publish_every: int = 1,
                  catalog: Iterable[TitleText] = (), blend: str | Mapping[str, str] | None = None, peers: int = 2000,
                  search_half_life_minutes: float = 60.0, flush_every: int = 1, evaluate_share: float = EVALUATE_SHARE,
-                 pin_blend: bool = False, tenure: Tenure | None = None, blend_step_every: int = 500) -> None:
+                 pin_blend: bool = False, tenure: Tenure | None = None, blend_step_every: int = 500,
+                 neural: bool = False) -> None:
         super().__init__(config, publish_every, flush_every)
         self.table = TitleTable(self.config)
+        config = self.config  # the job's neural trainer, here in the same process (published as items are)
+        self.trainer = TrainerState(SequenceNet(config.neural_dimensions, config.neural_negatives,
+                                                config.neural_learning_rate, tied=True)) if neural else None
         for title in catalog:
             self.table.describe(title)
         self.peers = PeerPool(peers)
@@ -491,10 +520,13 @@ class JobLoop(LocalLoop):
             observation = observe_blends(self.scores(user_id), self.table, self.blends, user, feedback.title_id)
             if observation is not None:  # one learner for the whole job: here in the same process
                 self.blends.observe(observation.segment, np.array(observation.hits), observation.version)
+        previous = user.recent[-self.config.neural_length:]
         super().learn(user_id, feedback, event_id)
         if user.version != version:  # applied, not a redelivery: as the job's user side does after learn_user
             learn_content(user, feedback, self.table.content_vector(feedback.title_id), self.config)
             self.peers.update(user_id, user)
+            if self.trainer is not None and previous and feedback.title_id not in previous:
+                self.trainer.learn(previous, feedback.title_id, self.config.neural_batch, self.config.neural_length)
 
     def learn_search(self, user_id: str, search: Search, event_id: str) -> bool:
         return learn_search(self.users.setdefault(user_id, UserModel()), search, event_id, self.config)
@@ -504,6 +536,9 @@ class JobLoop(LocalLoop):
             if item.dirty:
                 self.published[title] = vectors = publish_item(item, self.config)
                 self.table.hold(vectors)
+        if self.trainer is not None and self.trainer.changed:
+            for weights in self.trainer.published(0):
+                self.table.hold_neural(weights)
 
     def describe(self, title: TitleText) -> None:
         self.table.describe(title)
@@ -539,18 +574,19 @@ class JobBlend(Recommender):
 
     def __init__(self, catalog: Iterable[TitleText] = (), blend: str | Mapping[str, str] | None = None,
                  publish_every: int = 100, titles: TitleIndex | None = None, flush_every: int = 50,
-                 evaluate_share: float = EVALUATE_SHARE) -> None:
+                 evaluate_share: float = EVALUATE_SHARE, neural: bool = False) -> None:
         super().__init__(titles)
         self.catalog, self.blend_text = list(catalog), blend if blend is not None else DEFAULT_BLENDS
         self.publish_every, self.flush_every, self.evaluate_share = publish_every, flush_every, evaluate_share
+        self.neural = neural
         self.loop = JobLoop(publish_every=publish_every, catalog=self.catalog, blend=self.blend_text,
-                            flush_every=flush_every, evaluate_share=evaluate_share)
+                            flush_every=flush_every, evaluate_share=evaluate_share, neural=neural)
         self.events = 0
         self.positions = np.zeros(0, dtype=np.int64)  # the job table's titles in this model's index
 
     def _params(self) -> dict[str, Any]:
         return {"catalog": self.catalog, "blend": self.blend_text, "publish_every": self.publish_every,
-                "flush_every": self.flush_every, "evaluate_share": self.evaluate_share}
+                "flush_every": self.flush_every, "evaluate_share": self.evaluate_share, "neural": self.neural}
 
     def user_state_bytes(self, user_id: str) -> int:
         """Bytes of per-user state: the user's keyed state as the job pickles it."""

@@ -20,6 +20,7 @@ from infra.flink_cluster import job_metrics
 from infra.pipeline import start_job
 from infra.process import free_port
 from jobs.flink.learning.config import LearningJobConfig
+from jobs.models.online import LearningConfig
 from jobs.runtime import FlinkConfig
 
 MIN = 60_000
@@ -163,6 +164,51 @@ def test_each_segment_learns_its_blend_and_serves_the_newest_published(kafka_con
             producer.flush()
             picks = _wait("top picks", lambda: (rows := store.rows("get_top_picks", member)) and rows[0])
             assert picks.blend.startswith("new v100: item_cf=0,") and "popularity=1" in picks.blend
+    finally:
+        if job is not None:
+            job.cancel().result()
+        delete_topics(kafka, created)
+
+
+def test_the_neural_model_trains_inside_the_job_and_reaches_the_user_side(kafka_config: Any, cassandra_config: Any,
+                                                                          cassandra_session: Any,
+                                                                          tmp_path: Any) -> None:
+    # thread mode first: the trainer's numpy runs inside the JVM's embedded interpreter there
+    tag = uuid.uuid4().hex[:8]
+    kafka = replace(kafka_config, topic_prefix=f"neural-{tag}.")
+    created = ensure_topics(kafka)
+    ctx = Context("tv-1", "TV", "US", 0)
+    t0 = int(time.time() * 1000) - 600 * MIN
+    series = [f"episode{n}-{tag}" for n in range(4)]
+    settings = LearningJobConfig(group_id=f"learning-{tag}", snapshot_ms=500, neural=True, neural_publish_ms=500)
+    store = ModelStore(cassandra_session, cassandra_config.keyspace)
+    job = None
+    try:
+        with EventProducer(kafka) as producer:
+            job = start_job("learning", kafka, cassandra_config, settings=settings,
+                            flink=FlinkConfig(checkpoint_interval_ms=2000, execution_mode="thread",
+                                              checkpoint_dir=str(tmp_path / "checkpoints")))
+            for member in range(8):  # binge-watchers, episode after episode
+                for n, title in enumerate(series):
+                    producer.send(RatingEvent(f"binger{member}-{tag}", t0 + (member * 10 + n) * MIN, ctx, title,
+                                              "STARS", 5.0, event_id=uuid.uuid4().hex))
+            producer.flush()
+
+            def published() -> dict[str, Any]:
+                records = read_snapshot(kafka.topic_prefix + "neural-updates", kafka, idle_s=1.0)
+                return {d.record["key"]: d.record for d in records}
+
+            weights = _wait("the neural model's weights", lambda: (found := published()) and "encoder" in found
+                            and set(series) <= set(found) and found)
+            d = LearningConfig().neural_dimensions
+            assert weights["encoder"]["version"] >= 1 and len(weights["encoder"]["vector"]) == 6 * d * d + 3 * d
+            assert all(len(weights[title]["vector"]) == d for title in series)
+            # a member who acts after the weights were published is ranked with them too
+            member = f"latecomer-{tag}"
+            producer.send(RatingEvent(member, t0 + 200 * MIN, ctx, series[0], "STARS", 5.0))
+            producer.flush()
+            picks = _wait("top picks", lambda: (rows := store.rows("get_top_picks", member)) and rows[0])
+            assert series[1] in picks.title_ids
     finally:
         if job is not None:
             job.cancel().result()

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pytest
 from pyflink.datastream.functions import Function
 
@@ -270,8 +271,10 @@ def user_learner() -> None:
             sampled.process_broadcast(ItemVectors.initial(title, LearningConfig()))
         out = sampled.process_all(_ratings("u2", ["t1", "t2"]))
         assert sampled.metrics["eval_touches"] == tested and sampled.metrics["feedback_applied"] == 2
-        # each tested touch also tells the blend learner how the segment's candidate blends ranked it
-        observations = out.side.get("blend-observations", [])
+        # each tested touch also tells the blend learner how the segment's candidate blends ranked it, with
+        # the member's flush (as the item steps)
+        assert "blend-observations" not in out.side
+        observations = sampled.advance(settings.flush_ms).side.get("blend-observations", [])
         assert len(observations) == tested
         if observations:
             [observation] = observations
@@ -335,6 +338,49 @@ def write_user_vectors() -> None:
     [(user, model, picks, blend, model_version, _written_ms)] = stores.calls("write_user")
     assert (user, model.version, picks, blend, model_version) == ("u1", 2, [Pick("t1", 0.9, "item_cf")],
                                                                    "new v2: item_cf=1", MODEL_VERSION)
+
+
+def neural_trainer() -> None:
+    from jobs.records.neural_update import published_neural
+
+    settings = LearningJobConfig(neural=True, neural_publish_ms=1_000)
+    examples = [(("t1",), "t2"), (("t1", "t2"), "t3"), (("t2",), "t3"), (("t3",), "t1")] * 2
+
+    def trainer() -> OperatorHarness:
+        return OperatorHarness(learning.NeuralTrainer(settings), key=lambda value: learning.TRAINER_KEY).open()
+
+    harness = trainer()
+    harness.process_all(examples[:4])  # a batch of four: one training step
+    assert harness.metrics["neural_steps"] == 1 and harness.metrics["neural_examples"] == 4
+    published = [published_neural(_record(row)) for row in harness.advance(settings.neural_publish_ms).main]
+    assert {p.key for p in published if p} == {"encoder", "t1", "t2", "t3"}
+    assert {p.version for p in published if p} == {1}
+    # a restart between publishes learns the examples since the weights were saved again: nothing lost
+    harness.process_all(examples[4:6])
+    harness.restart(learning.NeuralTrainer(settings))
+    harness.process_all(examples[6:])
+    restored = [published_neural(_record(row)) for row in harness.advance(settings.neural_publish_ms).main]
+    never_stopped = trainer()
+    never_stopped.process_all(examples)
+    whole = [published_neural(_record(row)) for row in never_stopped.advance(settings.neural_publish_ms).main]
+    assert [(p.key, p.version) for p in restored if p] == [(p.key, p.version) for p in whole if p]
+    for a, b in zip(restored, whole, strict=True):
+        assert a is not None and b is not None
+        np.testing.assert_allclose(a.vector, b.vector, rtol=1e-6)
+    # the user side: each touch of a title not among the member's last ones is an example for the trainer
+    users = OperatorHarness(learning.UserLearner(replace(settings, warm_start=False), FakeStores()),
+                            key=lambda value: value[0]).open()
+    users.process_all(_ratings("u1", ["t1", "t2"]))
+    assert users.advance(settings.flush_ms).side["neural-examples"] == [(("t1",), "t2")]  # with the flush
+    unheld = OperatorHarness(learning.UserLearner(replace(settings, warm_start=False), FakeStores(), hold_steps=False),
+                             key=lambda value: value[0]).open()
+    assert unheld.process_all(_ratings("u1", ["t1", "t2"])).side["neural-examples"] == [(("t1",), "t2")]
+    for weights in whole:
+        users.process_broadcast(weights)
+    assert users.operator.table.encoder and users.operator.table.neural_versions["t2"] == 2
+    users.restart(learning.UserLearner(replace(settings, warm_start=False), FakeStores()))
+    users.process(_ratings("u1", ["t3"])[0])
+    assert users.operator.table.encoder  # refilled from broadcast state
 
 
 def blend_learner() -> None:
@@ -488,6 +534,7 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "jobs.flink.learning.operators.EncodeUserUpdate": encode_user_update,
     "jobs.flink.learning.operators.WriteUserVectors": write_user_vectors,
     "jobs.flink.learning.operators.BlendLearner": blend_learner,
+    "jobs.flink.learning.operators.NeuralTrainer": neural_trainer,
     "jobs.flink.learning.operators.ItemLearner": item_learner,
     "jobs.flink.rows.operators.DecodeRecords": decode_records,
     "jobs.flink.rows.operators.HomepageBuilder": homepage_builder,

@@ -78,6 +78,19 @@ def blend_update() -> None:
     assert published_blend(_round_trip("blend_update", blend_update_record(blend, 10))) == blend
 
 
+def neural_update() -> None:
+    import numpy as np
+
+    from jobs.models.neural import PublishedNeural
+    from jobs.records.neural_update import neural_update_record, published_neural
+
+    weights = PublishedNeural("t1", 7, 2, np.array([0.5, -1.0], dtype=np.float32), 0.25, 9)
+    back = published_neural(_round_trip("neural_update", neural_update_record(weights, 10)))
+    assert back is not None and (back.key, back.version, back.vector.tolist(), back.bias) == ("t1", 7, [0.5, -1.0],
+                                                                                              0.25)
+    assert published_neural({**neural_update_record(weights, 10), "model_version": "other"}) is None
+
+
 def impression_outcome() -> None:
     outcome = Outcome("imp-1", "top_picks", 0, "t1", 2, "t1-art0", True, False, "rows-eg-1+art-eg-1", 0.9, 0.5,
                       False, 1_790_000_000_000)
@@ -88,7 +101,7 @@ def impression_outcome() -> None:
 CONTRACTS: dict[str, Callable[[], None]] = {
     "rejected_event": rejected_event, "user_features": user_features, "session_features": session_features,
     "item_vectors": item_vectors, "user_update": user_update, "policy_update": policy_update,
-    "impression_outcome": impression_outcome, "blend_update": blend_update}
+    "impression_outcome": impression_outcome, "blend_update": blend_update, "neural_update": neural_update}
 
 
 @pytest.mark.parametrize("contract", sorted(CONTRACTS))

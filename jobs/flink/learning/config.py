@@ -42,6 +42,10 @@ class LearningJobConfig:
     search_half_life_minutes: float = 60.0
     # in-job test-then-train on this share of members, chosen by a hash of the member id (1.0: all of them)
     evaluate_share: float = EVALUATE_SHARE
+    # the neural sequence model: trained by one trainer for the whole job, its weights published to
+    # neural-updates at most every neural_publish_ms and served by the user side as the signal "neural"
+    neural: bool = False
+    neural_publish_ms: int = 5_000
     # test and learn the blends on sampled touches (eval_blend_hits; costs a scoring per sampled touch)
     evaluate_blend: bool = True
 
@@ -56,6 +60,8 @@ class LearningJobConfig:
             Tenure(self.tenure_new_below, self.tenure_established_from)
         except ValueError as exc:
             raise ConfigError(f"[learning] {exc}") from exc
+        if self.neural_publish_ms < 1:
+            raise ConfigError(f"[learning] neural_publish_ms must be at least 1, got {self.neural_publish_ms}")
         if self.blend_step_every < 1:
             raise ConfigError(f"[learning] blend_step_every must be at least 1, got {self.blend_step_every}")
         if not 1 <= min(self.flush_ms, self.publish_ms) <= max(self.flush_ms, self.publish_ms) <= self.max_flush_ms:

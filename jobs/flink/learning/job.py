@@ -1,30 +1,19 @@
 """Learning job: user events -> online models -> user vectors, top picks, item vectors and similar titles.
 
-The design (user side keyed by user, item side keyed by title, item vectors shared as absolute
-versioned records through the model-updates topic) and its staleness bound are in
-:mod:`jobs.models.online`; the eight signals and their blend in :mod:`jobs.models.signals`. Steps,
-each with a stable uid:
+The design, its staleness bound and every setting are in ``docs/jobs/learning.md``; the models in
+:mod:`jobs.models`. Steps, each with a stable uid:
 
-1. ``learning-source`` / ``learning-decode``: play, browse, rating and search topics, Avro decode and
-   contract checks; event -> feedback or search. The feature job dead-letters bad input, so this job
-   only counts what it cannot read (``events_invalid``).
-2. ``model-updates-source`` and ``catalog-source``: the job's own model-updates topic and the catalog
-   topic, both compacted and read from the start, decoded and broadcast together.
-3. ``user-learner`` (keyed by user; item vectors and catalog in broadcast state): one learning step for
-   the user, the item halves of it to a side output (in process mode held in the user's state until
-   their flush); each changed user's vectors and top picks (the blend of all eight signals) flushed at
-   most every ``flush_ms``.
-4. ``item-learner`` (keyed by title): applies each item step once, and every ``publish_ms`` publishes
-   each changed title's vectors to model-updates (and to Cassandra at most every ``snapshot_ms``).
-5. ``write-user-vectors``: user vectors and top picks to Cassandra, one batch per user;
-   ``encode-user-updates``: the same flush to the user-updates topic (the rows job's input).
-6. ``blend-learner`` (keyed by member tenure segment): each segment's blend, learned from the user
-   side's sampled touches, each move published to blend-updates, read back (``blend-updates-source``)
-   and served. Not in the graph with ``pin_blend`` (that graph restores savepoints of older code).
-
-Warm start: with no checkpoint or savepoint, titles start from the Cassandra snapshot
-(``item_vectors``), each user from their ``user_vectors`` row (read once, on the user's first event
-in the job); see ``LearningJobConfig.warm_start`` for when to turn it off.
+1. ``learning-source`` / ``learning-decode``: play, browse, rating, search -> feedback or search.
+2. ``model-updates-source``, ``catalog-source`` (and ``blend-updates-source``, ``neural-updates-source``):
+   the job's compacted topics, read from the start, decoded and broadcast to the user side.
+3. ``user-learner`` (keyed by user): test, then learn; item steps, blend observations and neural
+   examples to side outputs; each changed user's vectors and top picks flushed every ``flush_ms``.
+4. ``item-learner`` (keyed by title): item steps applied once; vectors published to model-updates.
+5. ``write-user-vectors`` (Cassandra) and ``encode-user-updates`` (the rows job's input).
+6. ``blend-learner`` (keyed by tenure segment): blends learned and published to blend-updates; not in
+   the graph with ``pin_blend`` (that graph restores savepoints of older code).
+7. ``neural-trainer`` (one key): the neural sequence model trained and published to neural-updates;
+   only with ``neural``.
 """
 
 from __future__ import annotations
@@ -64,19 +53,23 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
                          Step("learning-source", "play, browse, rating (Kafka)"),
                          Step("learning-decode", "decode -> feedback"),
                          DecodeEvents(JOB_NAME, op.feedback, limits=Limits.load())).events
-    updates = named(read_topic(env, kafka, ["model-updates"], settings.group_id + "-updates",
-                               Step("model-updates-source", "model-updates (Kafka)"))
-                    .map(op.DecodeShared(), output_type=PICKLED), Step("model-updates-decode", "decode item vectors"))
-    catalog = named(read_topic(env, kafka, ["catalog"], settings.group_id + "-catalog",
-                               Step("catalog-source", "catalog (Kafka)"))
-                    .map(op.DecodeShared(), output_type=PICKLED), Step("catalog-decode", "decode catalog"))
+
+    def shared_topic(topic: str, suffix: str, what: str) -> Any:  # a compacted topic of the job's, decoded
+        return named(read_topic(env, kafka, [topic], settings.group_id + suffix, Step(f"{topic}-source",
+                                                                                     f"{topic} (Kafka)"))
+                     .map(op.DecodeShared(), output_type=PICKLED), Step(f"{topic}-decode", f"decode {what}"))
+
+    updates, catalog = shared_topic("model-updates", "-updates", "item vectors"), shared_topic("catalog", "-catalog",
+                                                                                              "catalog")
     shared, descriptors = updates.union(catalog), [op.ITEMS, op.CATALOG]
     if not settings.pin_blend:  # the blends learned: read back what the blend learner publishes
-        blends = named(read_topic(env, kafka, ["blend-updates"], settings.group_id + "-blends",
-                                  Step("blend-updates-source", "blend-updates (Kafka)"))
-                       .map(op.DecodeShared(), output_type=PICKLED), Step("blend-updates-decode", "decode blends"))
-        blend_updates = named(blends.filter(lambda value: value is not None), Step("blend-updates-known", "blends"))
+        blend_updates = named(shared_topic("blend-updates", "-blends", "blends")
+                              .filter(lambda value: value is not None), Step("blend-updates-known", "blends"))
         shared, descriptors = shared.union(blend_updates), [*descriptors, op.BLENDS]
+    if settings.neural:  # the neural model's weights, as its trainer publishes them
+        neural_updates = named(shared_topic("neural-updates", "-neural", "neural weights")
+                               .filter(lambda value: value is not None), Step("neural-updates-known", "neural weights"))
+        shared, descriptors = shared.union(neural_updates), [*descriptors, op.NEURAL]
 
     users = named(events.key_by(lambda value: value[0], key_type=Types.STRING())
                   .connect(shared.broadcast(*descriptors))
@@ -99,6 +92,12 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
                                         .connect(blend_updates.key_by(op.segment_of, key_type=key))
                                         .process(op.BlendLearner(settings), output_type=KAFKA_ROW_TYPE()),
                                         Step("blend-learner", "blend learner (per member segment)"))
+
+    if settings.neural:
+        topics["neural-updates"] = named(users.get_side_output(op.EXAMPLES_TAG)
+                                         .key_by(lambda example: op.TRAINER_KEY, key_type=Types.STRING())
+                                         .process(op.NeuralTrainer(settings, model), output_type=KAFKA_ROW_TYPE()),
+                                         Step("neural-trainer", "neural trainer (sequence model)"))
 
     t_env = StreamTableEnvironment.create(env)
     return write_to_topics(t_env, kafka, topics)

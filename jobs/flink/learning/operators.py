@@ -31,6 +31,7 @@ from jobs.models.base import Feedback, Search
 from jobs.models.blend import SEGMENTS, LocalSearch, PublishedBlend
 from jobs.models.content import TitleText, title_text
 from jobs.models.feedback import feedback_from_event, search_from_event
+from jobs.models.neural import PublishedNeural, SequenceNet, TrainerState
 from jobs.models.online import (
     MODEL_VERSION,
     ItemModel,
@@ -62,6 +63,7 @@ from jobs.models.snapshots import item_vectors_from_row, user_model_from_row
 from jobs.pacing import FlushPacing
 from jobs.records.blend_update import blend_update_record, published_blend
 from jobs.records.item_vectors import item_vectors_from_record, item_vectors_record
+from jobs.records.neural_update import neural_update_record, published_neural
 from jobs.records.user_update import user_update_record
 from jobs.runtime import (
     STATE_CACHE_KEYS,
@@ -82,6 +84,9 @@ CATALOG = MapStateDescriptor("catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY
 BLENDS = MapStateDescriptor("blends", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 STEPS_TAG = OutputTag("item-steps", Types.PICKLED_BYTE_ARRAY())
 BLEND_TAG = OutputTag("blend-observations", Types.PICKLED_BYTE_ARRAY())
+NEURAL = MapStateDescriptor("neural", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+EXAMPLES_TAG = OutputTag("neural-examples", Types.PICKLED_BYTE_ARRAY())
+TRAINER_KEY = "neural"  # the trainer runs as one instance: every example under one key
 LOG = logging.getLogger("nextwatch.jobs.learning")
 # A member's item steps wait in their state for their flush; past this many they go at once (bounded state).
 MAX_HELD_STEPS = 2_000
@@ -109,6 +114,8 @@ class DecodeShared(MapFunction):  # type: ignore[misc]
                 return title_text(from_record(CatalogItem, decoded.record))
             if decoded.subject == "blend_update":
                 return published_blend(decoded.record)
+            if decoded.subject == "neural_update":
+                return published_neural(decoded.record)
             return item_vectors_from_record(decoded.record)
         except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
             self.unreadable.inc()
@@ -126,6 +133,8 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     message, not one per event, and an event fans out to about twenty titles. Held in keyed state,
     they are in every checkpoint with the event that made them. Without it (thread mode, where
     PyFlink hands a timer's side output to the main output) each event's steps go as it is learned.
+    Blend observations and neural examples travel the same way, on side outputs of their own (in
+    process mode a side output sent from ``process_element`` was seen not to arrive).
     """
 
     def __init__(self, settings: LearningJobConfig, stores: Stores, model: LearningConfig | None = None,
@@ -151,6 +160,8 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         loaders: list[tuple[Any, Any]] = [(ITEMS, self._hold), (CATALOG, self.table.describe)]
         if not self.blends.pinned:  # pinned: the job has no blend learner, and no blends in broadcast state
             loaders.append((BLENDS, self.blends.adopt))
+        if settings.neural:
+            loaders.append((NEURAL, self.table.hold_neural))
         self.restore = BroadcastRestore(loaders, self.decode_failures)
         self.applied = EventCount(metrics, "feedback_applied")
         self.searches = EventCount(metrics, "searches_applied")
@@ -215,15 +226,19 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.lag_ms = now - signal.time_ms
         self.pacing.observe(now, signal.time_ms)
         user: UserModel = self.state.value(user_id) or self._start(user_id)
+        extras: list[Any] = []  # blend observations and neural examples: they travel with the item steps
         if isinstance(signal, Search):
             steps: list[ItemStep] | None = None
             if learn_search(user, signal, event_id, self.model):
                 steps = []
                 self.searches.inc()
         else:
+            previous = user.recent[-self.model.neural_length:]
             steps, observation = self._learn(user_id, user, signal, event_id)
             if observation is not None and not self.blends.pinned:  # to the one blend learner per segment
-                yield BLEND_TAG, observation
+                extras.append(observation)
+            if steps is not None and self.settings.neural and previous and signal.title_id not in previous:
+                extras.append((tuple(previous), signal.title_id))  # to the neural trainer: what came next
         if steps is None:  # a redelivery of an applied event
             self.duplicates.inc()
             return
@@ -231,14 +246,22 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             arm_timer(ctx, self.pacing.delay_ms())
             user.flush_armed = now
         self.state.update(user, user_id)
-        if steps and not self.hold_steps:
-            yield STEPS_TAG, steps_by_title(steps)
-        elif steps:
-            held: list[ItemStep] = (self.held.value(user_id) or []) + steps
+        if not self.hold_steps:
+            if steps:
+                yield STEPS_TAG, steps_by_title(steps)
+            yield from self._tagged(extras)
+        elif steps or extras:
+            held: list[Any] = (self.held.value(user_id) or []) + steps + extras
             if len(held) >= MAX_HELD_STEPS:
-                yield STEPS_TAG, steps_by_title(held)
-                held = []
+                yield STEPS_TAG, steps_by_title([step for step in held if isinstance(step, ItemStep)])
+                held = [value for value in held if not isinstance(value, ItemStep)]
             self.held.update(held, user_id)
+
+    @staticmethod
+    def _tagged(extras: Iterable[Any]) -> Iterator[tuple[OutputTag, Any]]:
+        """Blend observations to the blend learner, neural examples to the trainer."""
+        for value in extras:
+            yield (BLEND_TAG if isinstance(value, BlendObservation) else EXAMPLES_TAG), value
 
     def _learn(self, user_id: str, user: UserModel, feedback: Feedback,
                event_id: str) -> tuple[list[ItemStep] | None, BlendObservation | None]:
@@ -265,6 +288,13 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         return steps, observation
 
     def process_broadcast_element(self, value: Any, ctx: Any) -> None:
+        if isinstance(value, PublishedNeural):
+            state = ctx.get_broadcast_state(NEURAL)
+            current = broadcast_value(state, value.key, self.decode_failures)
+            if current is None or value.version >= current.version:
+                state.put(value.key, value)
+            self.table.hold_neural(value)
+            return
         if isinstance(value, PublishedBlend):
             state = ctx.get_broadcast_state(BLENDS)
             current = broadcast_value(state, value.segment, self.decode_failures)
@@ -301,7 +331,10 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         yield user_id, user, picks, learner.published(segment, 0).describe()
         held = self.held.value(user_id) if self.hold_steps else None
         if held:  # a timer's side output: process mode only (see the class)
-            yield STEPS_TAG, steps_by_title(held)
+            steps = [step for step in held if isinstance(step, ItemStep)]
+            if steps:
+                yield STEPS_TAG, steps_by_title(steps)
+            yield from self._tagged(value for value in held if not isinstance(value, ItemStep))
             self.held.update([], user_id)
 
 
@@ -372,6 +405,79 @@ class BlendLearner(KeyedCoProcessFunction):  # type: ignore[misc]
 
     def process_element2(self, value: PublishedBlend, ctx: Any) -> Iterator[Any]:
         yield from self.process_element(value, ctx)
+
+
+class NeuralTrainer(KeyedProcessFunction):  # type: ignore[misc]
+    """One key (``TRAINER_KEY``): the neural sequence model's trainer for the whole job. Each example (a
+    member's last titles -> the title they touched next) joins a mini-batch; each full batch is a training
+    step; at most every ``neural_publish_ms`` the encoder and every title whose embedding changed are
+    published to neural-updates, absolute and versioned, from where the user side serves them.
+
+    The weights (about 0.5 MB) are written to state when they are published, or after ``SAVE_EVERY``
+    examples; the examples since are written with each one (a short list) and learned again after a
+    restore, with the random state saved with the weights: the same weights as if never stopped.
+    """
+
+    SAVE_EVERY = 500
+
+    def __init__(self, settings: LearningJobConfig, model: LearningConfig | None = None) -> None:
+        self.settings, self.model = settings, model or LearningConfig()
+
+    def open(self, runtime_context: Any) -> None:
+        metrics = runtime_context.get_metrics_group()
+        failures = EventCount(metrics, "state_decode_failures")
+        self.state = KeyedState(runtime_context, "neural-trainer", failures)
+        self.since = KeyedState(runtime_context, "neural-examples-since-saved", failures)
+        self.codec = EventCodec()
+        self.examples = EventCount(metrics, "neural_examples")
+        self.steps = EventCount(metrics, "neural_steps")
+        self.published = EventCount(metrics, "neural_records_published")
+        self.trainer: TrainerState | None = None  # the state as an object: this instance is its only writer
+        self.log: list[tuple[tuple[str, ...], str]] = []
+
+    def _trainer(self) -> TrainerState:
+        if self.trainer is None:
+            model = self.model
+            self.trainer = self.state.value() or TrainerState(SequenceNet(
+                model.neural_dimensions, model.neural_negatives, model.neural_learning_rate, tied=True))
+            self.log = []
+            for history, title_id in self.since.value() or []:  # learned after the weights were saved
+                self._learn(self.trainer, history, title_id)
+        return self.trainer
+
+    def _learn(self, trainer: TrainerState, history: tuple[str, ...], title_id: str) -> bool:
+        self.log.append((history, title_id))
+        return trainer.learn(history, title_id, self.model.neural_batch, self.model.neural_length)
+
+    def _save(self, trainer: TrainerState) -> None:
+        self.state.update(trainer)
+        self.log = []
+        self.since.update([])
+
+    @skips_unreadable_state
+    def process_element(self, value: tuple[tuple[str, ...], str], ctx: Any) -> None:
+        trainer = self._trainer()
+        self.examples.inc()
+        if self._learn(trainer, *value):
+            self.steps.inc()
+            if not trainer.armed:
+                arm_timer(ctx, self.settings.neural_publish_ms)
+                trainer.armed = True
+        if len(self.log) >= self.SAVE_EVERY:
+            self._save(trainer)
+        else:
+            self.since.update(self.log)
+
+    @skips_unreadable_state
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
+        trainer = self._trainer()
+        trainer.armed = False
+        now = now_ms()
+        for weights in trainer.published(now):
+            self.published.inc()
+            yield kafka_row(weights.key.encode(), self.codec.encode_record("neural_update",
+                                                                           neural_update_record(weights, now)))
+        self._save(trainer)
 
 
 class SplitSteps(FlatMapFunction):  # type: ignore[misc]
