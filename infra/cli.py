@@ -163,7 +163,7 @@ def _eval(args: argparse.Namespace) -> int:
         return 0
     report = evaluate(stream, default_models(catalog), k=args.k, positive_at=args.positive_at,
                       progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True),
-                      report_after_ms=report_after_ms)
+                      report_after_ms=report_after_ms, total=len(ratings) if args.stream == "ratings" else None)
     print(format_report(report, args.k, args.resamples))
     return 0
 

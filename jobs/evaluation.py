@@ -197,7 +197,8 @@ def _rank_of(scores: np.ndarray, position: int, excluded: np.ndarray) -> int:
 
 def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Recommender], k: int = 10,
              positive_at: float = 4.0, progress: Progress | None = None, every: int = 10_000,
-             new_user_events: int = 5, report_after_ms: int | None = None) -> Report:
+             new_user_events: int = 5, report_after_ms: int | None = None, total: int | None = None) -> Report:
+    """Test, then train every model on ``stream`` (``total``: its length, when known, for the progress's ETA)."""
     report = Report(report_after_ms=report_after_ms)
     for name, model in models.items():  # table rows in the models' order
         views = [name, *(f"{name}: {signal}" for signal in getattr(model, "signals", {}))]
@@ -242,7 +243,7 @@ def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Re
         seen.add(event.title_id)
         past_events[event.user_id] = past_events.get(event.user_id, 0) + 1
         if progress and report.events % every == 0:
-            progress(_progress_line(report, started))
+            progress(_progress_line(report, started, total))
     report.seconds = time.monotonic() - started
     report.blends = next((m.serving() for m in models.values() if isinstance(m, Scorer)), {})
     return report
@@ -281,13 +282,17 @@ def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: 
         model.observe(parts, event.title_id, excluded, event.user_id)
 
 
-def _progress_line(report: Report, started: float) -> str:
+def _progress_line(report: Report, started: float, total: int | None = None) -> str:
     elapsed = time.monotonic() - started
+    # the rate so far, which falls as the models grow: an ETA on the short side
+    eta = (f", about {(total - report.events) * elapsed / report.events / 60:.0f} min left"
+           if total and report.events < total else "")
     best = max(report.scores.items(), key=lambda kv: kv[1].recall, default=None)
     lead = f"; best so far {best[0]} Recall@10 {best[1].recall:.3f}" if best else ""
     if not report.reported_events:
         lead = "; the part before the split: learning, nothing counted yet"
-    return f"{report.events:,} events in {elapsed:.0f}s ({report.events / max(elapsed, 1e-9):,.0f}/s){lead}"
+    return (f"{report.events:,}{f'/{total:,}' if total else ''} events in {elapsed:.0f}s "
+            f"({report.events / max(elapsed, 1e-9):,.0f}/s{eta}){lead}")
 
 
 def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:

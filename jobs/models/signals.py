@@ -1,4 +1,4 @@
-"""The learning job's eight signals and their blend: what the user side scores every title with.
+"""The learning job's nine signals and their blend: what the user side scores every title with.
 
 The offline models (:mod:`jobs.models.scorer` and its signals) keep every user's
 state in one process. In the job a user's state is keyed by user and shared
@@ -16,7 +16,10 @@ model state travels as published records, so each signal is computed from:
 * ``search``: the user's last searches matched against title terms, halving every
   ``search_half_life_minutes`` of the user's own event time;
 * ``user_knn``: the recent titles of the user's nearest users by the overlap of
-  their last titles, found in a :class:`PeerPool`.
+  their last titles, found in a :class:`PeerPool`;
+* ``neural``: the neural sequence model's encoder over the user's last titles, with the
+  published encoder and title embeddings (:mod:`jobs.models.neural`; zeros unless the job
+  trains it).
 
 All of it is pure: the job holds a :class:`TitleTable` (built from its broadcast
 state) and a :class:`PeerPool` per subtask, and calls :func:`signal_scores` and
@@ -60,12 +63,19 @@ CATALOG_SIGNALS = ("content", "search")  # know a title from the catalog alone; 
 DEFAULT_BLEND = ("item_cf=1,implicit_mf=0.1,popularity=0.1,rating_mf=0.3,transitions=0.3,user_knn=0.1,"
                  "content=0.1,search=1")
 # Where each tenure segment's blend starts: learned by the job's own blend learner from every member's
-# touches of the first 50,000 MovieLens 100K ratings only (`nextwatch eval --tune-blends`).
+# touches of the first 50,000 MovieLens 100K ratings only (`nextwatch eval --tune-blends`), without the
+# neural model and with it (`[learning] neural`).
 DEFAULT_BLENDS = {
     "new": "item_cf=0.3,implicit_mf=0.1,popularity=0.3,rating_mf=0.3,transitions=1,user_knn=0.1,content=0.1,search=1",
     "growing": "item_cf=1,implicit_mf=0,popularity=0.3,rating_mf=0.1,transitions=1,user_knn=0.1,content=0.1,search=1",
     "established": ("item_cf=1,implicit_mf=0.1,popularity=0.1,rating_mf=0.1,transitions=1,user_knn=0,content=0.3,"
                     "search=1"),
+}
+DEFAULT_NEURAL_BLENDS = {
+    "new": "item_cf=0.1,popularity=0.3,rating_mf=0.1,transitions=1,user_knn=0.1,content=0.1,search=1",
+    "growing": "item_cf=0.3,popularity=0.1,rating_mf=0.1,transitions=0.3,content=0.3,search=1,neural=1",
+    "established": ("item_cf=3,implicit_mf=0.3,rating_mf=0.1,transitions=3,user_knn=0.1,content=3,search=1,"
+                    "neural=3"),
 }
 EVALUATE_SHARE = 0.05  # the job's in-job evaluation (and blend learning) sample: a scoring per sampled touch
 
@@ -503,7 +513,8 @@ class JobLoop(LocalLoop):
         for title in catalog:
             self.table.describe(title)
         self.peers = PeerPool(peers)
-        self.blends = segment_blends(DEFAULT_BLENDS if blend is None else blend, tenure, pin_blend, blend_step_every)
+        defaults = DEFAULT_NEURAL_BLENDS if neural else DEFAULT_BLENDS
+        self.blends = segment_blends(defaults if blend is None else blend, tenure, pin_blend, blend_step_every)
         self.evaluate_share = evaluate_share
         self.search_half_life_minutes = search_half_life_minutes
 
@@ -576,7 +587,8 @@ class JobBlend(Recommender):
                  publish_every: int = 100, titles: TitleIndex | None = None, flush_every: int = 50,
                  evaluate_share: float = EVALUATE_SHARE, neural: bool = False) -> None:
         super().__init__(titles)
-        self.catalog, self.blend_text = list(catalog), blend if blend is not None else DEFAULT_BLENDS
+        defaults = DEFAULT_NEURAL_BLENDS if neural else DEFAULT_BLENDS
+        self.catalog, self.blend_text = list(catalog), blend if blend is not None else defaults
         self.publish_every, self.flush_every, self.evaluate_share = publish_every, flush_every, evaluate_share
         self.neural = neural
         self.loop = JobLoop(publish_every=publish_every, catalog=self.catalog, blend=self.blend_text,

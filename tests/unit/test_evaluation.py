@@ -208,3 +208,11 @@ def test_a_model_that_scores_everything_alike_is_not_perfect() -> None:
     stream = [labeled(f"u{n}", "m15", 5.0) for n in range(3)]
     report = evaluate(stream, {"flat": Flat(order)}, k=10)
     assert report.scores["flat"].hits == 0  # ties go by index order, as rank() serves them: m15 is 16th
+
+
+def test_progress_shows_how_far_and_how_long_is_left() -> None:
+    lines: list[str] = []
+    stream = list(ratings_stream([(f"u{n % 7}", f"m{n % 11}", 5.0, n) for n in range(300)]))
+    evaluate(stream, {"popularity": Popularity()}, progress=lines.append, every=100, total=300)
+    assert lines[0].startswith("100/300 events in ") and "min left" in lines[0]
+    assert lines[-1].startswith("300/300 events") and "left" not in lines[-1]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from connectors.config import load_section
 from connectors.errors import ConfigError
 from jobs.models.blend import SEGMENTS, SegmentBlends, Tenure
-from jobs.models.signals import DEFAULT_BLENDS, EVALUATE_SHARE, parse_blend, segment_blends
+from jobs.models.signals import DEFAULT_BLENDS, DEFAULT_NEURAL_BLENDS, EVALUATE_SHARE, parse_blend, segment_blends
 
 JOB_NAME = "nextwatch-learning"
 LEARNING_TOPICS = ("play", "browse", "rating", "search")
@@ -28,7 +28,7 @@ class LearningJobConfig:
     group_id: str = "nextwatch-learning"
     # The blend per member tenure segment: signal=weight,... (jobs/models/signals.py; signals left out weigh
     # 0): where each segment's learner starts, or what serves for good with pin_blend. blend_<segment>, else
-    # blend (one for every segment), else the defaults of DEFAULT_BLENDS.
+    # blend (one for every segment), else DEFAULT_BLENDS (DEFAULT_NEURAL_BLENDS with neural).
     blend: str = ""
     blend_new: str = ""
     blend_growing: str = ""
@@ -79,7 +79,8 @@ class LearningJobConfig:
 
     def blend_text(self, segment: str) -> str:
         """The blend the segment starts from (or is pinned to)."""
-        text: str = getattr(self, f"blend_{segment}") or self.blend or DEFAULT_BLENDS[segment]
+        defaults = DEFAULT_NEURAL_BLENDS if self.neural else DEFAULT_BLENDS
+        text: str = getattr(self, f"blend_{segment}") or self.blend or defaults[segment]
         return text
 
     def blends(self) -> SegmentBlends:
