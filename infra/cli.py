@@ -165,6 +165,11 @@ def _eval(args: argparse.Namespace) -> int:
                       progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True),
                       report_after_ms=report_after_ms, total=len(ratings) if args.stream == "ratings" else None)
     print(format_report(report, args.k, args.resamples))
+    if args.out:
+        from infra.eval_output import write_outputs
+
+        for path in write_outputs(report, args.k, args.resamples, Path(args.out)):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -234,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="report only after the time of the Nth rating; before it the models and the scorer's "
                              "blend learn uncounted (default: half the ratings, 50,000 of MovieLens 100K; 0: none)")
     p_eval.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of members for intervals")
+    p_eval.add_argument("--out", default=None,
+                        help="also write the table as eval.json and eval.csv, and recall-over-time.svg, in this folder")
     p_eval.add_argument("--tune-blends", action="store_true",
                         help="only the part before the split: the learning job's logic learns its blends there "
                              "from every member, and they are printed as [learning] settings")

@@ -112,6 +112,13 @@ class Report:
     blends: dict[str, dict[str, float]] = field(default_factory=dict)  # the scorer's, per segment, at the end
     report_after_ms: int | None = None  # positives up to this time taught settings and were not counted
     reported_events: int = 0
+    # recall over time: (event time, {model: (positives, hits)} so far), every ``every`` reported events
+    timeline: list[tuple[int, dict[str, tuple[int, int]]]] = field(default_factory=list)
+
+    def mark(self, time_ms: int) -> None:
+        """A point of the timeline: each model's (not each signal's) tallies so far."""
+        self.timeline.append((time_ms, {name: (score.positives, score.hits) for name, score in self.scores.items()
+                                        if ": " not in name}))
 
 
 def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
@@ -242,8 +249,12 @@ def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Re
             model.learn_one(event)
         seen.add(event.title_id)
         past_events[event.user_id] = past_events.get(event.user_id, 0) + 1
+        if reported and report.reported_events % max(every // 10, 1) == 0:
+            report.mark(event.time_ms)
         if progress and report.events % every == 0:
             progress(_progress_line(report, started, total))
+    if report.reported_events:
+        report.mark(event.time_ms)
     report.seconds = time.monotonic() - started
     report.blends = next((m.serving() for m in models.values() if isinstance(m, Scorer)), {})
     return report

@@ -216,3 +216,24 @@ def test_progress_shows_how_far_and_how_long_is_left() -> None:
     evaluate(stream, {"popularity": Popularity()}, progress=lines.append, every=100, total=300)
     assert lines[0].startswith("100/300 events in ") and "min left" in lines[0]
     assert lines[-1].startswith("300/300 events") and "left" not in lines[-1]
+
+
+def test_eval_writes_its_table_as_json_and_csv_and_plots_recall_over_time(tmp_path: Path) -> None:
+    import csv
+    import json
+
+    from infra.cli import main
+
+    ratings = tmp_path / "ratings.tsv"
+    ratings.write_text("".join(f"u{n % 13}\tm{n % 29}\t{1 + n % 5}\t{1000 + n}\n" for n in range(300)))
+    assert main(["eval", "--data", str(ratings), "--resamples", "20", "--out", str(tmp_path / "out")]) == 0
+    data = json.loads((tmp_path / "out" / "eval.json").read_text())
+    scorer = data["all"]["models"]["scorer"]
+    assert scorer["recall"]["low"] <= scorer["recall"]["estimate"] <= scorer["recall"]["high"]
+    assert data["reported_events"] == 150 and data["timeline"][-1]["models"]["scorer"]["positives"] > 0
+    rows = list(csv.DictReader((tmp_path / "out" / "eval.csv").open()))
+    assert {row["part"] for row in rows} == {"all", "new titles"}  # no new users after the split here
+    assert float(next(r for r in rows if r["part"] == "all" and r["model"] == "scorer")["recall_at_10"]) == \
+        pytest.approx(scorer["recall"]["estimate"])
+    plot = (tmp_path / "out" / "recall-over-time.svg").read_text()
+    assert plot.startswith("<svg") and plot.count("<polyline") == len(data["timeline"][-1]["models"])
