@@ -57,14 +57,9 @@ from jobs.models.search import terms, title_terms
 SIGNALS = ("item_cf", "implicit_mf", "popularity", "rating_mf", "transitions", "user_knn", "content", "search",
            "neural")
 CATALOG_SIGNALS = ("content", "search")  # know a title from the catalog alone; the others from interactions
-# Tuned on the first half of MovieLens 100K ratings only (the offline scorer's coordinate ascent over the
-# levels 0.1, 0.3, 1: README "The job's blend"). No level 0, so every signal keeps a voice: a title nobody
-# has touched has only content to rank by. Search stays at its starting level: MovieLens has no searches.
-DEFAULT_BLEND = ("item_cf=1,implicit_mf=0.1,popularity=0.1,rating_mf=0.3,transitions=0.3,user_knn=0.1,"
-                 "content=0.1,search=1")
 # Where each tenure segment's blend starts: learned by the job's own blend learner from every member's
 # touches of the first 50,000 MovieLens 100K ratings only (`nextwatch eval --tune-blends`), without the
-# neural model and with it (`[learning] neural`).
+# neural model and with it (`[learning] neural`). Search stays where it started: MovieLens has no searches.
 DEFAULT_BLENDS = {
     "new": "item_cf=0.3,implicit_mf=0.1,popularity=0.3,rating_mf=0.3,transitions=1,user_knn=0.1,content=0.1,search=1",
     "growing": "item_cf=1,implicit_mf=0,popularity=0.3,rating_mf=0.1,transitions=1,user_knn=0.1,content=0.1,search=1",
