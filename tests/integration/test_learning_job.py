@@ -213,3 +213,41 @@ def test_the_neural_model_trains_inside_the_job_and_reaches_the_user_side(kafka_
         if job is not None:
             job.cancel().result()
         delete_topics(kafka, created)
+
+
+def test_a_member_with_more_held_steps_than_the_bound_loses_none(kafka_config: Any, cassandra_config: Any,
+                                                                 cassandra_session: Any, tmp_path: Any) -> None:
+    # process mode holds a member's item steps until their flush; past MAX_HELD_STEPS they go at once
+    tag = uuid.uuid4().hex[:8]
+    kafka = replace(kafka_config, topic_prefix=f"held-{tag}.")
+    created = ensure_topics(kafka)
+    ctx = Context("tv-1", "TV", "US", 0)
+    t0 = int(time.time() * 1000) - 600 * MIN
+    titles = [f"title{n}-{tag}" for n in range(150)]  # ~20 co-watch steps each: past the bound within a flush
+    member = f"binger-{tag}"
+    store = ModelStore(cassandra_session, cassandra_config.keyspace)
+    job = None
+    try:
+        with EventProducer(kafka) as producer:
+            for n, title in enumerate(titles):
+                producer.send(RatingEvent(member, t0 + n * 1000, ctx, title, "STARS", 5.0, event_id=f"{tag}-{n}"))
+            producer.flush()
+        job = start_job("learning", kafka, cassandra_config,
+                        settings=LearningJobConfig(group_id=f"learning-{tag}", snapshot_ms=500, flush_ms=1000,
+                                                   max_flush_ms=1000),
+                        flink=FlinkConfig(checkpoint_interval_ms=2000, execution_mode="process",
+                                          checkpoint_dir=str(tmp_path / "checkpoints")))
+
+        def missing() -> list[str]:
+            return [t for t in titles if not ((rows := store.rows("get_item_vectors", t)) and rows[0].touches >= 1)]
+
+        _wait("the member's vector", lambda: (rows := store.rows("get_user_vectors", member)) and
+              rows[0].version == len(titles))
+        try:
+            _wait("every title's item vectors", lambda: not missing(), timeout_s=60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {len(missing())} of {len(titles)} titles never got a step") from exc
+    finally:
+        if job is not None:
+            job.cancel().result()
+        delete_topics(kafka, created)
