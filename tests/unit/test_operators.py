@@ -408,6 +408,8 @@ def blend_learner() -> None:
     assert harness.metrics["blend_touches_credited"] == 2 and harness.metrics["not_applied_blend_touch_stale"] == 0
     fresh = OperatorHarness(learning.BlendLearner(settings), key=lambda value: value.segment).open()
     assert fresh.process(published_blend(record)).main == []  # adopted, not published again
+    assert fresh.process(PublishedBlend("veteran", 9, {"popularity": 1.0})).main == []  # a segment of other code
+    assert fresh.metrics["not_applied_blend_unknown_segment"] == 1
     fresh.process(BlendObservation("new", 1, again))
     assert fresh.metrics["blend_touches_credited"] == 1
 

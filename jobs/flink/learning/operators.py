@@ -99,8 +99,8 @@ def feedback(event: Any) -> Iterable[tuple[str, str, Any]]:
 
 
 class DecodeShared(MapFunction):  # type: ignore[misc]
-    """A model-updates, catalog or blend-updates record -> ItemVectors, TitleText or PublishedBlend (None:
-    unreadable or another model)."""
+    """A model-updates, catalog, blend-updates or neural-updates record -> ItemVectors, TitleText,
+    PublishedBlend or PublishedNeural (None: unreadable or another model)."""
 
     def open(self, runtime_context: Any) -> None:
         self.codec = EventCodec()
@@ -134,7 +134,8 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     they are in every checkpoint with the event that made them. Without it (thread mode, where
     PyFlink hands a timer's side output to the main output) each event's steps go as it is learned.
     Blend observations and neural examples travel the same way, on side outputs of their own (in
-    process mode a side output sent from ``process_element`` was seen not to arrive).
+    process mode, sent from ``process_element`` to a union or a connected stream, they were seen not
+    to arrive).
     """
 
     def __init__(self, settings: LearningJobConfig, stores: Stores, model: LearningConfig | None = None,
@@ -362,6 +363,7 @@ class BlendLearner(KeyedCoProcessFunction):  # type: ignore[misc]
         # hits of an older version's candidates (in flight when the blend moved): not applied, counted
         self.stale = EventCount(metrics, "not_applied_blend_touch_stale")
         self.moves = EventCount(metrics, "blend_moves")
+        self.unknown = EventCount(metrics, "not_applied_blend_unknown_segment")  # named by other code
         # the learners as objects; exact because this instance is the only writer of its keys' state
         self.live: dict[str, LocalSearch] = {}
 
@@ -378,6 +380,7 @@ class BlendLearner(KeyedCoProcessFunction):  # type: ignore[misc]
     def process_element(self, value: BlendObservation | PublishedBlend, ctx: Any) -> Iterator[Any]:
         segment = ctx.get_current_key()
         if segment not in SEGMENTS:
+            self.unknown.inc()
             return
         learner = self._learner(segment)
         moved = False
