@@ -86,7 +86,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
                       Step("item-learner", "item learner (item vectors, similar titles)"))
 
     topics = {"model-updates": published, "user-updates": user_updates}
-    if not settings.pin_blend:  # connected, not a union: in process mode a union after a side output loses it
+    if not settings.pin_blend:  # the observations and the published blends, each keyed by segment
         key = Types.STRING()
         topics["blend-updates"] = named(users.get_side_output(op.BLEND_TAG).key_by(op.segment_of, key_type=key)
                                         .connect(blend_updates.key_by(op.segment_of, key_type=key))

@@ -133,9 +133,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     message, not one per event, and an event fans out to about twenty titles. Held in keyed state,
     they are in every checkpoint with the event that made them. Without it (thread mode, where
     PyFlink hands a timer's side output to the main output) each event's steps go as it is learned.
-    Blend observations and neural examples travel the same way, on side outputs of their own (in
-    process mode, sent from ``process_element`` to a union or a connected stream, they were seen not
-    to arrive).
+    Blend observations and neural examples travel the same way, on side outputs of their own.
     """
 
     def __init__(self, settings: LearningJobConfig, stores: Stores, model: LearningConfig | None = None,
