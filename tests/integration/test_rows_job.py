@@ -97,7 +97,9 @@ def test_a_members_homepage_follows_their_events(kafka_config: Any, cassandra_co
             producer.flush()
 
             tv_bucket = context_bucket(int(time.time() * 1000), 0, "TV")
+            # the update and the two plays arrive on separate inputs: wait for the page that reflects all three
             home = page(tv_bucket, lambda p: p.model_versions.get("learning_version") == "1"
+                        and p.last_event_id == started.event_id
                         and any(r.row_id == f"because_you_watched:{t[0]}" for r in p.rows))
             assert [r.row_id for r in home.rows][:2] == ["continue_watching", "top_picks"]
             assert titles(home, "continue_watching") == [t[3]]
