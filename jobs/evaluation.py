@@ -141,8 +141,9 @@ def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
         "scorer": Scorer(signals, local_search=True),
     }
     if catalog:  # the learning job's top picks as served: its own signals, its blends learned per segment
-        models["learning job top picks"] = JobBlend(catalog)
-        models["learning job top picks, neural on"] = JobBlend(catalog, neural=True)
+        neural_on = JobBlend(catalog, neural=True)  # and the default job, neural off, learned beside it
+        models["learning job top picks"] = JobBlend(catalog, beside=neural_on)
+        models["learning job top picks, neural on"] = neural_on
     return models
 
 

@@ -481,6 +481,11 @@ def observe_blends(parts: Mapping[str, np.ndarray], table: TitleTable, blends: S
     return BlendObservation(blends.segment(user.version), learner.version, tuple(bool(hit) for hit in hits))
 
 
+def without_neural(parts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The signals as a job without the neural model scores them: the neural signal all zeros."""
+    return {name: np.zeros_like(scores) if name == "neural" else scores for name, scores in parts.items()}
+
+
 class JobLoop(LocalLoop):
     """The learning job's two sides in one process, with every signal: for tests and ``nextwatch eval``.
 
@@ -510,22 +515,40 @@ class JobLoop(LocalLoop):
         self.peers = PeerPool(peers)
         defaults = DEFAULT_NEURAL_BLENDS if neural else DEFAULT_BLENDS
         self.blends = segment_blends(defaults if blend is None else blend, tenure, pin_blend, blend_step_every)
+        # the blends of the same job with the neural model off, learned beside (see ``blends_without_neural``)
+        self.without_neural: list[SegmentBlends] = []
+        self.tenure, self.blend_step_every = tenure, blend_step_every
         self.evaluate_share = evaluate_share
         self.search_half_life_minutes = search_half_life_minutes
 
-    def weights(self, user_id: str) -> dict[str, float]:
-        """The blend serving the member's segment."""
-        user = self.users.get(user_id)
-        return self.blends.weights(self.blends.segment(user.version if user else 0))
+    def blends_without_neural(self, blend: str | Mapping[str, str] | None = None,
+                              pinned: bool = False) -> SegmentBlends:
+        """Blends of this job with the neural model off, learned from the same touches with the neural signal
+        blanked: what a second loop without the model would learn (its user and item sides are the same), at
+        none of the cost. ``nextwatch eval`` reports both jobs this way."""
+        blends = segment_blends(DEFAULT_BLENDS if blend is None else blend, self.tenure, pinned,
+                                self.blend_step_every)
+        self.without_neural.append(blends)
+        return blends
+
+    def weights(self, user_id: str, blends: SegmentBlends | None = None) -> dict[str, float]:
+        """The blend serving the member's segment (of ``blends``, or this loop's own)."""
+        user, blends = self.users.get(user_id), blends or self.blends
+        return blends.weights(blends.segment(user.version if user else 0))
 
     def learn(self, user_id: str, feedback: Feedback, event_id: str) -> None:
         user = self.users.setdefault(user_id, UserModel())
         version = user.version
-        if (not self.blends.pinned and is_blend_touch(user, feedback)
+        learning = [(self.blends, False)] if not self.blends.pinned else []
+        learning += [(blends, True) for blends in self.without_neural if not blends.pinned]
+        if (learning and is_blend_touch(user, feedback)
                 and in_evaluation_sample(user_id, self.evaluate_share) and not is_redelivery(user, event_id, feedback)):
-            observation = observe_blends(self.scores(user_id), self.table, self.blends, user, feedback.title_id)
-            if observation is not None:  # one learner for the whole job: here in the same process
-                self.blends.observe(observation.segment, np.array(observation.hits), observation.version)
+            parts = self.scores(user_id)
+            for blends, blank in learning:
+                observation = observe_blends(without_neural(parts) if blank else parts, self.table, blends, user,
+                                             feedback.title_id)
+                if observation is not None:  # one learner for the whole job: here in the same process
+                    blends.observe(observation.segment, np.array(observation.hits), observation.version)
         previous = user.recent[-self.config.neural_length:]
         super().learn(user_id, feedback, event_id)
         if user.version != version:  # applied, not a redelivery: as the job's user side does after learn_user
@@ -576,24 +599,43 @@ class JobBlend(Recommender):
     >>> model.learn_one(Feedback("a", "m1", 0, 1.0))
     >>> model.rank("a", k=1, exclude={"m1"})
     ['m3']
+
+    The same job with the neural model off can be measured ``beside`` one with it on: it
+    shares that model's loop (the user and item sides are the same with the model off) and
+    only learns its own blends, with the neural signal blanked. It learns nothing itself:
+    the model it is beside must learn the same stream.
+
+    >>> off = JobBlend(catalog, beside=(on := JobBlend(catalog, neural=True)))
+    >>> on.learn_one(Feedback("a", "m1", 0, 1.0)); off.learn_one(Feedback("a", "m1", 0, 1.0))
+    >>> off.rank("a", k=1, exclude={"m1"})
+    ['m3']
     """
 
     def __init__(self, catalog: Iterable[TitleText] = (), blend: str | Mapping[str, str] | None = None,
                  publish_every: int = 100, titles: TitleIndex | None = None, flush_every: int = 50,
-                 evaluate_share: float = EVALUATE_SHARE, neural: bool = False) -> None:
+                 evaluate_share: float = EVALUATE_SHARE, neural: bool = False, beside: JobBlend | None = None) -> None:
         super().__init__(titles)
+        if beside is not None and (neural or not beside.neural or beside.beside is not None):
+            raise ValueError("a job without the neural model is measured beside one with it, not another")
         defaults = DEFAULT_NEURAL_BLENDS if neural else DEFAULT_BLENDS
         self.catalog, self.blend_text = list(catalog), blend if blend is not None else defaults
         self.publish_every, self.flush_every, self.evaluate_share = publish_every, flush_every, evaluate_share
-        self.neural = neural
-        self.loop = JobLoop(publish_every=publish_every, catalog=self.catalog, blend=self.blend_text,
-                            flush_every=flush_every, evaluate_share=evaluate_share, neural=neural)
+        self.neural: bool = neural
+        self.beside: JobBlend | None = beside
+        if beside is None:
+            self.loop = JobLoop(publish_every=publish_every, catalog=self.catalog, blend=self.blend_text,
+                                flush_every=flush_every, evaluate_share=evaluate_share, neural=neural)
+            self.blends = self.loop.blends
+        else:
+            self.loop = beside.loop
+            self.blends = self.loop.blends_without_neural(self.blend_text)
         self.events = 0
         self.positions = np.zeros(0, dtype=np.int64)  # the job table's titles in this model's index
 
     def _params(self) -> dict[str, Any]:
         return {"catalog": self.catalog, "blend": self.blend_text, "publish_every": self.publish_every,
-                "flush_every": self.flush_every, "evaluate_share": self.evaluate_share, "neural": self.neural}
+                "flush_every": self.flush_every, "evaluate_share": self.evaluate_share, "neural": self.neural,
+                "beside": self.beside}
 
     def user_state_bytes(self, user_id: str) -> int:
         """Bytes of per-user state: the user's keyed state as the job pickles it."""
@@ -603,11 +645,13 @@ class JobBlend(Recommender):
     def learn_one(self, feedback: Feedback) -> None:
         self.titles.add(feedback.title_id)
         self.events += 1
-        self.loop.learn(feedback.user_id, feedback, f"{feedback.user_id}|{feedback.title_id}|{self.events}")
+        if self.beside is None:
+            self.loop.learn(feedback.user_id, feedback, f"{feedback.user_id}|{feedback.title_id}|{self.events}")
 
     def learn_search(self, search: Search) -> None:
         self.events += 1
-        self.loop.learn_search(search.user_id, search, f"{search.user_id}|search|{self.events}")
+        if self.beside is None:
+            self.loop.learn_search(search.user_id, search, f"{search.user_id}|search|{self.events}")
 
     def score(self, user_id: str) -> np.ndarray:
         table, size = self.loop.table, len(self.loop.table)
@@ -618,7 +662,9 @@ class JobBlend(Recommender):
         candidates = table.described[:size].copy() if table.catalog else np.ones(size, dtype=bool)
         for title in user.recent:
             candidates[table.positions[title]] = False
-        found = weighted(self.loop.scores(user_id), self.loop.weights(user_id), table.popularity[:size] > 0, candidates)
+        parts = self.loop.scores(user_id)
+        found = weighted(without_neural(parts) if self.beside else parts, self.loop.weights(user_id, self.blends),
+                         table.popularity[:size] > 0, candidates)
         blended = np.sum(list(found.values()), axis=0) if found else np.zeros(size)
         if table.catalog:  # as top_picks: a title the catalog does not describe is never picked
             blended = np.where(table.described[:size], blended, -np.inf)

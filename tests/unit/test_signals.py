@@ -13,7 +13,7 @@ from jobs.flink.learning.config import LearningJobConfig
 from jobs.models.base import Feedback, Search
 from jobs.models.content import TitleText
 from jobs.models.online import LearningConfig, UserModel
-from jobs.models.signals import SIGNALS, JobLoop, PeerPool, parse_blend
+from jobs.models.signals import SIGNALS, JobBlend, JobLoop, PeerPool, parse_blend
 
 CATALOG = [
     TitleText("alien", "Alien", 1979, ("Sci-Fi", "Horror"), people=("Ridley Scott",)),
@@ -185,3 +185,29 @@ def test_blends_start_per_segment_and_a_pinned_blend_never_moves() -> None:
     learning.learn("a", Feedback("a", "alien", 0, 1.0), "e1")
     learning.learn("a", Feedback("a", "aliens", 1, 1.0), "e2")
     assert learning.blends.learners["new"].observed == 1
+
+
+def test_a_job_without_the_neural_model_measured_beside_one_with_it_is_that_job() -> None:
+    catalog = [TitleText(f"{genre}{n}", f"{genre} {n}", 1990, (genre,)) for genre in ("Crime", "Drama")
+               for n in range(20)]
+    alone = JobBlend(catalog, publish_every=1, flush_every=1, evaluate_share=1.0)
+    with_neural = JobBlend(catalog, publish_every=1, flush_every=1, evaluate_share=1.0, neural=True)
+    beside = JobBlend(catalog, publish_every=1, flush_every=1, evaluate_share=1.0, beside=with_neural)
+    rng = np.random.default_rng(3)
+    for n in range(600):
+        user = int(rng.integers(20))
+        genre = ("Crime", "Drama")[user % 2] if rng.random() < 0.8 else str(rng.choice(["Crime", "Drama"]))
+        feedback = Feedback(f"u{user}", f"{genre}{rng.integers(20)}", n * 60_000, 1.0)
+        assert np.array_equal(beside.score(feedback.user_id), alone.score(feedback.user_id))
+        for model in (alone, with_neural, beside):
+            model.learn_one(feedback)
+    assert with_neural.loop.table.encoder  # the model it is beside did train and publish the neural model
+    for segment, learner in alone.loop.blends.learners.items():
+        twin = beside.blends.learners[segment]
+        assert learner.touches == twin.touches and np.array_equal(learner.hit_rates, twin.hit_rates)
+    assert alone.loop.blends.learners["growing"].touches > 100
+    # what blanking the neural signal hides: the blend with it on learns from different rankings
+    assert not np.array_equal(with_neural.blends.learners["growing"].hit_rates,
+                              alone.loop.blends.learners["growing"].hit_rates)
+    with pytest.raises(ValueError, match="beside one with it"):
+        JobBlend(catalog, beside=alone)
