@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -110,9 +111,9 @@ def _eval(args: argparse.Namespace) -> int:
         return _ope(args)
 
     from infra.replay.movielens import load_movielens, load_ratings_file
+    from jobs.eval_processes import evaluate_in_processes
     from jobs.evaluation import (
         default_models,
-        evaluate,
         events_stream,
         format_report,
         ratings_stream,
@@ -161,9 +162,13 @@ def _eval(args: argparse.Namespace) -> int:
         print(tune_job_blends(stream, catalog, report_after_ms,
                               progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True)))
         return 0
-    report = evaluate(stream, default_models(catalog), k=args.k, positive_at=args.positive_at,
-                      progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True),
-                      report_after_ms=report_after_ms, total=len(ratings) if args.stream == "ratings" else None)
+    if args.workers < 1:
+        raise NextwatchError(f"--workers {args.workers}: need at least 1")
+    report = evaluate_in_processes(stream, default_models(catalog), args.workers, k=args.k,
+                                   positive_at=args.positive_at,
+                                   progress=lambda line: print(f"[eval] {line}", file=sys.stderr, flush=True),
+                                   report_after_ms=report_after_ms,
+                                   total=len(ratings) if args.stream == "ratings" else None)
     print(format_report(report, args.k, args.resamples))
     if args.out:
         from infra.eval_output import write_outputs
@@ -238,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--split-after", type=int, default=None,
                         help="report only after the time of the Nth rating; before it the models and the scorer's "
                              "blend learn uncounted (default: half the ratings, 50,000 of MovieLens 100K; 0: none)")
+    p_eval.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes to spread the models over (default: one per core)")
     p_eval.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of members for intervals")
     p_eval.add_argument("--out", default=None,
                         help="also write the table as eval.json and eval.csv, and recall-over-time.svg, in this folder")

@@ -30,6 +30,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -475,9 +476,29 @@ def _keep_best(scores: dict[str, float], keep: int) -> None:
     ['t3', 't4', 't5', 't6']
     """
     if len(scores) > keep + keep // 2:
-        best = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:keep]
+        best = _best(scores, keep)
         scores.clear()
         scores.update(best)
+
+
+def _best(scores: dict[str, float], keep: int) -> list[tuple[str, float]]:
+    """The ``keep`` highest scores, ties by name: two sorts keyed in C (by name, then stably by score), several
+    times faster than one keyed by a Python function, which was most of publishing.
+
+    >>> _best({"b": 1.0, "a": 1.0, "c": 2.0}, 2)
+    [('c', 2.0), ('a', 1.0)]
+    """
+    ranked = sorted(scores.items())
+    ranked.sort(key=itemgetter(1), reverse=True)  # stable: equal scores stay in name order
+    return ranked[:keep]
+
+
+def _rounded(pairs: list[tuple[str, float]], scale: float) -> tuple[tuple[str, float], ...]:
+    """Each score / ``scale``, to 6 decimals (numpy's rounding, one call instead of one per pair)."""
+    if not pairs:
+        return ()
+    values = np.round(np.array([score for _, score in pairs]) / scale, 6).tolist()
+    return tuple(zip([name for name, _ in pairs], values, strict=True))
 
 
 def publish(item: ItemModel, config: LearningConfig) -> ItemVectors:
@@ -487,11 +508,10 @@ def publish(item: ItemModel, config: LearningConfig) -> ItemVectors:
     co-watch (a little stale at most); a title's own touches are exact here.
     """
     own = math.sqrt(max(item.vectors.touches, 1.0))
-    best = sorted(item.candidates.items(), key=lambda pair: (-pair[1], pair[0]))[:config.neighbors]
-    following = sorted(item.successors.items(), key=lambda pair: (-pair[1], pair[0]))[:config.neighbors]
+    best = _best(item.candidates, config.neighbors)
+    following = _best(item.successors, config.neighbors)
     item.dirty = False
-    return replace(item.vectors, neighbors=tuple((other, round(score / own, 6)) for other, score in best),
-                   successors=tuple((other, round(weight / item.followed, 6)) for other, weight in following),
+    return replace(item.vectors, neighbors=_rounded(best, own), successors=_rounded(following, item.followed),
                    rating_vector=item.vectors.rating_vector.copy(),
                    implicit_vector=item.vectors.implicit_vector.copy())
 

@@ -195,8 +195,11 @@ class TitleTable:
         return True
 
     def _indexed(self, pairs: Sequence[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:
-        positions = np.array([self.position(title) for title, _ in pairs], dtype=np.int64)
-        return positions, np.array([score for _, score in pairs], dtype=np.float32)
+        known = self.positions.get
+        found = [known(title) for title, _ in pairs]  # the common case, without a call per title
+        if None in found:
+            found = [self.position(title) for title, _ in pairs]
+        return np.array(found, dtype=np.int64), np.array([score for _, score in pairs], dtype=np.float32)
 
     def hold_neural(self, weights: PublishedNeural) -> bool:
         """Take the neural model's published weights (the encoder, or a title's embedding) unless a newer

@@ -237,3 +237,42 @@ def test_eval_writes_its_table_as_json_and_csv_and_plots_recall_over_time(tmp_pa
         pytest.approx(scorer["recall"]["estimate"])
     plot = (tmp_path / "out" / "recall-over-time.svg").read_text()
     assert plot.startswith("<svg") and plot.count("<polyline") == len(data["timeline"][-1]["models"])
+
+
+def test_models_spread_over_processes_give_the_report_one_process_gives() -> None:
+    from jobs.eval_processes import assign, evaluate_in_processes, model_groups
+    from jobs.evaluation import default_models
+    from jobs.models.content import TitleText
+
+    catalog = [TitleText(f"m{n}", genres=("Drama",) if n % 2 else ("Comedy",)) for n in range(20)]
+    stream = [labeled(f"u{u}", f"m{(3 * step + u) % 20}", 1.0 + (u + step) % 5, at=(step * 30 + u) * 60_000)
+              for u in range(30) for step in range(8)]
+    models = default_models(catalog)
+    groups = model_groups(models)
+    assert ["learning job top picks", "learning job top picks, neural on"] in groups  # they share one loop
+    assert len(assign(models, 2)) == 2 and len(assign(models, 99)) == len(groups)
+    lines: list[str] = []
+    options = {"k": 5, "every": 60, "report_after_ms": 90 * 60_000}
+    apart = evaluate_in_processes(iter(stream), default_models(catalog), 2, progress=lines.append, **options)
+    together = evaluate(iter(stream), models, **options)  # type: ignore[arg-type]
+    assert list(apart.scores) == list(together.scores) and apart.scores.keys() == together.scores.keys()
+    for view, score in together.scores.items():
+        assert (apart.scores[view].hits, apart.scores[view].positives, apart.scores[view].members) == \
+            (score.hits, score.positives, score.members), view
+        assert apart.scores[view].rmse == pytest.approx(score.rmse)
+    for part, scores in together.slices.items():
+        assert {v: s.hits for v, s in apart.slices[part].items()} == {v: s.hits for v, s in scores.items()}
+    assert apart.timeline == together.timeline and apart.blends == together.blends
+    assert any(line.startswith("worker 1/2") for line in lines) and any(line.startswith("worker 2/2") for line in lines)
+    assert format_report(apart, 5, 20) == format_report(together, 5, 20)
+
+
+def test_a_failing_worker_is_named_with_its_error() -> None:
+    from jobs.eval_processes import evaluate_in_processes
+
+    class Broken(Fixed):
+        def learn_one(self, feedback: Feedback) -> None:
+            raise ValueError("this model cannot learn")
+
+    with pytest.raises(RuntimeError, match=r"worker \d \(broken\) failed:(.|\n)*this model cannot learn"):
+        evaluate_in_processes(iter([labeled("u", "m1", 5.0)]), {"fixed": Fixed(["m1"]), "broken": Broken(["m1"])}, 2)
