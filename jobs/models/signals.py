@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import math
 import pickle
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -39,7 +41,7 @@ import numpy as np
 from jobs.models.base import Feedback, Recommender, Search, TitleIndex, grown
 from jobs.models.blend import SegmentBlends, Tenure, candidate_hits
 from jobs.models.content import TitleText, hashed_vector, title_features
-from jobs.models.neural import ENCODER, PublishedNeural, SequenceNet, TrainerState, neural_scores
+from jobs.models.neural import ENCODER, WEIGHT_ORDER, PublishedNeural, SequenceNet, TrainerState, neural_scores
 from jobs.models.online import (
     ItemVectors,
     LearningConfig,
@@ -215,6 +217,20 @@ class TitleTable:
             self.neural[at], self.neural_bias[at] = weights.vector, weights.bias
         return True
 
+    def hold_trainer(self, trainer: TrainerState) -> None:
+        """What holding every record of ``trainer.published()`` does, without building a record per title: for a
+        trainer in the same process (:class:`JobLoop`), where the records cost more than the training."""
+        net = trainer.net
+        if net.dimensions != self.config.neural_dimensions:
+            return
+        self.neural_versions[ENCODER] = trainer.version
+        self.encoder = {name: net.dense[name].copy() for name in WEIGHT_ORDER}
+        changed = [p for p in sorted(trainer.changed) if p < len(trainer.titles)]
+        at = [self.position(trainer.titles[p]) for p in changed]
+        self.neural[at], self.neural_bias[at] = net.outputs[changed], net.bias[changed]
+        self.neural_versions.update(dict.fromkeys((trainer.titles[p] for p in changed), trainer.version))
+        trainer.changed = set()
+
     def describe(self, title: TitleText) -> None:
         """A catalog snapshot: the title's metadata vector and search terms (replacing older ones)."""
         at = self.position(title.title_id)
@@ -298,21 +314,20 @@ class PeerPool:
         """Similarity-weighted recent titles of the user's nearest pooled users, over ``table``."""
         scores = np.zeros(len(table), dtype=np.float32)
         mine = user.recent[-self.recent:]
-        overlap: dict[str, int] = {}
-        for title in mine:
-            for other in self.watchers.get(title, ()):
-                overlap[other] = overlap.get(other, 0) + 1
+        overlap = Counter(chain.from_iterable(self.watchers.get(title, ()) for title in mine))
         overlap.pop(user_id, None)
         if not overlap:
             return scores
-        similarity = {other: count / math.sqrt(len(mine) * len(self.histories[other]))
-                      for other, count in overlap.items()}
-        nearest = sorted(similarity, key=lambda other: (-similarity[other], other))[:self.neighbors]
-        for other in nearest:
-            for age, title in enumerate(reversed(self.histories[other])):
+        others = sorted(overlap)  # ties go by name: sorted by name first, then stably by similarity
+        counts = np.fromiter((overlap[other] for other in others), dtype=np.float64, count=len(others))
+        lengths = np.fromiter((len(self.histories[other]) for other in others), dtype=np.float64, count=len(others))
+        similarity = counts / np.sqrt(len(mine) * lengths)
+        for at_other in np.argsort(-similarity, kind="stable")[:self.neighbors]:
+            weight = float(similarity[at_other])
+            for age, title in enumerate(reversed(self.histories[others[at_other]])):
                 at = table.positions.get(title)
                 if at is not None:
-                    scores[at] += similarity[other] * self.recency ** age
+                    scores[at] += weight * self.recency ** age
         return scores
 
 
@@ -523,6 +538,7 @@ class JobLoop(LocalLoop):
         self.tenure, self.blend_step_every = tenure, blend_step_every
         self.evaluate_share = evaluate_share
         self.search_half_life_minutes = search_half_life_minutes
+        self._scored: tuple[str, dict[str, np.ndarray]] | None = None
 
     def blends_without_neural(self, blend: str | Mapping[str, str] | None = None,
                               pinned: bool = False) -> SegmentBlends:
@@ -553,6 +569,7 @@ class JobLoop(LocalLoop):
                 if observation is not None:  # one learner for the whole job: here in the same process
                     blends.observe(observation.segment, np.array(observation.hits), observation.version)
         previous = user.recent[-self.config.neural_length:]
+        self._scored = None
         super().learn(user_id, feedback, event_id)
         if user.version != version:  # applied, not a redelivery: as the job's user side does after learn_user
             learn_content(user, feedback, self.table.content_vector(feedback.title_id), self.config)
@@ -561,23 +578,31 @@ class JobLoop(LocalLoop):
                 self.trainer.learn(previous, feedback.title_id, self.config.neural_batch, self.config.neural_length)
 
     def learn_search(self, user_id: str, search: Search, event_id: str) -> bool:
+        self._scored = None
         return learn_search(self.users.setdefault(user_id, UserModel()), search, event_id, self.config)
 
     def publish(self) -> None:
+        self._scored = None
         for title, item in self.items.items():
             if item.dirty:
                 self.published[title] = vectors = publish_item(item, self.config)
                 self.table.hold(vectors)
         if self.trainer is not None and self.trainer.changed:
-            for weights in self.trainer.published(0):
-                self.table.hold_neural(weights)
+            self.table.hold_trainer(self.trainer)
 
     def describe(self, title: TitleText) -> None:
+        self._scored = None
         self.table.describe(title)
 
     def scores(self, user_id: str) -> dict[str, np.ndarray]:
+        """Every signal's scores for the member; the last member's are kept until anything learns (two jobs
+        measured on one loop, and the blend learner before the member learns, score the same state)."""
+        if self._scored is not None and self._scored[0] == user_id:
+            return self._scored[1]
         user = self.users.get(user_id) or UserModel()
-        return signal_scores(user_id, user, self.table, self.peers, self.search_half_life_minutes)
+        parts = signal_scores(user_id, user, self.table, self.peers, self.search_half_life_minutes)
+        self._scored = (user_id, parts)
+        return parts
 
     def picks(self, user_id: str, k: int = 10, exclude: Iterable[str] | None = None) -> list[Pick]:
         """The user's top picks as the job writes them (their recent titles left out unless ``exclude`` says)."""

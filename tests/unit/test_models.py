@@ -202,6 +202,26 @@ def test_user_knn_scores_what_similar_users_watched() -> None:
     assert set(model.rank("newcomer", k=3, exclude={"m1"})) == {"m2", "m3", "m4"}
 
 
+def test_user_knn_scores_as_the_dense_definition_does() -> None:
+    """The scaled columns and kept norms give what fading every row and taking cosines over the whole matrix
+    gives, also past the point where a scale is folded back into its column."""
+    rng = np.random.default_rng(5)
+    model, rows, users = UserKNN(neighbors=3, decay=0.7), np.zeros((8, 30)), [f"u{n}" for n in range(8)]
+    for n in range(400):
+        user, title, weight = int(rng.integers(8)), int(rng.integers(30)), float(rng.choice([0.5, 1.0, 2.0]))
+        model.learn_one(Feedback(users[user], f"m{title}", n, weight))
+        rows[user] *= 0.7
+        rows[user, model.titles.positions[f"m{title}"]] = max(rows[user, model.titles.positions[f"m{title}"]], weight)
+        if n % 37 == 0:
+            norms = np.linalg.norm(rows, axis=1)
+            similarity = rows @ rows[user] / (np.where(norms == 0, 1.0, norms) * (norms[user] or 1.0))
+            similarity[user] = -np.inf
+            nearest = np.argsort(-similarity)[:3]
+            expected = np.maximum(similarity[nearest], 0.0) @ rows[nearest][:, :len(model.titles)]
+            assert np.allclose(model.score(users[user]), expected, rtol=1e-4, atol=1e-9), n
+    assert model.scale.min() >= UserKNN.RESCALE_BELOW  # scales were folded back (0.7 ** 40 is below it)
+
+
 def test_a_search_shifts_a_users_scores_toward_matching_titles_and_fades() -> None:
     catalog = [*CATALOG, TitleText("m9", "Space Station", 2001, ("Sci-Fi",), tags=("space",))]
     scorer = Scorer({"item_cf": ItemCooccurrence(), "search": SearchIntent(catalog, half_life_minutes=30)},

@@ -75,3 +75,28 @@ def test_a_members_state_is_their_last_titles_and_the_model_pickles() -> None:
     np.testing.assert_allclose(again.score("a"), model.score("a"))
     with pytest.raises(ValueError, match="memory >= batch"):
         NeuralSequence(batch=64, memory=10)
+
+
+def test_the_in_process_trainer_is_held_as_its_published_records_are() -> None:
+    from jobs.models.neural import TrainerState
+    from jobs.models.online import LearningConfig
+    from jobs.models.signals import TitleTable
+
+    config = LearningConfig()
+    trainer = TrainerState(SequenceNet(config.neural_dimensions, 16, 0.1, tied=True))
+    by_records, in_bulk = TitleTable(config), TitleTable(config)
+    rng = np.random.default_rng(2)
+    for round_ in range(3):
+        for _ in range(12):
+            trainer.learn([f"m{n}" for n in rng.integers(40, size=4)], f"m{rng.integers(40)}", 4, 10)
+        changed = set(trainer.changed)
+        for weights in trainer.published(0):
+            by_records.hold_neural(weights)
+        trainer.changed = changed
+        in_bulk.hold_trainer(trainer)
+        assert not trainer.changed and by_records.ids == in_bulk.ids and len(changed) > 0, round_
+        assert np.array_equal(by_records.neural, in_bulk.neural)
+        assert np.array_equal(by_records.neural_bias, in_bulk.neural_bias)
+        assert by_records.neural_versions == in_bulk.neural_versions
+        assert by_records.encoder.keys() == in_bulk.encoder.keys()
+        assert all(np.array_equal(by_records.encoder[name], in_bulk.encoder[name]) for name in in_bulk.encoder)
