@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -214,7 +215,7 @@ def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Re
             report.scores[view] = Score()
             for scores in report.slices.values():
                 scores[view] = Score()
-    touched: dict[str, set[str]] = {}
+    touched: dict[str, Touched] = {}
     past_events: dict[str, int] = {}
     title_first_ms: dict[str, int] = {}
     started = time.monotonic()
@@ -227,7 +228,7 @@ def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Re
         event = item.feedback
         reported = report_after_ms is None or event.time_ms > report_after_ms
         report.reported_events += reported
-        seen = touched.setdefault(event.user_id, set())
+        seen = touched.setdefault(event.user_id, Touched())
         first_ms = title_first_ms.setdefault(event.title_id, event.time_ms)
         slices = [report.slices[NEW_USERS]] if past_events.get(event.user_id, 0) < new_user_events else []
         if event.time_ms - first_ms < WEEK_MS:
@@ -261,20 +262,41 @@ def evaluate(stream: Iterable[LabeledFeedback | Search], models: Mapping[str, Re
     return report
 
 
-def _excluded(model: Recommender, seen: set[str]) -> np.ndarray:
-    excluded = np.zeros(len(model.titles), dtype=bool)
-    for title_id in seen:
-        excluded[model.titles.positions[title_id]] = True
-    return excluded
+class Touched:
+    """The titles a member has touched, in order, and their positions in each model's index (looked up once)."""
+
+    def __init__(self) -> None:
+        self.titles: dict[str, None] = {}
+        self.positions: dict[int, np.ndarray] = {}  # id of a model's title index -> positions of the titles
+
+    def __contains__(self, title_id: object) -> bool:
+        return title_id in self.titles
+
+    def add(self, title_id: str) -> None:
+        self.titles[title_id] = None
+
+    def excluded(self, model: Recommender) -> np.ndarray:
+        """A mask over the model's titles: ``True`` where the member touched the title."""
+        known = self.positions.get(id(model.titles), np.zeros(0, dtype=np.int64))
+        if len(known) < len(self.titles):
+            added = [model.titles.positions[title] for title in islice(self.titles, len(known), None)]
+            known = self.positions[id(model.titles)] = np.concatenate([known, np.array(added, dtype=np.int64)])
+        excluded = np.zeros(len(model.titles), dtype=bool)
+        excluded[known] = True
+        return excluded
 
 
-def _teach_blend(model: Scorer, event: Feedback, seen: set[str]) -> None:
+def _excluded(model: Recommender, seen: Touched) -> np.ndarray:
+    return seen.excluded(model)
+
+
+def _teach_blend(model: Scorer, event: Feedback, seen: Touched) -> None:
     parts = model.signal_scores(event.user_id)
     if event.title_id in model.titles:
         model.observe(parts, event.title_id, _excluded(model, seen), event.user_id)
 
 
-def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: set[str], k: int,
+def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: Touched, k: int,
           slices: list[dict[str, Score]]) -> None:
     """Where each view of ``model`` (the scorer: each signal and the blend) ranks the event's title."""
     parts: dict[str, np.ndarray] = {}

@@ -188,11 +188,11 @@ class SequenceNet:
         return loss
 
     def _sparse(self, weights: np.ndarray, squares: np.ndarray, rows: np.ndarray, gradient: np.ndarray) -> None:
-        summed = np.zeros((len(weights), *gradient.shape[1:]), dtype=np.float32)
-        np.add.at(summed, rows, gradient)  # a title twice in a batch: its gradients add up
-        touched = np.unique(rows)
-        squares[touched] += summed[touched] ** 2
-        weights[touched] -= self.learning_rate * summed[touched] / (np.sqrt(squares[touched]) + 1e-8)
+        touched, at = np.unique(rows, return_inverse=True)
+        summed = np.zeros((len(touched), *gradient.shape[1:]), dtype=np.float32)  # only the rows touched
+        np.add.at(summed, at, gradient)  # a title twice in a batch: its gradients add up
+        squares[touched] += summed ** 2
+        weights[touched] -= self.learning_rate * summed / (np.sqrt(squares[touched]) + 1e-8)
 
 
 def padded(histories: Sequence[Sequence[int]], length: int) -> tuple[np.ndarray, np.ndarray]:

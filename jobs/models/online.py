@@ -26,10 +26,12 @@ state) and snapshotted to Cassandra for warm starts.
 from __future__ import annotations
 
 import math
+import sys
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, Literal, Protocol
 
@@ -242,8 +244,7 @@ def learn_user(user: UserModel, user_id: str, feedback: Feedback, event_id: str,
                                   cowatched_touches=touches, touched=True, time_ms=feedback.time_ms))
             own = (_touches(items, feedback.title_id) + 1.0,)
             # the last `order` titles also learn that this one followed them (transitions)
-            follows = [config.fade ** (len(window) - 1 - n) if len(window) - n <= config.order else 0.0
-                       for n in range(len(window))]
+            follows = _follows(len(window), config.fade, config.order)
             steps += [ItemStep(other, f"{event_id}:cowatch:{n}", "cowatch", cowatched=(feedback.title_id,),
                                cowatched_touches=own, time_ms=feedback.time_ms, follows=follows[n])
                       for n, other in enumerate(window)]
@@ -395,9 +396,18 @@ class ItemModel(Versioned):
     # transitions: the titles that followed this one (faded by distance), at most 3 x config.neighbors
     successors: dict[str, float] = field(default_factory=dict)
     followed: float = 0.0  # the total weight of everything that followed, kept ones or not (shares)
+    # the successors as last published, until they change (most steps leave them): not state, a cache
+    published_successors: tuple[tuple[str, float], ...] | None = field(default=None, repr=False, compare=False)
 
     def has_applied(self, key: int) -> bool:
-        return bool(self.applied) and key in np.frombuffer(self.applied, dtype=np.uint64)
+        """Whether ``key`` is one of the packed hashes (a byte search in C, kept to 8-byte boundaries)."""
+        packed = key.to_bytes(8, sys.byteorder)  # as numpy packs a uint64 here
+        at = self.applied.find(packed)
+        while at != -1:
+            if at % 8 == 0:
+                return True
+            at = self.applied.find(packed, at + 1)
+        return False
 
     STATE_VERSION = 2
 
@@ -413,6 +423,7 @@ class ItemModel(Versioned):
         self.vectors.__setstate__(vectors)  # the vectors' own version, read by their own codec
         self.candidates = dict(zip(others, scores, strict=True))
         self.successors = dict(zip(following, weights, strict=True))
+        self.published_successors = None
 
     @staticmethod
     def _from_field_dict(fields: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -429,13 +440,20 @@ ItemModel.MIGRATIONS = {0: ItemModel._from_field_dict,
                         1: lambda fields: (*fields, (), (), 0.0)}  # version 1 had no transitions
 
 
+@lru_cache(maxsize=256)
+def _follows(window: int, fade: float, order: int) -> tuple[float, ...]:
+    """How much each of the last ``window`` titles learns that the next one followed it (the newest most, only
+    the last ``order``): the same for every event with a window that long."""
+    return tuple(fade ** (window - 1 - n) if window - n <= order else 0.0 for n in range(window))
+
+
 def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, cowatch: CowatchRow,
                memory: int = 128) -> bool:
     """Apply one item step once (co-watch counts into ``cowatch``); ``False`` for a step id already applied."""
     key = id_hash(step.step_id)
     if item.has_applied(key):
         return False
-    item.applied = (item.applied + np.array([key], dtype=np.uint64).tobytes())[-8 * memory:]
+    item.applied = (item.applied + key.to_bytes(8, sys.byteorder))[-8 * memory:]
     vectors = item.vectors
     if step.kind == "rating" and step.user_vector is not None:
         item.ratings += 1
@@ -459,6 +477,7 @@ def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, cowatch:
             if step.follows > 0:
                 item.successors[other] = item.successors.get(other, 0.0) + step.follows
                 item.followed += step.follows
+                item.published_successors = None
                 _keep_best(item.successors, 2 * config.neighbors)
         vectors.touches += 1.0 if step.touched else 0.0
     vectors.version += 1
@@ -509,9 +528,10 @@ def publish(item: ItemModel, config: LearningConfig) -> ItemVectors:
     """
     own = math.sqrt(max(item.vectors.touches, 1.0))
     best = _best(item.candidates, config.neighbors)
-    following = _best(item.successors, config.neighbors)
+    if item.published_successors is None:
+        item.published_successors = _rounded(_best(item.successors, config.neighbors), item.followed)
     item.dirty = False
-    return replace(item.vectors, neighbors=_rounded(best, own), successors=_rounded(following, item.followed),
+    return replace(item.vectors, neighbors=_rounded(best, own), successors=item.published_successors,
                    rating_vector=item.vectors.rating_vector.copy(),
                    implicit_vector=item.vectors.implicit_vector.copy())
 

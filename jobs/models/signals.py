@@ -186,6 +186,8 @@ class TitleTable:
             return False
         self.items[vectors.title_id] = vectors
         at = self.position(vectors.title_id)
+        if current is None or vectors.successors is not current.successors:  # the same lists: already indexed
+            self.successors[at] = self._indexed(vectors.successors)
         if len(vectors.implicit_vector) == self.implicit.shape[1]:
             self.implicit[at] = vectors.implicit_vector
         if len(vectors.rating_vector) == self.rating.shape[1]:
@@ -193,7 +195,6 @@ class TitleTable:
         self.implicit_bias[at], self.rating_bias[at] = vectors.implicit_bias, vectors.rating_bias
         self.popularity[at] = math.log1p(max(vectors.touches, 0.0))
         self.neighbors[at] = self._indexed(vectors.neighbors)
-        self.successors[at] = self._indexed(vectors.successors)
         return True
 
     def _indexed(self, pairs: Sequence[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray]:

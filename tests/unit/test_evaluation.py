@@ -116,6 +116,8 @@ def test_eval_command_prints_the_table_and_names_bad_input(tmp_path: Path, capsy
     assert "scorer" in out and "item-kNN, last 20 (baseline)" in out and "300 events" in out
     assert main(["eval", "--data", str(tmp_path / "missing.csv")]) == 2
     assert "missing.csv: no such file" in capsys.readouterr().err
+    assert main(["eval", "--data", str(ratings), "--workers", "0"]) == 2
+    assert "--workers 0: need at least 1" in capsys.readouterr().err
     ratings.write_text("u1\tm1\tfive\t1000\n")
     assert main(["eval", "--data", str(ratings)]) == 2
     assert "ratings.tsv:1: expected user, title, rating" in capsys.readouterr().err

@@ -202,11 +202,14 @@ def test_user_knn_scores_what_similar_users_watched() -> None:
     assert set(model.rank("newcomer", k=3, exclude={"m1"})) == {"m2", "m3", "m4"}
 
 
-def test_user_knn_scores_as_the_dense_definition_does() -> None:
-    """The scaled columns and kept norms give what fading every row and taking cosines over the whole matrix
-    gives, also past the point where a scale is folded back into its column."""
+@pytest.mark.parametrize("gram_users", [16_384, 5])
+def test_user_knn_scores_as_the_dense_definition_does(gram_users: int) -> None:
+    """The scaled columns, kept norms and kept dot products give what fading every row and taking cosines over
+    the whole matrix gives, also past the point where a scale is folded back into its column, and with more
+    users than the dot products are kept for (5: computed when scoring once the sixth user arrives)."""
     rng = np.random.default_rng(5)
-    model, rows, users = UserKNN(neighbors=3, decay=0.7), np.zeros((8, 30)), [f"u{n}" for n in range(8)]
+    model = UserKNN(neighbors=3, decay=0.7, gram_users=gram_users)
+    rows, users = np.zeros((8, 30)), [f"u{n}" for n in range(8)]
     for n in range(400):
         user, title, weight = int(rng.integers(8)), int(rng.integers(30)), float(rng.choice([0.5, 1.0, 2.0]))
         model.learn_one(Feedback(users[user], f"m{title}", n, weight))
@@ -220,6 +223,7 @@ def test_user_knn_scores_as_the_dense_definition_does() -> None:
             expected = np.maximum(similarity[nearest], 0.0) @ rows[nearest][:, :len(model.titles)]
             assert np.allclose(model.score(users[user]), expected, rtol=1e-4, atol=1e-9), n
     assert model.scale.min() >= UserKNN.RESCALE_BELOW  # scales were folded back (0.7 ** 40 is below it)
+    assert (model.gram is None) == (gram_users < 8)
 
 
 def test_a_search_shifts_a_users_scores_toward_matching_titles_and_fades() -> None:

@@ -186,3 +186,16 @@ def test_item_state_survives_pickling_as_keyed_state_does() -> None:
     published = loop.published["c1"]
     assert pickle.loads(pickle.dumps(published)).neighbors == published.neighbors
     restored.vectors.implicit_vector += 1.0  # a writable copy, not a view of the pickled bytes
+
+
+def test_an_items_applied_ids_are_found_only_on_their_boundaries() -> None:
+    import sys
+
+    from jobs.models.online import ItemModel, ItemVectors
+
+    item = ItemModel(ItemVectors.initial("m1", LearningConfig()))
+    keys = [0x1122334455667788, 0x99AABBCCDDEEFF00]
+    item.applied = b"".join(key.to_bytes(8, sys.byteorder) for key in keys)
+    assert item.has_applied(keys[0]) and item.has_applied(keys[1])
+    straddling = int.from_bytes(item.applied[4:12], sys.byteorder)  # the bytes are there, not as one id
+    assert not item.has_applied(straddling) and not ItemModel(item.vectors).has_applied(keys[0])
