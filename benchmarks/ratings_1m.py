@@ -36,6 +36,9 @@ def write_ratings(out: Path, ratings: int = 1_000_000, titles: int = 4_000, memb
     activity = np.minimum(activity / activity.sum() * (ratings - 20 * members), titles - 20)
     counts = 20 + activity.astype(np.int64)
     counts[np.argsort(activity - counts + 20)[::-1][:max(ratings - int(counts.sum()), 0)]] += 1  # the rounding
+    if counts.sum() != ratings:
+        raise ValueError(f"{ratings:,} ratings do not fit {members:,} members rating at most {titles:,} titles each "
+                         f"with this spread of activity: more titles or members")
     joined_s = START_S + (rng.random(members) * SPAN_S * 0.9).astype(np.int64)
     lines: list[tuple[int, str]] = []
     for member in range(members):
