@@ -326,19 +326,38 @@ def _touches(items: Mapping[str, ItemVectors], title_id: str) -> float:
     return vectors.touches if vectors is not None else 0.0
 
 
+RATING_LOW, RATING_HIGH = 1.0, 5.0  # the stars
+MAX_FACTOR_NORM = 10.0  # a rating factor vector's longest: far past what 1-5 stars need, short of overflow
+
+
+def bounded(vector: np.ndarray, longest: float = MAX_FACTOR_NORM) -> None:
+    """Shrink ``vector`` in place to length ``longest`` at most: the user and title vectors of the rating model
+    update each other, and without a bound a long stream can feed that loop until it overflows (MovieLens-1M
+    size did, at about 300,000 ratings).
+
+    >>> v = np.array([30.0, 40.0]); bounded(v); v.tolist()
+    [6.0, 8.0]
+    """
+    norm = float(np.linalg.norm(vector))
+    if norm > longest:
+        vector *= longest / norm
+
+
 def _rating_step(user: UserModel, user_id: str, feedback: Feedback, event_id: str, item: ItemVectors,
                  config: LearningConfig) -> ItemStep:
     if user.rating_vector is None:
         user.rating_vector = initial_vector(user_id, config.rating_factors, "user-rating")
     vector = user.rating_vector
     assert feedback.rating is not None
-    error = feedback.rating - (config.mean_rating + user.rating_bias + item.rating_bias
-                               + float(vector @ item.rating_vector))
+    # against the prediction as served (within the stars), so one wild prediction cannot make a wild step
+    error = feedback.rating - min(RATING_HIGH, max(RATING_LOW, config.mean_rating + user.rating_bias
+                                                    + item.rating_bias + float(vector @ item.rating_vector)))
     user.ratings += 1
     bias_rate = max(config.bias_learning_rate, 1.0 / (user.ratings + config.bias_shrinkage))
     user.rating_bias += bias_rate * (error - config.rating_regularization * user.rating_bias)
     before = vector.copy()
     vector += config.rating_learning_rate * (error * item.rating_vector - config.rating_regularization * vector)
+    bounded(vector)
     return ItemStep(feedback.title_id, f"{event_id}:rating", "rating", before, error, time_ms=feedback.time_ms)
 
 
@@ -462,6 +481,7 @@ def apply_step(item: ItemModel, step: ItemStep, config: LearningConfig, cowatch:
         vectors.rating_bias += bias_rate * (step.gradient - reg * vectors.rating_bias)
         vectors.rating_vector += config.rating_learning_rate * (step.gradient * step.user_vector
                                                                 - reg * vectors.rating_vector)
+        bounded(vectors.rating_vector)
     elif step.kind == "implicit" and step.user_vector is not None:
         rate, reg = config.implicit_learning_rate, config.implicit_regularization
         vectors.implicit_vector += rate * (step.gradient * step.user_vector - reg * vectors.implicit_vector)
@@ -629,7 +649,7 @@ def predict_rating(user: UserModel | None, item: ItemVectors | None, config: Lea
         prediction += item.rating_bias
         if user is not None and user.rating_vector is not None:
             prediction += float(user.rating_vector @ item.rating_vector)
-    return min(5.0, max(1.0, prediction))
+    return min(RATING_HIGH, max(RATING_LOW, prediction))
 
 
 def in_evaluation_sample(user_id: str, share: float) -> bool:

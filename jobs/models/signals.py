@@ -410,6 +410,8 @@ def weighted(parts: Mapping[str, np.ndarray], weights: Mapping[str, float], warm
 
 def _scaled(name: str, scores: np.ndarray) -> np.ndarray:
     """Min-max scaled, but search's absolute: a faded search must stay faint, not be stretched to 1."""
+    if not np.isfinite(scores).all():  # a signal gone wrong gives no evidence (a NaN would tie every title first)
+        scores = np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0)
     if name == "search":
         return scores / max(float(scores.max(initial=0.0)), 1.0)
     return scaled(scores)

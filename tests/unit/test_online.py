@@ -199,3 +199,19 @@ def test_an_items_applied_ids_are_found_only_on_their_boundaries() -> None:
     assert item.has_applied(keys[0]) and item.has_applied(keys[1])
     straddling = int.from_bytes(item.applied[4:12], sys.byteorder)  # the bytes are there, not as one id
     assert not item.has_applied(straddling) and not ItemModel(item.vectors).has_applied(keys[0])
+
+
+def test_the_rating_model_stays_bounded_on_a_long_adversarial_stream() -> None:
+    """User and title rating vectors update each other; with a rate far too high, stars that contradict each
+    other would feed that loop until it overflowed (a MovieLens-1M-size stream did with the defaults)."""
+    from dataclasses import replace
+
+    from jobs.models.online import MAX_FACTOR_NORM, LocalLoop
+
+    loop = LocalLoop(replace(CONFIG, rating_learning_rate=2.0), publish_every=1)
+    for n in range(600):
+        user, title = f"u{n % 7}", f"m{n % 5}"
+        loop.learn(user, Feedback(user, title, n, 1.0, 5.0 if (n // 3) % 2 else 1.0), f"e{n}")
+    vectors = [u.rating_vector for u in loop.users.values()] + [i.vectors.rating_vector for i in loop.items.values()]
+    assert all(np.isfinite(v).all() and np.linalg.norm(v) <= MAX_FACTOR_NORM + 1e-6 for v in vectors)
+    assert 1.0 <= loop.predict_rating("u1", "m1") <= 5.0
