@@ -20,7 +20,7 @@ from typing import Any
 from jobs.evaluation import Progress, Report, evaluate
 from jobs.models.base import Recommender
 
-COSTS = {"Scorer": 8.0, "JobBlend": 6.0}  # rough seconds per 1,000 events at MovieLens 100K size; others 1
+COSTS = {"Scorer": 8.0, "JobBlend": 6.0}  # relative cost per event, for spreading the work; any other model 1
 
 
 def model_groups(models: Mapping[str, Recommender]) -> list[list[str]]:
