@@ -286,14 +286,11 @@ class Touched:
         return excluded
 
 
-def _excluded(model: Recommender, seen: Touched) -> np.ndarray:
-    return seen.excluded(model)
-
 
 def _teach_blend(model: Scorer, event: Feedback, seen: Touched) -> None:
     parts = model.signal_scores(event.user_id)
     if event.title_id in model.titles:
-        model.observe(parts, event.title_id, _excluded(model, seen), event.user_id)
+        model.observe(parts, event.title_id, seen.excluded(model), event.user_id)
 
 
 def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: Touched, k: int,
@@ -307,7 +304,7 @@ def _rank(report: Report, name: str, model: Recommender, event: Feedback, seen: 
     else:
         views = {name: model.score(event.user_id)}
     position = model.titles.positions.get(event.title_id)
-    excluded = _excluded(model, seen)
+    excluded = seen.excluded(model)
     for view, scores in views.items():
         rank = None if position is None else _rank_of(scores, position, excluded)  # never seen: a miss
         for score in (report.scores[view], *(part[view] for part in slices)):
