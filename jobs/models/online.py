@@ -521,15 +521,25 @@ def _keep_best(scores: dict[str, float], keep: int) -> None:
 
 
 def _best(scores: dict[str, float], keep: int) -> list[tuple[str, float]]:
-    """The ``keep`` highest scores, ties by name: two sorts keyed in C (by name, then stably by score), several
-    times faster than one keyed by a Python function, which was most of publishing.
+    """The ``keep`` highest scores, ties by name.
 
-    >>> _best({"b": 1.0, "a": 1.0, "c": 2.0}, 2)
+    Sorts keyed in C, several times faster than one keyed by a Python function (this was
+    most of publishing): by score, then only the head that can be kept (the ``keep``
+    best and any tied with the last of them) by name and stably by score again.
+
+    >>> _best({"b": 1.0, "a": 1.0, "c": 2.0, "d": 0.5}, 2)
     [('c', 2.0), ('a', 1.0)]
     """
-    ranked = sorted(scores.items())
-    ranked.sort(key=itemgetter(1), reverse=True)  # stable: equal scores stay in name order
-    return ranked[:keep]
+    ranked = sorted(scores.items(), key=itemgetter(1), reverse=True)
+    end = min(keep, len(ranked))
+    if 0 < end < len(ranked):
+        edge = ranked[end - 1][1]
+        while end < len(ranked) and ranked[end][1] == edge:  # ties with the last kept one compete by name
+            end += 1
+    head = ranked[:end]
+    head.sort(key=itemgetter(0))
+    head.sort(key=itemgetter(1), reverse=True)  # stable: equal scores stay in name order
+    return head[:keep]
 
 
 def _rounded(pairs: list[tuple[str, float]], scale: float) -> tuple[tuple[str, float], ...]:

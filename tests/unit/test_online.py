@@ -5,6 +5,8 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connectors.events import BrowseEvent, Context, PlayEvent, RatingEvent, SearchEvent
 from jobs.models.base import Feedback
@@ -15,6 +17,7 @@ from jobs.models.online import (
     LearningConfig,
     LocalLoop,
     UserModel,
+    _best,
     apply_step,
     initial_vector,
     learn_user,
@@ -215,3 +218,11 @@ def test_the_rating_model_stays_bounded_on_a_long_adversarial_stream() -> None:
     vectors = [u.rating_vector for u in loop.users.values()] + [i.vectors.rating_vector for i in loop.items.values()]
     assert all(np.isfinite(v).all() and np.linalg.norm(v) <= MAX_FACTOR_NORM + 1e-6 for v in vectors)
     assert 1.0 <= loop.predict_rating("u1", "m1") <= 5.0
+
+
+@given(st.dictionaries(st.sampled_from([f"t{n}" for n in range(40)]),
+                       st.sampled_from([0.0, 0.5, 1.0, 1 / 3, 2.0, 2.5]), max_size=40),
+       st.integers(0, 45))
+def test_best_is_a_full_sort_cut_at_keep(scores: dict[str, float], keep: int) -> None:
+    # neighbour lists rank by score, ties by name: many scores tie (small counts over few touches)
+    assert _best(scores, keep) == sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))[:keep]
