@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from collections.abc import Mapping
 from html import escape
@@ -20,8 +21,10 @@ from jobs.intervals import Interval, Resamples
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
-def _interval(interval: Interval) -> dict[str, float]:
-    return {"estimate": round(interval.estimate, 6), "low": round(interval.low, 6), "high": round(interval.high, 6)}
+def _interval(interval: Interval) -> dict[str, float | None]:
+    """An interval as JSON: a figure that does not exist (the ratio to a baseline that found nothing) is null."""
+    return {name: round(value, 6) if math.isfinite(value) else None
+            for name, value in (("estimate", interval.estimate), ("low", interval.low), ("high", interval.high))}
 
 
 def _part(scores: Mapping[str, Score], resamples: int) -> dict[str, Any]:
@@ -63,7 +66,7 @@ def write_outputs(report: Report, k: int, resamples: int, out: Path) -> list[Pat
     out.mkdir(parents=True, exist_ok=True)
     data = summary(report, k, resamples)
     paths = [out / "eval.json", out / "eval.csv", out / "recall-over-time.svg"]
-    paths[0].write_text(json.dumps(data, indent=1) + "\n")
+    paths[0].write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")  # NaN is not JSON
     with paths[1].open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["part", "model", f"recall_at_{k}", "recall_low", "recall_high", f"ndcg_at_{k}", "ndcg_low",

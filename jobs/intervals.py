@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -61,8 +62,9 @@ class Comparison:
 
     def __str__(self) -> str:
         p = f"p < {1 / self.resamples:.3g}" if self.p_value < 1 / self.resamples else f"p = {self.p_value:.3g}"
+        ratio = "no ratio (the baseline found none)" if math.isnan(self.ratio.estimate) else f"ratio {self.ratio}"
         return (f"{self.a} - {self.b}: {self.difference.estimate:+.4f} [{self.difference.low:+.4f}, "
-                f"{self.difference.high:+.4f}], ratio {self.ratio}, {p} (paired over {self.members:,} members)")
+                f"{self.difference.high:+.4f}], {ratio}, {p} (paired over {self.members:,} members)")
 
 
 class Resamples:

@@ -49,5 +49,6 @@ def test_a_model_without_positives_gets_no_ratio_and_bad_settings_are_named() ->
     empty.count("u1", None, k=10)
     comparison = Resamples({"found": found, "empty": empty}, resamples=50).compare("found", "empty", "recall")
     assert np.isnan(comparison.ratio.estimate) and comparison.difference.estimate == 1.0
+    assert "no ratio (the baseline found none)" in str(comparison) and "nan" not in str(comparison)
     with pytest.raises(ValueError, match="resamples >= 2"):
         Resamples({}, resamples=1)
