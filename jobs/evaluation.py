@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from jobs.intervals import Resamples
+from jobs.models.arrivals import NewArrivals
 from jobs.models.base import Feedback, Recommender, Search
 from jobs.models.content import ContentProfile, TitleText
 from jobs.models.feedback import feedback_from_event, search_from_event
@@ -135,11 +136,15 @@ def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
     if catalog:
         signals["content"] = ContentProfile(catalog)
         signals["search"] = SearchIntent(catalog)
+        signals["arrivals"] = NewArrivals(catalog, half_life_days=7.0, prior=0.5)  # a week: the new-title slice's
     models: dict[str, Recommender] = {
         POPULARITY_BASELINE: Popularity(),
         "river BiasedMF (baseline)": RiverBiasedMF(),
         "item-kNN, last 20 (baseline)": ItemCooccurrence(window=20, recency=1.0, normalize=False),
-        "scorer": Scorer(signals, local_search=True),
+        # every signal starts at 1 but new arrivals at 3 (a new title has little else speaking for it): chosen on
+        # the first part, which was even overall and won on new titles with it
+        "scorer": Scorer(signals, local_search=True, start={**dict.fromkeys(signals, 1.0), "arrivals": 3.0}
+                         if "arrivals" in signals else None),
     }
     if catalog:  # the learning job's top picks as served: its own signals, its blends learned per segment
         neural_on = JobBlend(catalog, neural=True)  # and the default job, neural off, learned beside it

@@ -194,7 +194,7 @@ def test_the_scorer_reports_each_signal_alone_and_blended() -> None:
     report = evaluate(stream, models)
     signals = {name.split(": ")[1] for name in report.scores if name.startswith("scorer: ")}
     assert signals == {"item_cf", "implicit_mf", "popularity", "rating_mf", "transitions", "user_knn", "content",
-                       "search", "neural"}
+                       "search", "neural", "arrivals"}
     assert report.slices[NEW_USERS]["scorer: content"].positives > 0
     assert report.scores["scorer: content"].recall > report.scores["popularity (baseline)"].recall
     assert set(report.blends) == {"new", "growing", "established"}  # one blend per tenure segment
@@ -229,7 +229,8 @@ def test_eval_writes_its_table_as_json_and_csv_and_plots_recall_over_time(tmp_pa
     ratings = tmp_path / "ratings.tsv"
     ratings.write_text("".join(f"u{n % 13}\tm{n % 29}\t{1 + n % 5}\t{1000 + n}\n" for n in range(300)))
     assert main(["eval", "--data", str(ratings), "--resamples", "20", "--out", str(tmp_path / "out")]) == 0
-    data = json.loads((tmp_path / "out" / "eval.json").read_text())
+    data = json.loads((tmp_path / "out" / "eval.json").read_text(),
+                      parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     scorer = data["all"]["models"]["scorer"]
     assert scorer["recall"]["low"] <= scorer["recall"]["estimate"] <= scorer["recall"]["high"]
     assert data["reported_events"] == 150 and data["timeline"][-1]["models"]["scorer"]["positives"] > 0
@@ -239,6 +240,14 @@ def test_eval_writes_its_table_as_json_and_csv_and_plots_recall_over_time(tmp_pa
         pytest.approx(scorer["recall"]["estimate"])
     plot = (tmp_path / "out" / "recall-over-time.svg").read_text()
     assert plot.startswith("<svg") and plot.count("<polyline") == len(data["timeline"][-1]["models"])
+
+
+def test_a_ratio_that_does_not_exist_is_null_in_the_json() -> None:
+    from infra.eval_output import _interval
+    from jobs.intervals import Interval
+
+    assert _interval(Interval(float("nan"), float("nan"), float("nan"))) == dict.fromkeys(("estimate", "low", "high"))
+    assert _interval(Interval(1.23456789, 1.0, 1.5)) == {"estimate": 1.234568, "low": 1.0, "high": 1.5}
 
 
 def test_models_spread_over_processes_give_the_report_one_process_gives() -> None:

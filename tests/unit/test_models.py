@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from jobs.models.arrivals import NewArrivals
 from jobs.models.base import Feedback, Recommender, Search, TitleIndex
 from jobs.models.content import ContentProfile, TitleText
 from jobs.models.item_cf import ItemCooccurrence
@@ -36,6 +37,7 @@ MODELS: dict[str, Callable[[], Recommender]] = {
     "online-loop": LoopRecommender,  # the learning job's split, both sides in one process
     "job-blend": lambda: JobBlend(CATALOG, publish_every=1, flush_every=1),  # the learning job's top picks
     "content": lambda: ContentProfile(CATALOG),
+    "new-arrivals": lambda: NewArrivals(CATALOG),
     "transitions": Transitions,
     "neural-sequence": lambda: NeuralSequence(batch=2, negatives=4),
     "user-knn": UserKNN,
@@ -185,6 +187,19 @@ def test_a_new_user_has_a_content_profile_after_one_event() -> None:
     model = trained(lambda: ContentProfile(CATALOG))
     model.learn_one(Feedback("newcomer", "m5", 90 * DAY))
     assert set(model.rank("newcomer", k=3, exclude={"m5"})) == {"m6", "m7", "m8"}
+
+
+def test_new_arrivals_rank_fresh_titles_and_new_releases_first() -> None:
+    release = TitleText("m9", "This Year's Drama", 1970, ("Drama",))  # the history's clock is in 1970
+    model = trained(lambda: NewArrivals([*CATALOG, release], half_life_days=7.0, prior=0.5))
+    now = 40 * DAY
+    model.learn_one(Feedback("u1", "m10", now))  # a title first touched now, not in the catalog
+    scores = dict(zip(model.titles.ids, model.score("anyone"), strict=True))
+    assert scores["m10"] == 1.0 and scores["m9"] == 0.5  # fresh first, an untouched new release next
+    assert scores["m1"] == pytest.approx(0.5 ** (39 / 7.0))  # first touched on day 1: faded by its age
+    assert all(scores[f"m{n}"] < 0.03 for n in range(1, 9))  # the history's titles are over five weeks old
+    model.learn_one(Feedback("u2", "m9", now + DAY))  # touched: the prior no longer applies
+    assert dict(zip(model.titles.ids, model.score("anyone"), strict=True))["m9"] == 1.0
 
 
 def test_transitions_follow_the_order_of_watching() -> None:
