@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,10 +31,12 @@ MODELS = ("popularity (baseline)", "river BiasedMF (baseline)", "item-kNN, last 
 
 
 def run_eval(ratings: Path, titles: Path, out: Path, *extra: str) -> float:
-    """Seconds for one `nextwatch eval` (its progress passed through to stderr)."""
+    """Seconds for one `nextwatch eval` (its progress passed through to stderr, its table into ``out``)."""
+    out.mkdir(parents=True)
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "infra.cli", "eval", "--data", str(ratings), "--titles", str(titles),
-                    "--out", str(out), *extra], check=True, stdout=subprocess.DEVNULL)
+    with (out / "eval.txt").open("w") as table:
+        subprocess.run([sys.executable, "-m", "infra.cli", "eval", "--data", str(ratings), "--titles", str(titles),
+                        "--out", str(out), *extra], check=True, stdout=table)
     return time.monotonic() - started
 
 
@@ -41,6 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ratings", type=int, default=1_000_000, help="ratings in the generated file")
     parser.add_argument("--reference", type=int, default=20_000, help="ratings of the one-worker reference")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="copy the whole file's table, JSON, CSV and plot into this folder")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nextwatch-eval-speed-") as folder:
         root = Path(folder)
@@ -55,6 +60,8 @@ def main() -> None:
         written = all((root / "full" / name).exists() for name in ("eval.json", "eval.csv", "recall-over-time.svg"))
         models = set(summary["all"]["models"])
         events = summary["events"]
+        if args.keep:
+            shutil.copytree(root / "full", args.keep, dirs_exist_ok=True)
     covered = events == args.ratings and models >= set(MODELS) and written
     print(f"premise: {events:,} of {args.ratings:,} ratings evaluated, {len(models & set(MODELS))} of "
           f"{len(MODELS)} models reported, files {'written' if written else 'MISSING'}: "
