@@ -136,7 +136,7 @@ def default_models(catalog: Iterable[TitleText] = ()) -> dict[str, Recommender]:
     if catalog:
         signals["content"] = ContentProfile(catalog)
         signals["search"] = SearchIntent(catalog)
-        signals["arrivals"] = NewArrivals(catalog, half_life_days=7.0, prior=0.5)  # a week: the new-title slice's
+        signals["arrivals"] = NewArrivals(catalog, half_life_days=7.0, prior=0.5)  # a week, as the new-title slice
     models: dict[str, Recommender] = {
         POPULARITY_BASELINE: Popularity(),
         "river BiasedMF (baseline)": RiverBiasedMF(),

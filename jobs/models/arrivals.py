@@ -5,7 +5,7 @@ touched a few times in its first days is still buried by the long-lived favourit
 popularity ranks first. Most first touches of new titles go to new releases, so this
 signal scores a touched title by how recently it was first touched (halving every
 ``half_life_days``) and an untouched catalog title released in the stream's current or
-previous year as if it arrived now (``prior``); older untouched titles score nothing.
+previous year at ``prior`` (1: as if first touched now); older untouched titles score nothing.
 The blend decides how much of it each member segment gets; content and the member's own
 signals choose among the arrivals.
 """
