@@ -32,6 +32,7 @@ from __future__ import annotations
 import heapq
 import io
 import random
+import re
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -81,6 +82,33 @@ class Dataset:
     users: dict[str, dict[str, str]]
 
 
+# articles MovieLens moves to the end of a name ("Ref, The"), in the languages of its titles
+_ARTICLES = ("The", "A", "An", "Il", "La", "Le", "Les", "L'", "Lo", "I", "El", "Los", "Las", "Der", "Die", "Das",
+             "Det", "Den", "Un", "Une", "Una", "Uno", "O")
+_TRAILING_ARTICLE = re.compile(r"^(?P<name>.+), (?P<article>" + "|".join(re.escape(a) for a in _ARTICLES)
+                               + r")(?P<rest> \(.*\))?$")
+
+
+def display_title(name: str) -> str:
+    """A name as people write it: MovieLens's "Ref, The" form with its article put back in front.
+
+    >>> display_title("Ref, The"), display_title("Grand Day Out, A"), display_title("Postino, Il")
+    ('The Ref', 'A Grand Day Out', 'Il Postino')
+    >>> display_title("Horseman on the Roof, The (Hussard sur le toit, Le)")
+    'The Horseman on the Roof (Le Hussard sur le toit)'
+    >>> display_title("To Wong Foo, Thanks for Everything! Julie Newmar"), display_title("Ami, L'")
+    ('To Wong Foo, Thanks for Everything! Julie Newmar', "L'Ami")
+    """
+    match = _TRAILING_ARTICLE.match(name.strip())
+    if match is None:
+        return name.strip()
+    article = match["article"]
+    rest = match["rest"] or ""
+    if rest:  # an alternative name in parentheses has its own article at the end
+        rest = f" ({display_title(rest.strip()[1:-1])})"
+    return f"{article}{'' if article.endswith(chr(39)) else ' '}{match['name']}{rest}"
+
+
 def _rows(text: str) -> Iterator[list[str]]:
     lines = text.splitlines()
     for line in lines[1:]:  # header: name:type columns
@@ -99,7 +127,7 @@ def parse_dataset(inter: str, item: str | None = None, user: str | None = None) 
     for row in _rows(item or ""):
         year = int(row[2]) if len(row) > 2 and row[2].strip().isdigit() else None
         genres = row[3].split() if len(row) > 3 else []
-        titles[row[0]] = Title(row[0], row[1] if len(row) > 1 else row[0], year, genres)
+        titles[row[0]] = Title(row[0], display_title(row[1]) if len(row) > 1 else row[0], year, genres)
     for r in ratings:  # titles without metadata still get a catalog entry
         titles.setdefault(r.title_id, Title(r.title_id, f"Title {r.title_id}", None, []))
     users = {row[0]: {"age": row[1], "gender": row[2], "occupation": row[3], "zip": row[4]}
@@ -145,7 +173,7 @@ def load_ratings_file(ratings: Path, titles: Path | None = None) -> Dataset:
             cells = _split(line)
             if len(cells) >= 2:
                 genres = cells[2].replace("|", " ").split() if len(cells) > 2 else []
-                catalog[cells[0]] = Title(cells[0], cells[1], None, genres)
+                catalog[cells[0]] = Title(cells[0], display_title(cells[1]), None, genres)
     for r in rows:
         catalog.setdefault(r.title_id, Title(r.title_id, f"Title {r.title_id}", None, []))
     rows.sort(key=lambda r: (r.timestamp_s, r.user_id, r.title_id))
