@@ -10,9 +10,11 @@ pushed by the catalog topic within milliseconds of a change.
 
 >>> view = AvailabilityView()
 >>> view.apply("t1", updated_ms=1, available_from_ms=0, available_until_ms=5_000)
+True
 >>> view.closed("t1", now_ms=4_000), view.closed("t1", now_ms=5_000), view.closed("unknown", now_ms=0)
 (False, True, False)
 >>> view.apply("t1", updated_ms=0, available_from_ms=0, available_until_ms=None)  # an older snapshot: ignored
+False
 >>> view.closed("t1", now_ms=6_000)
 True
 """
@@ -21,12 +23,14 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.codec import EventCodec
 from connectors.config import KafkaConfig
 from connectors.errors import DecodeError, UnknownSchemaError
+from connectors.events import CatalogItem, from_record
 from connectors.topics import TOPICS_BY_NAME
 
 
@@ -35,11 +39,18 @@ class AvailabilityView:
 
     def __init__(self) -> None:
         self._windows: dict[str, tuple[int, int, int | None]] = {}
+        self.version = 0  # counts changed windows: what was filtered at one version holds until the next
 
-    def apply(self, title_id: str, updated_ms: int, available_from_ms: int, available_until_ms: int | None) -> None:
+    def apply(self, title_id: str, updated_ms: int, available_from_ms: int, available_until_ms: int | None) -> bool:
+        """Take a title's snapshot; True when it is the newest seen (older ones are ignored)."""
         known = self._windows.get(title_id)
-        if known is None or updated_ms >= known[0]:
-            self._windows[title_id] = (updated_ms, available_from_ms, available_until_ms)
+        if known is not None and updated_ms < known[0]:
+            return False
+        window = (updated_ms, available_from_ms, available_until_ms)
+        if known is None or known[1:] != window[1:]:
+            self.version += 1
+        self._windows[title_id] = window
+        return True
 
     def closed(self, title_id: str, now_ms: int) -> bool:
         """True when the title's window is not open at ``now_ms``; a title never seen is not judged."""
@@ -68,6 +79,7 @@ class CatalogAvailability(AvailabilityView):
         self.codec = codec or EventCodec()
         self.poll_s = poll_s
         self.errors = 0  # records that did not decode: the live jobs dead-letter them, here they are skipped
+        self.loaded = False  # the topic was read to its end once
         self._stop = threading.Event()
         self._last_record_at = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -86,7 +98,13 @@ class CatalogAvailability(AvailabilityView):
         deadline = time.monotonic() + timeout_s
         while time.monotonic() - self._last_record_at < idle_s and time.monotonic() < deadline:
             time.sleep(0.05)
+        self.loaded = time.monotonic() - self._last_record_at >= idle_s
         return self
+
+    @property
+    def following(self) -> bool:
+        """The follower thread runs (it keeps polling through a broker outage and resumes after it)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def _follow(self) -> None:
         assert self._consumer is not None
@@ -100,12 +118,14 @@ class CatalogAvailability(AvailabilityView):
             except (DecodeError, UnknownSchemaError):
                 self.errors += 1
                 continue
-            if decoded.subject != "catalog_item":
-                continue
-            record = decoded.record
-            window = record["availability"]
-            self.apply(record["title_id"], record["updated_time_ms"], window["available_from_ms"],
-                       window.get("available_until_ms"))
+            if decoded.subject == "catalog_item":
+                self.apply_record(decoded.record)
+
+    def apply_record(self, record: dict[str, Any]) -> bool:
+        """A decoded ``catalog_item`` record; True when it is the title's newest snapshot."""
+        window = record["availability"]
+        return self.apply(record["title_id"], record["updated_time_ms"], window["available_from_ms"],
+                          window.get("available_until_ms"))
 
     def close(self) -> None:
         self._stop.set()
@@ -119,3 +139,35 @@ class CatalogAvailability(AvailabilityView):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CatalogReplica(CatalogAvailability):
+    """A :class:`CatalogAvailability` that also keeps each title's newest snapshot (names, artwork, genres).
+
+    What ``nextwatch serve`` answers ``/v1/titles/{id}`` from and names a page's titles with. At most
+    ``max_titles`` titles are kept (``refused`` counts the snapshots of titles past it).
+    """
+
+    def __init__(self, kafka: KafkaConfig | None = None, codec: EventCodec | None = None, poll_s: float = 0.1,
+                 max_titles: int = 1_000_000) -> None:
+        super().__init__(kafka, codec, poll_s)
+        self.max_titles = max_titles
+        self.refused = 0
+        self._items: dict[str, CatalogItem] = {}
+
+    def apply_record(self, record: dict[str, Any]) -> bool:
+        return self.put(from_record(CatalogItem, record))
+
+    def put(self, item: CatalogItem) -> bool:
+        """Take a title's snapshot; True when it is the newest seen and was kept."""
+        if item.title_id not in self._items and len(self._items) >= self.max_titles:
+            self.refused += 1
+            return False
+        window = item.availability
+        if not self.apply(item.title_id, item.updated_time_ms, window.available_from_ms, window.available_until_ms):
+            return False
+        self._items[item.title_id] = item
+        return True
+
+    def item(self, title_id: str) -> CatalogItem | None:
+        return self._items.get(title_id)

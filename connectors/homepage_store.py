@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -94,10 +94,11 @@ class HomepageStore(AsyncStore):
 
     def homepages(self, user_id: str) -> dict[str, Homepage]:
         """Every bucket's homepage stored for the user (one partition read)."""
-        return {row.context: _homepage(user_id, row) for row in self.rows("get_homepages", user_id)}
+        return {row.context: homepage_from_row(user_id, row) for row in self.rows("get_homepages", user_id)}
 
 
-def _homepage(user_id: str, row: Any) -> Homepage:
+def homepage_from_row(user_id: str, row: Any) -> Homepage:
+    """One CQL row of the ``homepage`` table as a :class:`Homepage` (either stored format)."""
     if row.page is not None:
         page = orjson.loads(row.page)
         if page.get("v") != PAGE_FORMAT:
@@ -151,7 +152,11 @@ class HomepageClient:
         return without_closed(page, self.availability, int(time.time() * 1000) if now_ms is None else now_ms)
 
 
-def without_closed(page: Homepage, availability: AvailabilityView, now_ms: int) -> Homepage:
+class ClosedTitles(Protocol):
+    def closed(self, title_id: str, now_ms: int) -> bool: ...
+
+
+def without_closed(page: Homepage, availability: ClosedTitles, now_ms: int) -> Homepage:
     """``page`` less the items whose window is closed at ``now_ms``, and less the rows they leave empty."""
     rows: list[HomepageRow] = []
     changed = False

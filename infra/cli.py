@@ -197,6 +197,27 @@ def _ope(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    if args.write_openapi:
+        from pathlib import Path
+
+        from infra.serve.openapi import openapi_document
+
+        Path(args.write_openapi).write_text(json.dumps(openapi_document(), indent=2) + "\n")
+        print(f"wrote {args.write_openapi}", file=sys.stderr)
+        return 0
+    from infra.serve.config import ServeConfig
+    from infra.serve.server import serve
+
+    # the workers read their settings as every component does: flags become the environment they inherit
+    for name in ("host", "port", "workers"):
+        if getattr(args, name) is not None:
+            os.environ[f"NEXTWATCH_SERVE_{name.upper()}"] = str(getattr(args, name))
+    if args.demo_actions:
+        os.environ["NEXTWATCH_SERVE_DEMO_ACTIONS"] = "true"
+    return serve(ServeConfig.load())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nextwatch",
                                      description="Streaming recommendations: Kafka -> Flink -> Cassandra")
@@ -261,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--ope-idle-s", type=float, default=2.0, help="with --ope: the topic's end is this idle gap")
     p_eval.add_argument("--ope-timeout-s", type=float, default=120.0, help="with --ope: read at most this long")
     p_eval.set_defaults(func=_eval)
+
+    p_serve = sub.add_parser("serve", help="the recommendations API and the homepage web page over HTTP ([serve])")
+    p_serve.add_argument("--host", default=None, help="address to bind (default [serve] host, 127.0.0.1)")
+    p_serve.add_argument("--port", type=int, default=None, help="port (default [serve] port, 8080)")
+    p_serve.add_argument("--workers", type=int, default=None, help="processes (default [serve] workers, 2)")
+    p_serve.add_argument("--demo-actions", action="store_true",
+                         help="the web page's buttons send real events to Kafka ([serve] demo_actions)")
+    p_serve.add_argument("--write-openapi", default=None, metavar="PATH",
+                         help="only write the API's OpenAPI document to PATH (docs/openapi.json)")
+    p_serve.set_defaults(func=_serve)
 
     p_catalog = sub.add_parser("catalog", help="copy the catalog topic into Cassandra's titles table")
     p_catalog.add_argument("action", choices=["sync"])

@@ -1,0 +1,208 @@
+"""The reads behind ``nextwatch serve``: one partition each, asynchronous, answered or failed within a deadline.
+
+The API must never hang on Cassandra: every read carries the driver's own timeout
+(``[serve] read_timeout_s``) and an event-loop deadline a little past it, and
+every failure for want of Cassandra becomes :class:`ServingUnavailableError`, which
+the API answers as 503 with ``Retry-After``. The session is opened in the
+background and opened again after it is lost, so a service started before
+Cassandra, or one that outlives a Cassandra restart, serves once it is back
+without being restarted itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cassandra.cluster import ResponseFuture, Session
+
+from connectors.cassandra_store import TRANSIENT_ERRORS, CassandraStore, connect
+from connectors.config import CassandraConfig
+from connectors.errors import NextwatchError
+from connectors.feature_store import SELECT_TRENDING
+from connectors.homepage_store import SELECT_HOMEPAGES, Homepage, homepage_from_row
+from connectors.model_store import SELECT_SIMILAR_TITLES, SELECT_TOP_PICKS
+
+LOG = logging.getLogger("nextwatch.serving")
+SELECT_SOME_MEMBERS = "SELECT DISTINCT user_id FROM {keyspace}.homepage LIMIT ?"
+SELECT_RELEASE = "SELECT release_version FROM system.local"
+_UNAVAILABLE: tuple[type[BaseException], ...] = (TimeoutError, *TRANSIENT_ERRORS)
+
+
+class ServingUnavailableError(NextwatchError):
+    """Cassandra did not answer in time (or no session is open yet): try again shortly."""
+
+
+@dataclass(frozen=True)
+class StoredPicks:
+    """A member's top picks as the learning job last wrote them, best first."""
+
+    title_ids: tuple[str, ...]
+    scores: tuple[float, ...]
+    reasons: tuple[str, ...]
+    model_version: str
+    version: int
+    last_event_id: str
+    updated_ms: int
+
+
+@dataclass(frozen=True)
+class StoredSimilar:
+    """A title's most similar titles (co-watching), best first."""
+
+    title_ids: tuple[str, ...]
+    scores: tuple[float, ...]
+    model_version: str
+    updated_ms: int
+
+
+class ServingReads(ABC):
+    """What the API reads; the unit tests drive the API through a fake of it."""
+
+    @abstractmethod
+    async def homepages(self, member_id: str) -> dict[str, Homepage]:
+        """Every context bucket's page stored for the member (empty when none)."""
+
+    @abstractmethod
+    async def top_picks(self, member_id: str) -> StoredPicks | None: ...
+
+    @abstractmethod
+    async def similar(self, title_id: str) -> StoredSimilar | None: ...
+
+    @abstractmethod
+    async def trending(self, scope: str = "global") -> list[str]:
+        """The scope's titles in the newest trending window, most played first."""
+
+    @abstractmethod
+    async def some_members(self, n: int) -> list[str]:
+        """Up to ``n`` members with a stored homepage (for the web page's "a random member")."""
+
+    @abstractmethod
+    async def ping(self) -> str:
+        """Cassandra's release version, or :class:`ServingUnavailableError`."""
+
+
+def _ms(value: datetime | None) -> int:
+    return 0 if value is None else int(value.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+class _Statements(CassandraStore):
+    STATEMENTS = {"homepages": SELECT_HOMEPAGES, "top_picks": SELECT_TOP_PICKS, "similar": SELECT_SIMILAR_TITLES,
+                  "trending": SELECT_TRENDING, "some_members": SELECT_SOME_MEMBERS}
+
+
+class CassandraServingReads(ServingReads):
+    """:class:`ServingReads` over the project's tables, the session opened (and reopened) in the background."""
+
+    def __init__(self, config: CassandraConfig, read_timeout_s: float = 0.5, reconnect_s: float = 1.0) -> None:
+        self.config = config
+        self.read_timeout_s = read_timeout_s
+        self.reconnect_s = reconnect_s
+        self.errors = 0  # reads that failed for want of Cassandra
+        self._statements: _Statements | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> CassandraServingReads:
+        """Open the session in the background; reads until then are unavailable, not blocked."""
+        self._thread = threading.Thread(target=self._open, name="cassandra-serving-connect", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_open(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self._statements is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self._statements is not None
+
+    def _open(self) -> None:
+        while not self._stop.is_set() and self._statements is None:
+            try:
+                session = connect(self.config, self.config.keyspace, timeout_s=self.reconnect_s)
+                self._statements = _Statements(session, self.config.keyspace)
+            except Exception as exc:  # any failure to open is retried: the API answers 503 meanwhile
+                LOG.warning("Cassandra session not open yet (%s); retrying", str(exc)[:200])
+                self._stop.wait(self.reconnect_s)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._statements is not None:
+            self._statements.session.cluster.shutdown()
+
+    async def _rows(self, name: str, *params: Any) -> list[Any]:
+        statements = self._statements
+        if statements is None:
+            self.errors += 1
+            raise ServingUnavailableError("Cassandra session not open yet")
+        future = statements.session.execute_async(statements.statement(name), params, timeout=self.read_timeout_s)
+        try:
+            return await asyncio.wait_for(_awaitable(future), self.read_timeout_s + 0.2)
+        except _UNAVAILABLE as exc:
+            self.errors += 1
+            raise ServingUnavailableError(f"Cassandra did not answer {name} ({type(exc).__name__})") from exc
+
+    async def homepages(self, member_id: str) -> dict[str, Homepage]:
+        return {row.context: homepage_from_row(member_id, row) for row in await self._rows("homepages", member_id)}
+
+    async def top_picks(self, member_id: str) -> StoredPicks | None:
+        rows = await self._rows("top_picks", member_id)
+        if not rows:
+            return None
+        row = rows[0]
+        return StoredPicks(tuple(row.title_ids or ()), tuple(row.scores or ()), tuple(row.reasons or ()),
+                           row.model_version or "", row.version or 0, row.last_event_id or "", _ms(row.updated_time))
+
+    async def similar(self, title_id: str) -> StoredSimilar | None:
+        rows = await self._rows("similar", title_id)
+        if not rows:
+            return None
+        row = rows[0]
+        return StoredSimilar(tuple(row.neighbor_ids or ()), tuple(row.neighbor_scores or ()), row.model_version or "",
+                             _ms(row.updated_time))
+
+    async def trending(self, scope: str = "global") -> list[str]:
+        rows = await self._rows("trending", scope)
+        newest = max((r.window_end for r in rows), default=None)
+        return [r.title_id for r in sorted((r for r in rows if r.window_end == newest), key=lambda r: r.rank)]
+
+    async def some_members(self, n: int) -> list[str]:
+        return [row.user_id for row in await self._rows("some_members", n)]
+
+    async def ping(self) -> str:
+        statements = self._statements
+        if statements is None:
+            raise ServingUnavailableError("Cassandra session not open yet")
+        future = statements.session.execute_async(SELECT_RELEASE, timeout=self.read_timeout_s)
+        try:
+            rows = await asyncio.wait_for(_awaitable(future), self.read_timeout_s + 0.2)
+        except _UNAVAILABLE as exc:
+            raise ServingUnavailableError(f"Cassandra did not answer ({type(exc).__name__})") from exc
+        return str(rows[0].release_version) if rows else "?"
+
+    @property
+    def session(self) -> Session | None:
+        return None if self._statements is None else self._statements.session
+
+
+def _awaitable(future: ResponseFuture) -> asyncio.Future[list[Any]]:
+    """The driver's callback future as an asyncio one (its callbacks run on the driver's threads)."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[list[Any]] = loop.create_future()
+
+    def settle(rows: Any) -> None:
+        if not result.done():
+            result.set_result(list(rows or ()))
+
+    def fail(exc: BaseException) -> None:
+        if not result.done():
+            result.set_exception(exc)
+
+    future.add_callbacks(lambda rows: loop.call_soon_threadsafe(settle, rows),
+                         errback=lambda exc: loop.call_soon_threadsafe(fail, exc))
+    return result

@@ -1,0 +1,80 @@
+"""``nextwatch serve``: the ASGI app on uvicorn, one process per worker.
+
+uvicorn with httptools and uvloop: an HTTP/1.1 server in C under an event loop in C,
+the fastest of the ASGI servers on PyPI for small JSON answers, and its worker
+processes share the port (two cores -> two workers, each with its own cache).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Callable
+
+from connectors.availability import CatalogReplica
+from connectors.config import CassandraConfig, KafkaConfig
+from connectors.serving import CassandraServingReads
+from infra.serve.app import ServeApp
+from infra.serve.config import ServeConfig
+from infra.serve.metrics import ServeMetrics
+
+LOG = logging.getLogger("nextwatch.serve")
+
+
+def create_app() -> ServeApp:
+    """One worker's app (uvicorn calls this in each worker process)."""
+    config = ServeConfig.load()
+    kafka, cassandra = KafkaConfig.load(), CassandraConfig.load()
+    reads = CassandraServingReads(cassandra, read_timeout_s=config.read_timeout_s)
+    catalog = CatalogReplica(kafka)
+    actions = None
+    if config.demo_actions:
+        from infra.serve.actions import DemoActions
+
+        actions = DemoActions(kafka, catalog)
+
+    def follow_catalog() -> None:
+        while True:
+            try:
+                catalog.start(idle_s=config.catalog_idle_s)
+                return
+            except Exception as exc:  # the broker may come later; /healthz says so meanwhile
+                LOG.warning("catalog topic not readable yet (%s); retrying", str(exc)[:200])
+                threading.Event().wait(2.0)
+
+    def startup() -> None:
+        reads.start()
+        follow_catalog()
+        reads.wait_open(timeout_s=10.0)
+
+    def shutdown() -> None:
+        catalog.close()
+        reads.close()
+        if actions is not None:
+            actions.close()
+
+    return ServeApp(config, reads, catalog, ServeMetrics(), actions,
+                    catalog_ok=lambda: catalog.loaded and catalog.following, on_startup=startup, on_shutdown=shutdown)
+
+
+def serve(config: ServeConfig | None = None, say: Callable[[str], None] | None = None) -> int:
+    """Run the service until Ctrl-C (or SIGTERM)."""
+    import uvicorn
+
+    from infra.process import state_dir
+
+    config = config or ServeConfig.load()
+    metrics_dir = state_dir() / "run" / f"serve-metrics-{config.port}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # counters start at zero with each service
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    (say or (lambda text: print(text, file=sys.stderr, flush=True)))(
+        f"[serve] http://{config.host}:{config.port}/ ({config.workers} workers, cache {config.cache_ttl_ms} ms, "
+        f"demo actions {'on' if config.demo_actions else 'off'}); Ctrl-C stops it")
+    uvicorn.run("infra.serve.server:create_app", factory=True, host=config.host, port=config.port,
+                workers=config.workers, loop="uvloop", http="httptools", access_log=False,
+                log_level=config.log_level, timeout_graceful_shutdown=5)
+    return 0

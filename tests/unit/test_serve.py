@@ -1,0 +1,332 @@
+"""The API (``infra/serve``) driven as an ASGI app through a fake of its reads: no Cassandra, no broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from connectors.availability import CatalogReplica
+from connectors.config import REPO_ROOT, KafkaConfig
+from connectors.events import ArtworkVariant, Availability
+from connectors.homepage_store import Homepage, HomepageItem, HomepageRow
+from connectors.serving import ServingReads, ServingUnavailableError, StoredPicks, StoredSimilar
+from infra.serve.actions import action_events
+from infra.serve.app import ServeApp
+from infra.serve.cache import TtlCache
+from infra.serve.config import ServeConfig
+from infra.serve.metrics import ServeMetrics
+from infra.serve.openapi import openapi_document
+from jobs.context import context_bucket
+from tests.factories import make_catalog_item, now_ms
+
+NOW = now_ms()
+
+
+class FakeReads(ServingReads):
+    """What Cassandra would hold; counts reads; ``down`` makes every read unavailable."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, dict[str, Homepage]] = {}
+        self.picks: dict[str, StoredPicks] = {}
+        self.similars: dict[str, StoredSimilar] = {}
+        self.trend: list[str] = []
+        self.reads = 0
+        self.down = False
+        self.broken = False
+
+    def _read(self) -> None:
+        self.reads += 1
+        if self.down:
+            raise ServingUnavailableError("Cassandra did not answer homepages (OperationTimedOut)")
+        if self.broken:
+            raise RuntimeError("a bug with a secret in it")
+
+    async def homepages(self, member_id: str) -> dict[str, Homepage]:
+        self._read()
+        return self.pages.get(member_id, {})
+
+    async def top_picks(self, member_id: str) -> StoredPicks | None:
+        self._read()
+        return self.picks.get(member_id)
+
+    async def similar(self, title_id: str) -> StoredSimilar | None:
+        self._read()
+        return self.similars.get(title_id)
+
+    async def trending(self, scope: str = "global") -> list[str]:
+        self._read()
+        return list(self.trend)
+
+    async def some_members(self, n: int) -> list[str]:
+        self._read()
+        return sorted(self.pages)[:n]
+
+    async def ping(self) -> str:
+        self._read()
+        return "2.1.0"
+
+
+def _page(member: str, bucket: str, titles: list[str], last_event_id: str = "e1") -> Homepage:
+    rows = (HomepageRow(0, "top_picks", "Top Picks for You",
+                        tuple(HomepageItem(t, 1.0 - i / 10, f"{t}-art1", "because you like space")
+                              for i, t in enumerate(titles)), "token-1"),
+            HomepageRow(1, "trending", "Trending Now", (HomepageItem(titles[0], 0.5, "", "trending now"),)))
+    return Homepage(member, bucket, bucket, rows, NOW - 1000, last_event_id, {"learning_version": "7"})
+
+
+def _catalog(*title_ids: str) -> CatalogReplica:
+    catalog = CatalogReplica(KafkaConfig())
+    for n, title_id in enumerate(title_ids):
+        catalog.put(make_catalog_item(
+            title_id=title_id, title=f"Title {n}",
+            artwork=[ArtworkVariant(f"{title_id}-art1", f"https://art.example/{title_id}.jpg", ["space", "dark"])]))
+    return catalog
+
+
+@pytest.fixture
+def reads() -> FakeReads:
+    return FakeReads()
+
+
+@pytest.fixture
+def catalog() -> CatalogReplica:
+    return _catalog("t1", "t2", "t3")
+
+
+@pytest.fixture
+def make_app(reads: FakeReads, catalog: CatalogReplica) -> Any:
+    def make(**settings: Any) -> ServeApp:
+        return ServeApp(ServeConfig(**settings), reads, catalog, ServeMetrics(), now_ms=lambda: NOW)
+    return make
+
+
+def call(app: ServeApp, path: str, query: str = "", method: str = "GET",
+         headers: dict[str, str] | None = None, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """One request through the ASGI interface, as uvicorn makes it."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "query_string": query.encode(),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}
+    asyncio.run(app(scope, receive, send))
+    start, answer = sent
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, answer["body"]
+
+
+def _bucket(device: str = "web", offset: int = 0) -> str:
+    return context_bucket(NOW, offset, device.upper())
+
+
+def _schema(name: str) -> dict[str, Any]:
+    """An OpenAPI 3.0 schema of the document as JSON Schema (``nullable`` -> a null type; refs resolved)."""
+    document = openapi_document()
+
+    def convert(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return convert(document["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]])
+            out = {k: convert(v) for k, v in node.items() if k != "nullable"}
+            if node.get("nullable"):
+                out["type"] = [node["type"], "null"]
+            return out
+        if isinstance(node, list):
+            return [convert(v) for v in node]
+        return node
+
+    return convert(document["components"]["schemas"][name])
+
+
+def test_homepage_answers_the_stored_page_named_from_the_catalog(make_app: Any, reads: FakeReads) -> None:
+    reads.pages["u1"] = {_bucket("tv", 60): _page("u1", _bucket("tv", 60), ["t1", "t2"])}
+    status, headers, body = call(make_app(), "/v1/members/u1/homepage", "device=tv&utc_offset=60")
+    page = json.loads(body)
+    assert status == 200
+    jsonschema.validate(page, _schema("Homepage"))
+    assert page["served_context"] == page["context"] == _bucket("tv", 60)
+    assert page["fallback"] is None and page["last_event_id"] == "e1"
+    first = page["rows"][0]
+    assert (first["row_id"], first["presentation_token"]) == ("top_picks", "token-1")
+    assert [(i["title_id"], i["name"]) for i in first["items"]] == [("t1", "Title 0"), ("t2", "Title 1")]
+    assert first["items"][0]["artwork"] == {"artwork_id": "t1-art1", "uri": "https://art.example/t1.jpg",
+                                            "themes": ["space", "dark"]}
+    assert headers["cache-control"] == "private, max-age=1" and headers["etag"].startswith('"')
+
+
+def test_a_page_of_another_bucket_is_served_when_the_asked_one_is_missing(make_app: Any, reads: FakeReads) -> None:
+    reads.pages["u1"] = {"evening:tv": _page("u1", "evening:tv", ["t1"])}
+    page = json.loads(call(make_app(), "/v1/members/u1/homepage", "device=mobile")[2])
+    assert page["context"] == _bucket("mobile") and page["served_context"] == "evening:tv"
+
+
+def test_etag_answers_304_until_the_page_changes(make_app: Any, reads: FakeReads) -> None:
+    app = make_app(cache_ttl_ms=0)
+    reads.pages["u1"] = {_bucket(): _page("u1", _bucket(), ["t1", "t2"])}
+    _, headers, _ = call(app, "/v1/members/u1/homepage")
+    status, again, body = call(app, "/v1/members/u1/homepage", headers={"If-None-Match": headers["etag"]})
+    assert (status, body, again["etag"]) == (304, b"", headers["etag"])
+    reads.pages["u1"] = {_bucket(): _page("u1", _bucket(), ["t2", "t1"], last_event_id="e2")}
+    status, changed, _ = call(app, "/v1/members/u1/homepage", headers={"If-None-Match": headers["etag"]})
+    assert status == 200 and changed["etag"] != headers["etag"]
+
+
+def test_unknown_member_is_404_and_a_cold_start_page_with_fallback(make_app: Any, reads: FakeReads) -> None:
+    reads.trend = ["t3", "t1"]
+    status, headers, body = call(make_app(), "/v1/members/nobody/homepage")
+    assert status == 404 and json.loads(body)["error"]["code"] == "unknown_member"
+    assert headers["content-type"] == "application/json" and headers["cache-control"] == "no-store"
+    status, _, body = call(make_app(), "/v1/members/nobody/homepage", "fallback=trending")
+    page = json.loads(body)
+    assert status == 200 and page["fallback"] == "trending" and page["served_context"] == "cold-start"
+    assert [i["title_id"] for i in page["rows"][0]["items"]] == ["t3", "t1"]
+    jsonschema.validate(page, _schema("Homepage"))
+
+
+@pytest.mark.parametrize(("path", "query", "parameter"), [
+    ("/v1/members/u1/picks", "k=0", "k"),
+    ("/v1/members/u1/picks", "k=abc", "k"),
+    ("/v1/titles/t1/similar", "k=101", "k"),
+    ("/v1/members/u1/homepage", "device=fridge", "device"),
+    ("/v1/members/u1/homepage", "utc_offset=9999", "utc_offset"),
+    ("/v1/members/u1/homepage", "utc_offset=", "utc_offset"),
+    ("/v1/members/u1/homepage", "fallback=popular", "fallback"),
+    ("/v1/members/u1/homepage", "fallback=", "fallback"),
+    ("/v1/members/" + "x" * 129 + "/homepage", "", "member_id"),
+    ("/v1/members/a\x01b/picks", "", "member_id"),
+    ("/v1/titles/" + "x" * 129, "", "title_id"),
+])
+def test_bad_parameters_are_422_naming_the_parameter(make_app: Any, path: str, query: str, parameter: str) -> None:
+    status, _, body = call(make_app(), path, query)
+    error = json.loads(body)["error"]
+    assert status == 422 and error["parameter"] == parameter and error["message"].startswith(f"{parameter}: ")
+    jsonschema.validate(json.loads(body), _schema("Error"))
+
+
+def test_cassandra_down_is_503_with_retry_after(make_app: Any, reads: FakeReads) -> None:
+    reads.down = True
+    for path in ("/v1/members/u1/homepage", "/v1/members/u1/picks", "/v1/titles/t1/similar"):
+        status, headers, body = call(make_app(), path)
+        assert status == 503 and headers["retry-after"] == "1"
+        assert json.loads(body)["error"]["code"] == "unavailable"
+    status, headers, body = call(make_app(), "/healthz")
+    assert status == 503 and json.loads(body)["cassandra"]["ok"] is False and headers["retry-after"] == "1"
+
+
+def test_an_unexpected_failure_is_a_json_500_without_its_details(make_app: Any, reads: FakeReads) -> None:
+    reads.broken = True
+    status, _, body = call(make_app(), "/v1/members/u1/homepage")
+    assert status == 500 and b"secret" not in body and b"Traceback" not in body
+    assert json.loads(body)["error"]["code"] == "internal"
+
+
+def test_the_cache_reads_once_per_ttl(reads: FakeReads, catalog: CatalogReplica) -> None:
+    clock = [0.0]
+    app = ServeApp(ServeConfig(cache_ttl_ms=250), reads, catalog, ServeMetrics(), now_ms=lambda: NOW)
+    app.cache = TtlCache(250, 100, clock=lambda: clock[0])
+    reads.pages["u1"] = {_bucket(): _page("u1", _bucket(), ["t1"])}
+    for _ in range(5):
+        assert call(app, "/v1/members/u1/homepage")[0] == 200
+    assert reads.reads == 1
+    clock[0] = 0.25
+    call(app, "/v1/members/u1/homepage")
+    assert reads.reads == 2
+
+
+def test_a_withdrawn_title_leaves_a_cached_page_at_once(make_app: Any, reads: FakeReads,
+                                                        catalog: CatalogReplica) -> None:
+    app = make_app(cache_ttl_ms=60_000)
+    reads.pages["u1"] = {_bucket(): _page("u1", _bucket(), ["t1", "t2"])}
+    reads.picks["u1"] = StoredPicks(("t1", "t2"), (0.9, 0.8), ("a", "b"), "m1", 3, "e1", NOW)
+    before = json.loads(call(app, "/v1/members/u1/homepage")[2])
+    assert call(app, "/v1/members/u1/picks")[0] == 200
+    withdrawn = catalog.item("t1")
+    assert withdrawn is not None
+    catalog.put(replace(withdrawn, updated_time_ms=withdrawn.updated_time_ms + 1,
+                        availability=Availability(0, ["US"], NOW - 1)))
+    after = json.loads(call(app, "/v1/members/u1/homepage")[2])
+    picks = json.loads(call(app, "/v1/members/u1/picks")[2])
+    assert reads.reads == 2  # both from the cache
+    assert [i["title_id"] for i in before["rows"][0]["items"]] == ["t1", "t2"]
+    assert [[i["title_id"] for i in r["items"]] for r in after["rows"]] == [["t2"]]  # the row left empty is gone
+    assert [i["title_id"] for i in picks["items"]] == ["t2"]
+    assert call(app, "/v1/titles/t1")[0] == 404 and call(app, "/v1/titles/t1/similar")[0] == 404
+
+
+def test_picks_similar_and_titles(make_app: Any, reads: FakeReads) -> None:
+    reads.picks["u1"] = StoredPicks(("t1", "t2", "t3"), (0.9, 0.8, 0.7), ("item_cf", "implicit_mf", "content"),
+                                    "m1", 12, "e9", NOW)
+    reads.similars["t1"] = StoredSimilar(("t2", "t3"), (0.5, 0.25), "m1", NOW)
+    status, _, body = call(make_app(), "/v1/members/u1/picks", "k=2")
+    picks = json.loads(body)
+    assert status == 200 and [i["title_id"] for i in picks["items"]] == ["t1", "t2"] and picks["version"] == 12
+    jsonschema.validate(picks, _schema("Picks"))
+    similar = json.loads(call(make_app(), "/v1/titles/t1/similar", "k=5")[2])
+    assert [(i["title_id"], i["name"]) for i in similar["items"]] == [("t2", "Title 1"), ("t3", "Title 2")]
+    jsonschema.validate(similar, _schema("Similar"))
+    assert json.loads(call(make_app(), "/v1/titles/t2/similar")[2])["items"] == []  # known title, none yet
+    status, headers, body = call(make_app(), "/v1/titles/t2")
+    title = json.loads(body)
+    assert status == 200 and title["name"] == "Title 1" and headers["cache-control"] == "public, max-age=60"
+    jsonschema.validate(title, _schema("Title"))
+    assert call(make_app(), "/v1/members/nobody/picks")[0] == 404
+    assert call(make_app(), "/v1/titles/unknown")[0] == 404
+    assert call(make_app(), "/v1/titles/unknown/similar")[0] == 404
+
+
+def test_health_metrics_methods_and_unknown_routes(make_app: Any, reads: FakeReads) -> None:
+    app = make_app()
+    status, _, body = call(app, "/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok", "cassandra": {"ok": True, "detail": "2.1.0"},
+                                                   "catalog": {"ok": True, "titles": 3}}
+    call(app, "/v1/members/nobody/homepage")
+    status, headers, body = call(app, "/metrics")
+    text = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    assert 'nextwatch_serve_requests_total{route="homepage",status="404"} 1.0' in text
+    assert 'nextwatch_serve_cache_lookups_total{result="miss",route="homepage"} 1.0' in text
+    assert "nextwatch_serve_request_seconds_bucket" in text
+    status, headers, body = call(app, "/v1/members/u1/homepage", method="POST")
+    assert status == 405 and headers["allow"] == "GET, HEAD"
+    status, _, body = call(app, "/v2/anything")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    assert call(app, "/demo/actions", method="POST", body=b"{}")[0] == 404  # demo actions are off
+
+
+def test_the_page_is_served(make_app: Any) -> None:
+    status, headers, body = call(make_app(), "/")
+    assert status == 200 and headers["content-type"].startswith("text/html") and b"/static/app.js" in body
+    assert call(make_app(), "/static/app.js")[0] == 200
+
+
+def test_openapi_in_docs_is_the_served_one(make_app: Any) -> None:
+    served = json.loads(call(make_app(), "/openapi.json")[2])
+    kept = json.loads(Path(REPO_ROOT, "docs", "openapi.json").read_text())
+    assert served == kept == json.loads(json.dumps(openapi_document())), \
+        "docs/openapi.json is stale: nextwatch serve --write-openapi docs/openapi.json"
+
+
+def test_demo_actions_become_the_events_an_app_would_send() -> None:
+    finish = action_events({"action": "finish", "member_id": "u1", "title_id": "t1", "device": "tv",
+                            "utc_offset": 60}, runtime_minutes=90, now_ms=NOW)
+    assert [(e.action, e.position_ms) for e in finish] == [("START", 0), ("COMPLETE", 90 * 60_000)]
+    assert finish[0].context.device_class == "TV" and finish[0].context.utc_offset_minutes == 60
+    rate = action_events({"action": "rate", "member_id": "u1", "title_id": "t1", "stars": 5}, 90, NOW)
+    assert rate[0].stars == 5.0 and rate[0].kind == "STARS"
+    assert action_events({"action": "search", "member_id": "u1", "query": "space"}, 90, NOW)[0].query == "space"
+    for body, parameter in (({"action": "dance", "member_id": "u1"}, "action"),
+                            ({"action": "rate", "member_id": "u1", "title_id": "t1", "stars": 9}, "stars"),
+                            ({"action": "play", "member_id": "u1", "title_id": 3}, "title_id"),
+                            ({"action": "play", "member_id": "u1", "title_id": "t1", "device": "car"}, "device")):
+        with pytest.raises(Exception, match=parameter) as caught:
+            action_events(body, 90, NOW)
+        assert caught.value.parameter == parameter  # type: ignore[attr-defined]
