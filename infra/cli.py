@@ -93,7 +93,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from infra.demo import run_demo
 
-    return run_demo(limit=args.limit, rate=args.rate)
+    return run_demo(limit=args.limit, rate=args.rate, serve_page=not args.no_serve)
 
 
 def _catalog(args: argparse.Namespace) -> int:
@@ -248,10 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_arguments(p_replay)
     p_replay.set_defaults(func=_replay)
 
-    p_demo = sub.add_parser("demo", help="stack up, replay MovieLens into Kafka, read a summary back")
+    p_demo = sub.add_parser("demo", help="stack up, replay MovieLens into Kafka, read a summary back, serve the "
+                                         "homepage page")
     p_demo.add_argument("--limit", type=int, default=3000,
                         help="MovieLens ratings to replay (default 3,000; 0 for all 100,000)")
     p_demo.add_argument("--rate", type=float, default=0.0, help="events/s (0: as fast as possible)")
+    p_demo.add_argument("--no-serve", action="store_true",
+                        help="end after the summary instead of serving the homepage page until Ctrl-C (for scripts)")
     p_demo.set_defaults(func=_demo)
 
     p_eval = sub.add_parser("eval", help="leak-free test-then-train evaluation of the online models and baselines")

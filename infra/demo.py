@@ -6,7 +6,10 @@ partition's sentinel (see :mod:`infra.pipeline`) shows up in Cassandra. Then the
 learning and rows jobs run side by side over the same topics; the demo prints the
 most active user's homepage, feeds a few new events for that user (they finish
 their top pick and rate it) and prints the homepage again once both jobs have
-applied them.
+applied them. It ends serving that member's homepage as a web page
+(``nextwatch serve`` with the page's buttons on) while the jobs keep running, until
+Ctrl-C stops the service, the jobs and the stack (``--no-serve``: end after the
+text instead).
 
 Running the demo again on the same local broker does not replay again: a second copy
 of the history, re-timed to a later "now", would land behind the first copy's
@@ -90,7 +93,7 @@ class DemoFeed:
         self.path().write_text(json.dumps(asdict(self)))
 
 
-def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
+def run_demo(limit: int | None = 3000, rate: float = 0.0, serve_page: bool = True) -> int:
     from infra import stack
     from infra.pipeline import feed, send_sentinels, start_job, wait_for_profiles
     from infra.process import RunRecord
@@ -139,17 +142,39 @@ def run_demo(limit: int | None = 3000, rate: float = 0.0) -> int:
     seconds = time.monotonic() - started
     names = {c.title_id: c.title for c in catalog}
     print_summary(cassandra, kafka, replay, events, seconds, names)
-    show_homepage_change(kafka, cassandra, replay, names)
+    member = show_homepage_change(kafka, cassandra, replay, names, then=serve_homepage if serve_page else None)
+    if serve_page and member is not None:
+        say("stopping the stack")
+        stack.down(progress=lambda text: say(f"stack: {text}"))
     return 0
 
 
-def show_homepage_change(kafka: KafkaConfig, cassandra: CassandraConfig, replay: Any, names: dict[str, str]) -> None:
-    """Learning and rows jobs over the topics; a user's homepage, a few new events, the homepage again."""
+def serve_homepage(member_id: str, device: str) -> None:
+    """``nextwatch serve`` with the page's buttons on, while the jobs keep running, until Ctrl-C."""
+    import os
+
+    from infra.serve.config import ServeConfig
+    from infra.serve.server import serve
+
+    os.environ["NEXTWATCH_SERVE_DEMO_ACTIONS"] = "true"  # its workers read their settings from the environment
+    config = ServeConfig.load()
+    print(f"\nThe homepage in a browser: http://{config.host}:{config.port}/?member={member_id}&device={device}\n"
+          "  (act on it: play, finish, rate, search; the jobs keep running. Ctrl-C stops everything)", flush=True)
+    serve(config)
+
+
+def show_homepage_change(kafka: KafkaConfig, cassandra: CassandraConfig, replay: Any, names: dict[str, str],
+                         then: Callable[[str, str], None] | None = None) -> str | None:
+    """Learning and rows jobs over the topics; a user's homepage, a few new events, the homepage again.
+
+    ``then(member, device)`` runs before the jobs are stopped (the demo serves the page there); returns the
+    member shown.
+    """
     from connectors.events import PlayEvent, RatingEvent
     from connectors.homepage_store import HomepageClient
     from connectors.model_store import ModelStore
     from infra.pipeline import send_sentinels, start_job, wait_for_profiles
-    from jobs.context import context_bucket
+    from jobs.context import context_bucket, device_class
     from jobs.flink.learning.config import LearningJobConfig
     from jobs.flink.rows.config import RowsJobConfig
 
@@ -186,7 +211,7 @@ def show_homepage_change(kafka: KafkaConfig, cassandra: CassandraConfig, replay:
         picks = next((r for r in before.rows if r.row_id == "top_picks"), None)
         if picks is None or not picks.items:
             say("no top picks to act on; done")
-            return
+            return None
         chosen = picks.items[0].title_id
         now = int(time.time() * 1000)
         events: list[Any] = [PlayEvent(user_id, now, context, chosen, "START", f"demo-{run}", 0, 5_400_000),
@@ -207,6 +232,9 @@ def show_homepage_change(kafka: KafkaConfig, cassandra: CassandraConfig, replay:
         anchored = any(r.row_id == f"because_you_watched:{chosen}" for r in after.rows)
         print(f"  {names.get(chosen, chosen)!r} is {'still shown (!)' if chosen in shown else 'no longer shown'}"
               f"{'; a row of titles like it leads with it as anchor' if anchored else ''}")
+        if then is not None:
+            then(user_id, device_class(context.device_class))
+        return user_id
     finally:
         session.cluster.shutdown()
         learning.cancel().result()

@@ -4,6 +4,7 @@ const $ = (id) => document.getElementById(id);
 const DAYPART_HOUR = { late_night: 3, morning: 9, afternoon: 15, evening: 21 };
 let actionsOn = false;
 let current = null; // the member shown
+let awaiting = null; // the last event sent from this page: an earlier action's wait gives way to a later one
 
 function utcOffset() {
   const part = $("daypart").value;
@@ -38,12 +39,28 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
+// the stored reasons are codes (the signal that ranked a title first); a person reads these instead
+const SIGNAL_TEXT = {
+  item_cf: "watched with titles you watched", implicit_mf: "members like you enjoyed it",
+  rating_mf: "you would rate it highly", popularity: "popular now", content: "like what you watch",
+  transitions: "often watched next", user_knn: "members like you watched it", search: "matches your searches",
+  neural: "fits what you have been watching", arrivals: "new on nextwatch",
+};
+
+function reasonText(item) {
+  const pick = /^top pick: (\w+)$/.exec(item.reason);
+  if (pick) return SIGNAL_TEXT[pick[1]] || item.reason;
+  if (item.reason.startsWith("similar to ")) return "watched together with it";
+  if (item.reason === "in progress") return `${Math.round(item.score * 100)}% watched`;
+  return item.reason;
+}
+
 function card(item) {
   const theme = (item.artwork && item.artwork.themes[0]) || "plain";
   const node = el("article", { className: "card" },
     el("div", { className: "art", title: `artwork ${item.artwork ? item.artwork.artwork_id : ""}` }, theme),
     el("h3", {}, item.name || item.title_id),
-    el("p", { className: "reason" }, item.reason));
+    el("p", { className: "reason", title: item.reason }, reasonText(item)));
   node.dataset.titleId = item.title_id;
   node.querySelector(".art").style.background = artColour(theme);
   if (actionsOn) {
@@ -103,9 +120,11 @@ async function act(body, name) {
   });
   const sent = await response.json();
   if (!response.ok) { $("latency").textContent = `not sent: ${sent.error.message}`; return; }
+  awaiting = sent.last_event_id;
   const deadline = sentAt + 120000;
   while (performance.now() < deadline) { // until the homepage reflects the last event sent
     await new Promise((resolve) => setTimeout(resolve, 300));
+    if (awaiting !== sent.last_event_id) return; // a later action took over the wait
     let page;
     try { page = await fetchPage(current); } catch (error) { continue; }
     if (page.last_event_id === sent.last_event_id) {
@@ -138,7 +157,11 @@ async function start() {
     const query = $("query").value.trim();
     if (query) act({ action: "search", query });
   });
-  const member = new URLSearchParams(location.search).get("member");
-  if (member) show(member);
+  const params = new URLSearchParams(location.search);
+  for (const id of ["device", "daypart"]) {
+    const wanted = params.get(id);
+    if (wanted && [...$(id).options].some((o) => o.value === wanted)) $(id).value = wanted;
+  }
+  if (params.get("member")) show(params.get("member"));
 }
 start();
