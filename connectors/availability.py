@@ -166,6 +166,9 @@ class CatalogReplica(CatalogAvailability):
         window = item.availability
         if not self.apply(item.title_id, item.updated_time_ms, window.available_from_ms, window.available_until_ms):
             return False
+        known = self._items.get(item.title_id)
+        if known is not None and known != item:
+            self.version += 1  # a name or artwork changed: what was named from the old snapshot is stale
         self._items[item.title_id] = item
         return True
 

@@ -86,15 +86,52 @@ class HomepageStore(AsyncStore):
         """The whole page of one bucket in one CQL row: idempotent, never half a page, nothing stale left."""
         if len(rows) > MAX_ROWS:
             raise ValueError(f"a homepage has at most {MAX_ROWS} rows, got {len(rows)}")
-        page = {"v": PAGE_FORMAT, "models": model_versions,
-                "rows": [[r.row_id, r.title, [[i.title_id, i.score, i.artwork_id, i.reason] for i in r.items],
-                          r.token] for r in rows]}
-        self.write("homepage", (user_id, context, orjson.dumps(page).decode(),
+        self.write("homepage", (user_id, context, page_json(rows, model_versions),
                                 datetime.fromtimestamp(generated_ms / 1000, tz=UTC), last_event_id))
 
     def homepages(self, user_id: str) -> dict[str, Homepage]:
         """Every bucket's homepage stored for the user (one partition read)."""
         return {row.context: homepage_from_row(user_id, row) for row in self.rows("get_homepages", user_id)}
+
+
+def page_json(rows: Sequence[HomepageRow], model_versions: dict[str, str]) -> str:
+    """The ``page`` column: every row of one homepage as compact JSON (format ``PAGE_FORMAT``)."""
+    page = {"v": PAGE_FORMAT, "models": model_versions,
+            "rows": [[r.row_id, r.title, [[i.title_id, i.score, i.artwork_id, i.reason] for i in r.items], r.token]
+                     for r in rows]}
+    return orjson.dumps(page).decode()
+
+
+# one row of a page as stored: row_id, title, items as [title_id, score, artwork_id, reason], token
+RawRow = tuple[str, str, list[list[Any]], str]
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """One bucket's homepage as read, its rows parsed only when asked for (a read picks one bucket of several)."""
+
+    context: str
+    generated_ms: int
+    last_event_id: str
+    page: str | None = None  # the page column (None: written before it, in parallel lists, in ``legacy``)
+    legacy: Any = None
+
+    @classmethod
+    def of_row(cls, row: Any) -> StoredPage:
+        return cls(row.context, _ms(row.generated_time), row.last_event_id or "", row.page,
+                   None if row.page is not None else row)
+
+    def raw(self) -> tuple[list[RawRow], dict[str, str]]:
+        """(rows, model versions) straight from the stored JSON: no object per item."""
+        if self.page is not None:
+            page = orjson.loads(self.page)
+            if page.get("v") != PAGE_FORMAT:
+                raise ValueError(f"homepage in {self.context} has page format {page.get('v')}, this client reads "
+                                 f"{PAGE_FORMAT}")
+            return [(r[0], r[1], r[2], r[3] if len(r) > 3 else "") for r in page["rows"]], page.get("models") or {}
+        rows = _rows_from_lists(self.legacy)
+        return ([(r.row_id, r.title, [[i.title_id, i.score, i.artwork_id, i.reason] for i in r.items], r.token)
+                 for r in rows], dict(self.legacy.model_versions or {}))
 
 
 def homepage_from_row(user_id: str, row: Any) -> Homepage:

@@ -26,7 +26,7 @@ from connectors.cassandra_store import TRANSIENT_ERRORS, CassandraStore, connect
 from connectors.config import CassandraConfig
 from connectors.errors import NextwatchError
 from connectors.feature_store import SELECT_TRENDING
-from connectors.homepage_store import SELECT_HOMEPAGES, Homepage, homepage_from_row
+from connectors.homepage_store import SELECT_HOMEPAGES, StoredPage
 from connectors.model_store import SELECT_SIMILAR_TITLES, SELECT_TOP_PICKS
 
 LOG = logging.getLogger("nextwatch.serving")
@@ -66,7 +66,7 @@ class ServingReads(ABC):
     """What the API reads; the unit tests drive the API through a fake of it."""
 
     @abstractmethod
-    async def homepages(self, member_id: str) -> dict[str, Homepage]:
+    async def homepages(self, member_id: str) -> dict[str, StoredPage]:
         """Every context bucket's page stored for the member (empty when none)."""
 
     @abstractmethod
@@ -97,14 +97,62 @@ class _Statements(CassandraStore):
                   "trending": SELECT_TRENDING, "some_members": SELECT_SOME_MEMBERS}
 
 
+class CircuitBreaker:
+    """After ``failures`` reads in a row failed for want of Cassandra, further reads fail at once for ``open_s``;
+    then one read probes: its success lets every read through again, its failure opens the breaker again.
+
+    While Cassandra is away, requests are answered 503 in microseconds instead of each waiting out its
+    timeout (which, at a thousand requests a second, would hold hundreds of connections).
+
+    >>> now = [0.0]
+    >>> breaker = CircuitBreaker(failures=2, open_s=1.0, clock=lambda: now[0])
+    >>> breaker.allow(), breaker.failed(), breaker.allow(), breaker.failed(), breaker.allow()
+    (True, None, True, None, False)
+    >>> now[0] = 1.0
+    >>> breaker.allow(), breaker.allow()  # one probe; the others still fail at once
+    (True, False)
+    >>> breaker.succeeded(); breaker.allow()
+    True
+    """
+
+    def __init__(self, failures: int = 5, open_s: float = 1.0, clock: Any = time.monotonic) -> None:
+        self.failures = failures
+        self.open_s = open_s
+        self.clock = clock
+        self._in_a_row = 0
+        self._open_until: float | None = None
+        self._probing = False
+
+    def allow(self) -> bool:
+        if self._open_until is None:
+            return True
+        if self._probing or self.clock() < self._open_until:
+            return False
+        self._probing = True
+        return True
+
+    def failed(self) -> None:
+        self._probing = False
+        self._in_a_row += 1
+        if self._in_a_row >= self.failures:
+            self._open_until = self.clock() + self.open_s
+
+    def succeeded(self) -> None:
+        self._in_a_row = 0
+        self._open_until = None
+        self._probing = False
+
+
 class CassandraServingReads(ServingReads):
     """:class:`ServingReads` over the project's tables, the session opened (and reopened) in the background."""
 
-    def __init__(self, config: CassandraConfig, read_timeout_s: float = 0.5, reconnect_s: float = 1.0) -> None:
+    def __init__(self, config: CassandraConfig, read_timeout_s: float = 0.5, reconnect_s: float = 1.0,
+                 retry_after_s: float = 1.0) -> None:
         self.config = config
         self.read_timeout_s = read_timeout_s
         self.reconnect_s = reconnect_s
         self.errors = 0  # reads that failed for want of Cassandra
+        self.breaker = CircuitBreaker(open_s=retry_after_s)
         self._statements: _Statements | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,15 +188,25 @@ class CassandraServingReads(ServingReads):
         if statements is None:
             self.errors += 1
             raise ServingUnavailableError("Cassandra session not open yet")
-        future = statements.session.execute_async(statements.statement(name), params, timeout=self.read_timeout_s)
+        return await self._await(name, statements.session.execute_async, statements.statement(name), params)
+
+    async def _await(self, name: str, execute: Any, *request: Any) -> list[Any]:
+        if not self.breaker.allow():
+            self.errors += 1
+            raise ServingUnavailableError(f"Cassandra failed {self.breaker.failures} reads in a row; answering at "
+                                          f"once for {self.breaker.open_s:g} s")
         try:
-            return await asyncio.wait_for(_awaitable(future), self.read_timeout_s + 0.2)
+            rows = await asyncio.wait_for(_awaitable(execute(*request, timeout=self.read_timeout_s)),
+                                          self.read_timeout_s + 0.2)
         except _UNAVAILABLE as exc:
             self.errors += 1
+            self.breaker.failed()
             raise ServingUnavailableError(f"Cassandra did not answer {name} ({type(exc).__name__})") from exc
+        self.breaker.succeeded()
+        return rows
 
-    async def homepages(self, member_id: str) -> dict[str, Homepage]:
-        return {row.context: homepage_from_row(member_id, row) for row in await self._rows("homepages", member_id)}
+    async def homepages(self, member_id: str) -> dict[str, StoredPage]:
+        return {row.context: StoredPage.of_row(row) for row in await self._rows("homepages", member_id)}
 
     async def top_picks(self, member_id: str) -> StoredPicks | None:
         rows = await self._rows("top_picks", member_id)
@@ -178,11 +236,7 @@ class CassandraServingReads(ServingReads):
         statements = self._statements
         if statements is None:
             raise ServingUnavailableError("Cassandra session not open yet")
-        future = statements.session.execute_async(SELECT_RELEASE, timeout=self.read_timeout_s)
-        try:
-            rows = await asyncio.wait_for(_awaitable(future), self.read_timeout_s + 0.2)
-        except _UNAVAILABLE as exc:
-            raise ServingUnavailableError(f"Cassandra did not answer ({type(exc).__name__})") from exc
+        rows = await self._await("ping", statements.session.execute_async, SELECT_RELEASE)
         return str(rows[0].release_version) if rows else "?"
 
     @property

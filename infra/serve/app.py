@@ -11,10 +11,10 @@ property-based test.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -30,6 +30,7 @@ from infra.serve.config import ServeConfig
 from infra.serve.metrics import ServeMetrics
 from infra.serve.responses import (
     Catalog,
+    Names,
     cold_start_page,
     homepage_body,
     pick_page,
@@ -53,9 +54,11 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 class ApiError(Exception):
     """An answer other than 200: its status, a code, a message and (for 422) the parameter named."""
 
-    def __init__(self, status: int, code: str, message: str, parameter: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, parameter: str | None = None,
+                 allow: str = "GET, HEAD") -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.parameter = status, code, message, parameter
+        self.allow = allow  # what a 405 names
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -110,7 +113,9 @@ class Answer:
 
 
 def _etag(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=10).hexdigest() + '"'
+    """A validator of the body: its length and CRC-32 (several times cheaper than a cryptographic hash of a
+    20 KB page, and a client holding an ETag only ever compares it with the next version of the same URL)."""
+    return f'"{len(body):x}-{zlib.crc32(body):08x}"'
 
 
 def _matches(if_none_match: str, etag: str) -> bool:
@@ -133,6 +138,8 @@ class ServeApp:
         self.catalog_ok = catalog_ok
         self.now_ms = now_ms
         self.cache = TtlCache(config.cache_ttl_ms, config.cache_entries)
+        self.names = Names(catalog)
+        self._in_flight: dict[tuple[Any, ...], asyncio.Future[Answer]] = {}
         self.on_startup, self.on_shutdown = on_startup, on_shutdown
         self._static: dict[str, bytes] = {}
 
@@ -179,7 +186,7 @@ class ServeApp:
         if exc.status == 503:
             headers.append((b"retry-after", str(self.config.retry_after_s).encode()))
         if exc.status == 405:
-            headers.append((b"allow", b"GET, HEAD"))
+            headers.append((b"allow", exc.allow.encode()))
         return headers
 
     async def _answer(self, scope: dict[str, Any], receive: Receive) -> tuple[str, int, list[Any], bytes]:
@@ -190,7 +197,7 @@ class ServeApp:
             if self.actions is None:
                 raise ApiError(404, "not_found", "demo actions are off ([serve] demo_actions = false)")
             if method != "POST":
-                raise ApiError(405, "method_not_allowed", "POST only")
+                raise ApiError(405, "method_not_allowed", "POST only", allow="POST")
             return "demo_actions", 200, _json_headers("no-store"), await self.actions.answer(receive)
         if method not in ("GET", "HEAD"):
             raise ApiError(405, "method_not_allowed", f"{method} is not allowed here; GET and HEAD are")
@@ -240,9 +247,7 @@ class ServeApp:
         answer: Answer | None = self.cache.get(key)
         self.metrics.cache(route, answer is not None)
         if answer is None:
-            source = await read(key)
-            answer = self._render(route, key, source)
-            self.cache.put(key, answer)
+            answer = await self._read_once(route, key, read)
         elif answer.catalog_version != self.catalog.version:  # a title's window changed since: filter again
             answer = self._render(route, key, answer.source)
             self.cache.put(key, answer)
@@ -256,13 +261,34 @@ class ServeApp:
             return route, 304, [h for h in headers if h[0] != b"content-type"], b""
         return route, 200, headers, answer.body
 
+    async def _read_once(self, route: str, key: tuple[Any, ...],
+                         read: Callable[[tuple[Any, ...]], Awaitable[Any]]) -> Answer:
+        """Read and render ``key``; requests for a key whose read is under way wait for that read instead of
+        sending one of their own (a hot member's page is read once per worker, not once per request)."""
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            answer = self._render(route, key, await read(key))
+            self.cache.put(key, answer)
+            future.set_result(answer)
+            return answer
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: waiters see it too, nobody else has to
+            raise
+        finally:
+            del self._in_flight[key]
+
     def _render(self, route: str, key: tuple[Any, ...], source: Any) -> Answer:
         version, now = self.catalog.version, self.now_ms()
         if isinstance(source, ApiError):
             return Answer(b"", "", version, source)
         if route == "homepage":
             page, fallback = source
-            body = homepage_body(page, self.catalog, now, fallback)
+            body = homepage_body(key[1], page, self.catalog, self.names, now, fallback)
         elif route == "picks":
             body = picks_body(key[1], source, self.catalog, now, key[2])
         elif route == "similar":
@@ -295,7 +321,7 @@ class ServeApp:
         if fallback != "trending":
             return ApiError(404, "unknown_member", f"no homepage stored for member {member}; "
                             "?fallback=trending answers a cold-start page instead")
-        return cold_start_page(member, bucket, await self._read(self.reads.trending()), self.now_ms()), "trending"
+        return cold_start_page(bucket, await self._read(self.reads.trending()), self.now_ms()), "trending"
 
     async def _picks(self, key: tuple[Any, ...]) -> Any:
         picks = await self._read(self.reads.top_picks(key[1]))

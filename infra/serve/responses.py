@@ -5,12 +5,12 @@ Pure: no I/O. ``/v1`` only ever adds fields to these shapes (``docs/openapi.json
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from connectors.events import CatalogItem
-from connectors.homepage_store import Homepage, HomepageItem, HomepageRow, without_closed
+from connectors.homepage_store import RawRow, StoredPage
 from connectors.serving import StoredPicks, StoredSimilar
 
 COLD_START_CONTEXT = "cold-start"
@@ -40,19 +40,32 @@ def iso(ms: int) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def pick_page(stored: dict[str, Homepage], context: str) -> Homepage | None:
-    """The page of ``context``, else the newest page of another bucket (``served_context`` says which)."""
+@dataclass(frozen=True)
+class PageSource:
+    """What a homepage answer is built from: one stored bucket's page (or the cold-start page), rows as stored."""
+
+    context: str  # the bucket asked for
+    served_context: str  # the bucket the rows were built for
+    generated_ms: int
+    last_event_id: str
+    rows: list[RawRow]
+    models: dict[str, str]
+
+
+def pick_page(stored: dict[str, StoredPage], context: str) -> PageSource | None:
+    """The page of ``context``, else the newest page of another bucket; only that one is parsed."""
     if not stored:
         return None
-    page = stored.get(context)
-    return page if page is not None else replace(max(stored.values(), key=lambda p: p.generated_ms), context=context)
+    page = stored.get(context) or max(stored.values(), key=lambda p: p.generated_ms)
+    rows, models = page.raw()
+    return PageSource(context, page.context, page.generated_ms, page.last_event_id, rows, models)
 
 
-def cold_start_page(member_id: str, context: str, trending: list[str], now_ms: int, size: int = 40) -> Homepage:
+def cold_start_page(context: str, trending: list[str], now_ms: int, size: int = 40) -> PageSource:
     """A page for a member with none stored: the titles trending now, the same for everyone."""
-    items = tuple(HomepageItem(title_id, 0.0, "", "trending now") for title_id in trending[:size])
-    rows = (HomepageRow(0, COLD_START_ROW, "Trending Now", items),) if items else ()
-    return Homepage(member_id, context, COLD_START_CONTEXT, rows, now_ms, "")
+    items: list[list[Any]] = [[title_id, 0.0, "", "trending now"] for title_id in trending[:size]]
+    rows: list[RawRow] = [(COLD_START_ROW, "Trending Now", items, "")] if items else []
+    return PageSource(context, COLD_START_CONTEXT, now_ms, "", rows, {})
 
 
 def _artwork(item: CatalogItem | None, artwork_id: str) -> dict[str, Any]:
@@ -71,20 +84,47 @@ def _name(catalog: Catalog, title_id: str) -> str | None:
     return item.title if item is not None else None
 
 
-def homepage_body(page: Homepage, catalog: Catalog, now_ms: int, fallback: str | None = None) -> dict[str, Any]:
-    page = without_closed(page, catalog, now_ms)
-    rows = []
-    for row in page.rows:
-        items = []
-        for entry in row.items:
-            item = catalog.item(entry.title_id)
-            items.append({"title_id": entry.title_id, "name": item.title if item else None, "score": entry.score,
-                          "reason": entry.reason, "artwork": _artwork(item, entry.artwork_id)})
-        rows.append({"position": row.position, "row_id": row.row_id, "title": row.title,
-                     "presentation_token": row.token, "items": items})
-    return {"member_id": page.user_id, "context": page.context, "served_context": page.served_context,
+class Names:
+    """A title's name and an artwork variant's description from the catalog, remembered until the catalog changes
+    (a page names up to 240 titles; the same titles recur on every page)."""
+
+    def __init__(self, catalog: Catalog, entries: int = 200_000) -> None:
+        self.catalog = catalog
+        self.entries = entries
+        self._version = -1
+        self._known: dict[tuple[str, str], tuple[str | None, dict[str, Any]]] = {}
+
+    def __call__(self, title_id: str, artwork_id: str) -> tuple[str | None, dict[str, Any]]:
+        if self.catalog.version != self._version:
+            self._known.clear()
+            self._version = self.catalog.version
+        found = self._known.get((title_id, artwork_id))
+        if found is None:
+            item = self.catalog.item(title_id)
+            found = (item.title if item else None, _artwork(item, artwork_id))
+            if len(self._known) < self.entries:
+                self._known[(title_id, artwork_id)] = found
+        return found
+
+
+def homepage_body(member_id: str, page: PageSource, catalog: Catalog, names: Names, now_ms: int,
+                  fallback: str | None = None) -> dict[str, Any]:
+    """The answer: the page's rows less the titles not available at ``now_ms`` (and rows left empty), named."""
+    closed = catalog.closed
+    rows: list[dict[str, Any]] = []
+    for row_id, title, items, token in page.rows:
+        shown = []
+        for title_id, score, artwork_id, reason in items:
+            if closed(title_id, now_ms):
+                continue
+            name, artwork = names(title_id, artwork_id)
+            shown.append({"title_id": title_id, "name": name, "score": score, "reason": reason, "artwork": artwork})
+        if shown:
+            rows.append({"position": len(rows), "row_id": row_id, "title": title, "presentation_token": token,
+                         "items": shown})
+    return {"member_id": member_id, "context": page.context, "served_context": page.served_context,
             "fallback": fallback, "generated_time": iso(page.generated_ms), "last_event_id": page.last_event_id,
-            "model_versions": dict(page.model_versions), "rows": rows}
+            "model_versions": page.models, "rows": rows}
 
 
 def picks_body(member_id: str, picks: StoredPicks, catalog: Catalog, now_ms: int, k: int) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def create_app() -> ServeApp:
     """One worker's app (uvicorn calls this in each worker process)."""
     config = ServeConfig.load()
     kafka, cassandra = KafkaConfig.load(), CassandraConfig.load()
-    reads = CassandraServingReads(cassandra, read_timeout_s=config.read_timeout_s)
+    reads = CassandraServingReads(cassandra, read_timeout_s=config.read_timeout_s, retry_after_s=config.retry_after_s)
     catalog = CatalogReplica(kafka)
     actions = None
     if config.demo_actions:

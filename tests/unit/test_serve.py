@@ -13,10 +13,11 @@ import pytest
 
 from connectors.availability import CatalogReplica
 from connectors.config import REPO_ROOT, KafkaConfig
+from connectors.errors import ConfigError
 from connectors.events import ArtworkVariant, Availability
-from connectors.homepage_store import Homepage, HomepageItem, HomepageRow
+from connectors.homepage_store import HomepageItem, HomepageRow, StoredPage, page_json
 from connectors.serving import ServingReads, ServingUnavailableError, StoredPicks, StoredSimilar
-from infra.serve.actions import action_events
+from infra.serve.actions import DemoActions, action_events
 from infra.serve.app import ServeApp
 from infra.serve.cache import TtlCache
 from infra.serve.config import ServeConfig
@@ -32,7 +33,7 @@ class FakeReads(ServingReads):
     """What Cassandra would hold; counts reads; ``down`` makes every read unavailable."""
 
     def __init__(self) -> None:
-        self.pages: dict[str, dict[str, Homepage]] = {}
+        self.pages: dict[str, dict[str, StoredPage]] = {}
         self.picks: dict[str, StoredPicks] = {}
         self.similars: dict[str, StoredSimilar] = {}
         self.trend: list[str] = []
@@ -47,7 +48,7 @@ class FakeReads(ServingReads):
         if self.broken:
             raise RuntimeError("a bug with a secret in it")
 
-    async def homepages(self, member_id: str) -> dict[str, Homepage]:
+    async def homepages(self, member_id: str) -> dict[str, StoredPage]:
         self._read()
         return self.pages.get(member_id, {})
 
@@ -72,12 +73,12 @@ class FakeReads(ServingReads):
         return "2.1.0"
 
 
-def _page(member: str, bucket: str, titles: list[str], last_event_id: str = "e1") -> Homepage:
+def _page(member: str, bucket: str, titles: list[str], last_event_id: str = "e1") -> StoredPage:
     rows = (HomepageRow(0, "top_picks", "Top Picks for You",
                         tuple(HomepageItem(t, 1.0 - i / 10, f"{t}-art1", "because you like space")
                               for i, t in enumerate(titles)), "token-1"),
             HomepageRow(1, "trending", "Trending Now", (HomepageItem(titles[0], 0.5, "", "trending now"),)))
-    return Homepage(member, bucket, bucket, rows, NOW - 1000, last_event_id, {"learning_version": "7"})
+    return StoredPage(bucket, NOW - 1000, last_event_id, page_json(rows, {"learning_version": "7"}))
 
 
 def _catalog(*title_ids: str) -> CatalogReplica:
@@ -330,3 +331,75 @@ def test_demo_actions_become_the_events_an_app_would_send() -> None:
         with pytest.raises(Exception, match=parameter) as caught:
             action_events(body, 90, NOW)
         assert caught.value.parameter == parameter  # type: ignore[attr-defined]
+
+
+def test_concurrent_requests_for_one_page_read_it_once(make_app: Any, reads: FakeReads) -> None:
+    reads.pages["u1"] = {_bucket(): _page("u1", _bucket(), ["t1"])}
+    app = make_app(cache_ttl_ms=0)  # no cache: only the reads under way are shared
+    slow = FakeReads.homepages
+
+    async def homepages(self: FakeReads, member_id: str) -> dict[str, StoredPage]:
+        await asyncio.sleep(0.05)
+        return await slow(self, member_id)
+
+    reads.homepages = homepages.__get__(reads)  # type: ignore[method-assign]
+    reads.down = False
+
+    async def many() -> list[int]:
+        async def one() -> int:
+            sent: list[dict[str, Any]] = []
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                sent.append(message)
+
+            await app({"type": "http", "method": "GET", "path": "/v1/members/u1/homepage", "query_string": b"",
+                       "headers": []}, receive, send)
+            return int(sent[0]["status"])
+        return list(await asyncio.gather(*(one() for _ in range(20))))
+
+    assert asyncio.run(many()) == [200] * 20
+    assert reads.reads == 1
+    reads.down = True
+    assert [call(app, "/v1/members/u1/homepage")[0] for _ in range(2)] == [503, 503]  # a failure is not kept
+
+
+class RecordingActions(DemoActions):
+    """The page's actions with the producer replaced by a list."""
+
+    def __init__(self, catalog: CatalogReplica) -> None:
+        super().__init__(KafkaConfig(), catalog)
+        self.sent: list[Any] = []
+
+    def _send(self, events: list[Any]) -> None:
+        self.sent.extend(events)
+
+
+def test_demo_actions_through_the_app(reads: FakeReads, catalog: CatalogReplica) -> None:
+    actions = RecordingActions(catalog)
+    app = ServeApp(ServeConfig(), reads, catalog, ServeMetrics(), actions, now_ms=lambda: NOW)
+    assert json.loads(call(app, "/demo/config")[2]) == {"demo_actions": True}
+    body = json.dumps({"action": "finish", "member_id": "u1", "title_id": "t1"}).encode()
+    status, _, answer = call(app, "/demo/actions", method="POST", body=body)
+    sent = json.loads(answer)
+    assert status == 200 and [e.action for e in actions.sent] == ["START", "COMPLETE"]
+    assert sent["last_event_id"] == actions.sent[-1].event_id
+    assert actions.sent[-1].duration_ms == 118 * 60_000  # the title's runtime, from the catalog replica
+    status, headers, _ = call(app, "/demo/actions")
+    assert status == 405 and headers["allow"] == "POST"
+    assert call(app, "/demo/actions", method="POST", body=b"{not json")[0] == 422
+    assert call(app, "/demo/actions", method="POST", body=b"x" * 5000)[0] == 413
+    status, _, answer = call(app, "/demo/actions", method="POST", body=b'{"action": "rate", "member_id": "u1"}')
+    assert status == 422 and json.loads(answer)["error"]["parameter"] == "title_id"
+
+
+def test_serve_settings_come_from_the_environment_and_a_bad_one_is_named() -> None:
+    config = ServeConfig.load(env={"NEXTWATCH_SERVE_PORT": "9000", "NEXTWATCH_SERVE_DEMO_ACTIONS": "true"},
+                              file_data={})
+    assert (config.port, config.demo_actions, config.cache_ttl_ms) == (9000, True, 250)
+    with pytest.raises(ConfigError, match=r"\[serve\] workers: 0 is outside 1..64"):
+        ServeConfig.load(env={"NEXTWATCH_SERVE_WORKERS": "0"}, file_data={})
+    with pytest.raises(ConfigError, match=r"\[serve\] unknown keys \['cache_ttl'\]"):
+        ServeConfig.load(env={}, file_data={"serve": {"cache_ttl": 5}})
