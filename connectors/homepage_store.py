@@ -116,11 +116,6 @@ class StoredPage:
     page: str | None = None  # the page column (None: written before it, in parallel lists, in ``legacy``)
     legacy: Any = None
 
-    @classmethod
-    def of_row(cls, row: Any) -> StoredPage:
-        return cls(row.context, _ms(row.generated_time), row.last_event_id or "", row.page,
-                   None if row.page is not None else row)
-
     def raw(self) -> tuple[list[RawRow], dict[str, str]]:
         """(rows, model versions) straight from the stored JSON: no object per item."""
         if self.page is not None:

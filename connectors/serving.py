@@ -18,18 +18,28 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from cassandra.cluster import ResponseFuture, Session
+from cassandra.query import tuple_factory
 
 from connectors.cassandra_store import TRANSIENT_ERRORS, CassandraStore, connect
 from connectors.config import CassandraConfig
 from connectors.errors import NextwatchError
-from connectors.feature_store import SELECT_TRENDING
-from connectors.homepage_store import SELECT_HOMEPAGES, StoredPage
-from connectors.model_store import SELECT_SIMILAR_TITLES, SELECT_TOP_PICKS
+from connectors.homepage_store import StoredPage
 
 LOG = logging.getLogger("nextwatch.serving")
+# explicit columns, read as plain tuples: the driver's default row factory builds a namedtuple class for every
+# result (about 70 us, an eighth of a read's client CPU)
+HOMEPAGE_COLUMNS = ("context", "generated_time", "last_event_id", "page", "row_ids", "row_titles", "row_sizes",
+                    "title_ids", "scores", "artwork_ids", "reasons", "model_versions")
+SELECT_PAGES = f"SELECT {', '.join(HOMEPAGE_COLUMNS)} FROM {{keyspace}}.homepage WHERE user_id = ?"
+SELECT_PICKS = ("SELECT title_ids, scores, reasons, model_version, version, last_event_id, updated_time "
+                "FROM {keyspace}.top_picks WHERE user_id = ?")
+SELECT_SIMILAR = ("SELECT neighbor_ids, neighbor_scores, model_version, updated_time FROM {keyspace}.similar_titles "
+                  "WHERE title_id = ?")
+SELECT_TRENDING_RANKS = "SELECT rank, title_id, window_end FROM {keyspace}.trending WHERE scope = ?"
 SELECT_SOME_MEMBERS = "SELECT DISTINCT user_id FROM {keyspace}.homepage LIMIT ?"
 SELECT_RELEASE = "SELECT release_version FROM system.local"
 _UNAVAILABLE: tuple[type[BaseException], ...] = (TimeoutError, *TRANSIENT_ERRORS)
@@ -93,8 +103,15 @@ def _ms(value: datetime | None) -> int:
 
 
 class _Statements(CassandraStore):
-    STATEMENTS = {"homepages": SELECT_HOMEPAGES, "top_picks": SELECT_TOP_PICKS, "similar": SELECT_SIMILAR_TITLES,
-                  "trending": SELECT_TRENDING, "some_members": SELECT_SOME_MEMBERS}
+    STATEMENTS = {"homepages": SELECT_PAGES, "top_picks": SELECT_PICKS, "similar": SELECT_SIMILAR,
+                  "trending": SELECT_TRENDING_RANKS, "some_members": SELECT_SOME_MEMBERS}
+
+
+def stored_page(row: tuple[Any, ...]) -> StoredPage:
+    """A row of :data:`SELECT_PAGES` (a plain tuple)."""
+    context, generated, last_event_id, page = row[:4]
+    legacy = None if page is not None else SimpleNamespace(**dict(zip(HOMEPAGE_COLUMNS, row, strict=True)))
+    return StoredPage(context, _ms(generated), last_event_id or "", page, legacy)
 
 
 class CircuitBreaker:
@@ -173,6 +190,7 @@ class CassandraServingReads(ServingReads):
         while not self._stop.is_set() and self._statements is None:
             try:
                 session = connect(self.config, self.config.keyspace, timeout_s=self.reconnect_s)
+                session.row_factory = tuple_factory
                 self._statements = _Statements(session, self.config.keyspace)
             except Exception as exc:  # any failure to open is retried: the API answers 503 meanwhile
                 LOG.warning("Cassandra session not open yet (%s); retrying", str(exc)[:200])
@@ -206,38 +224,38 @@ class CassandraServingReads(ServingReads):
         return rows
 
     async def homepages(self, member_id: str) -> dict[str, StoredPage]:
-        return {row.context: StoredPage.of_row(row) for row in await self._rows("homepages", member_id)}
+        return {row[0]: stored_page(row) for row in await self._rows("homepages", member_id)}
 
     async def top_picks(self, member_id: str) -> StoredPicks | None:
         rows = await self._rows("top_picks", member_id)
         if not rows:
             return None
-        row = rows[0]
-        return StoredPicks(tuple(row.title_ids or ()), tuple(row.scores or ()), tuple(row.reasons or ()),
-                           row.model_version or "", row.version or 0, row.last_event_id or "", _ms(row.updated_time))
+        title_ids, scores, reasons, model_version, version, last_event_id, updated = rows[0]
+        return StoredPicks(tuple(title_ids or ()), tuple(scores or ()), tuple(reasons or ()), model_version or "",
+                           version or 0, last_event_id or "", _ms(updated))
 
     async def similar(self, title_id: str) -> StoredSimilar | None:
         rows = await self._rows("similar", title_id)
         if not rows:
             return None
-        row = rows[0]
-        return StoredSimilar(tuple(row.neighbor_ids or ()), tuple(row.neighbor_scores or ()), row.model_version or "",
-                             _ms(row.updated_time))
+        neighbor_ids, neighbor_scores, model_version, updated = rows[0]
+        return StoredSimilar(tuple(neighbor_ids or ()), tuple(neighbor_scores or ()), model_version or "",
+                             _ms(updated))
 
     async def trending(self, scope: str = "global") -> list[str]:
-        rows = await self._rows("trending", scope)
-        newest = max((r.window_end for r in rows), default=None)
-        return [r.title_id for r in sorted((r for r in rows if r.window_end == newest), key=lambda r: r.rank)]
+        rows = await self._rows("trending", scope)  # (rank, title_id, window_end)
+        newest = max((r[2] for r in rows), default=None)
+        return [title_id for _, title_id, _ in sorted(r for r in rows if r[2] == newest)]
 
     async def some_members(self, n: int) -> list[str]:
-        return [row.user_id for row in await self._rows("some_members", n)]
+        return [row[0] for row in await self._rows("some_members", n)]
 
     async def ping(self) -> str:
         statements = self._statements
         if statements is None:
             raise ServingUnavailableError("Cassandra session not open yet")
         rows = await self._await("ping", statements.session.execute_async, SELECT_RELEASE)
-        return str(rows[0].release_version) if rows else "?"
+        return str(rows[0][0]) if rows else "?"
 
     @property
     def session(self) -> Session | None:

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import orjson
@@ -48,7 +48,14 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/static/app.js": ("a
           "/static/style.css": ("style.css", "text/css")}
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class Actions(Protocol):
+    """The web page's buttons (``infra.serve.actions.DemoActions``): a POSTed action -> the answer's body."""
+
+    async def answer(self, receive: Receive) -> bytes: ...
 
 
 class ApiError(Exception):
@@ -127,7 +134,7 @@ class ServeApp:
     """The API and the web page, one instance per worker process."""
 
     def __init__(self, config: ServeConfig, reads: ServingReads, catalog: Catalog, metrics: ServeMetrics,
-                 actions: Any = None, catalog_ok: Callable[[], bool] = lambda: True,
+                 actions: Actions | None = None, catalog_ok: Callable[[], bool] = lambda: True,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
                  on_startup: Callable[[], None] | None = None, on_shutdown: Callable[[], None] | None = None) -> None:
         self.config = config
@@ -152,7 +159,7 @@ class ServeApp:
         started = time.perf_counter()
         route, status = route_name(scope["path"]), 500
         try:
-            _, status, headers, body = await self._answer(scope, receive)
+            status, headers, body = await self._answer(scope, receive)
         except ApiError as exc:
             status, headers, body = exc.status, self._error_headers(exc), orjson.dumps(exc.body())
         except Exception:  # never a stack trace to the client; the log has it
@@ -189,7 +196,7 @@ class ServeApp:
             headers.append((b"allow", exc.allow.encode()))
         return headers
 
-    async def _answer(self, scope: dict[str, Any], receive: Receive) -> tuple[str, int, list[Any], bytes]:
+    async def _answer(self, scope: dict[str, Any], receive: Receive) -> Reply:
         path: str = scope["path"]
         method: str = scope["method"]
         parts = path.strip("/").split("/")
@@ -198,26 +205,26 @@ class ServeApp:
                 raise ApiError(404, "not_found", "demo actions are off ([serve] demo_actions = false)")
             if method != "POST":
                 raise ApiError(405, "method_not_allowed", "POST only", allow="POST")
-            return "demo_actions", 200, _json_headers("no-store"), await self.actions.answer(receive)
+            return 200, _json_headers("no-store"), await self.actions.answer(receive)
         if method not in ("GET", "HEAD"):
             raise ApiError(405, "method_not_allowed", f"{method} is not allowed here; GET and HEAD are")
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         if path in STATIC:
-            return "page", 200, *self._static_file(path)
+            return 200, *self._static_file(path)
         if path == "/healthz":
             return await self._health()
         if path == "/metrics":
-            return "metrics", 200, [(b"content-type", self.metrics.content_type.encode())], self.metrics.render()
+            return 200, [(b"content-type", self.metrics.content_type.encode())], self.metrics.render()
         if path == "/openapi.json":
             from infra.serve.openapi import openapi_document
 
-            return "openapi", 200, _json_headers("public, max-age=60"), orjson.dumps(openapi_document())
+            return 200, _json_headers("public, max-age=60"), orjson.dumps(openapi_document())
         if path == "/demo/config":
-            return "demo_config", 200, _json_headers("no-store"), orjson.dumps(
+            return 200, _json_headers("no-store"), orjson.dumps(
                 {"demo_actions": self.actions is not None})
         if path == "/demo/members":
             n = _int(query, "n", 20, 1, 200)
-            return "demo_members", 200, _json_headers("no-store"), orjson.dumps(
+            return 200, _json_headers("no-store"), orjson.dumps(
                 {"member_ids": await self._read(self.reads.some_members(n))})
         if len(parts) == 4 and parts[:2] == ["v1", "members"] and parts[3] in ("homepage", "picks"):
             member = _id("member_id", parts[2])
@@ -241,7 +248,7 @@ class ServeApp:
         return "homepage", member, context_bucket(self.now_ms(), offset, (device or "web").upper()), fallback
 
     async def _cached(self, route: str, scope: dict[str, Any], key: tuple[Any, ...],
-                      read: Callable[[tuple[Any, ...]], Awaitable[Any]]) -> tuple[str, int, list[Any], bytes]:
+                      read: Callable[[tuple[Any, ...]], Awaitable[Any]]) -> Reply:
         """The answer from this worker's cache (at most ``cache_ttl_ms`` old), else read; always filtered by the
         catalog's availability as it is now."""
         answer: Answer | None = self.cache.get(key)
@@ -258,8 +265,8 @@ class ServeApp:
         headers = [*_json_headers(f"{scope_word}, max-age={max_age}"), (b"etag", answer.etag.encode())]
         if_none_match = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"if-none-match"), None)
         if if_none_match is not None and _matches(if_none_match, answer.etag):
-            return route, 304, [h for h in headers if h[0] != b"content-type"], b""
-        return route, 200, headers, answer.body
+            return 304, [h for h in headers if h[0] != b"content-type"], b""
+        return 200, headers, answer.body
 
     async def _read_once(self, route: str, key: tuple[Any, ...],
                          read: Callable[[tuple[Any, ...]], Awaitable[Any]]) -> Answer:
@@ -336,7 +343,7 @@ class ServeApp:
     async def _title(self, key: tuple[Any, ...]) -> Any:
         return None  # answered from the catalog replica in _render
 
-    async def _health(self) -> tuple[str, int, list[Any], bytes]:
+    async def _health(self) -> Reply:
         try:
             version, cassandra = await self.reads.ping(), True
         except ServingUnavailableError as exc:
@@ -348,8 +355,8 @@ class ServeApp:
         headers = _json_headers("no-store")
         if not (cassandra and catalog):
             headers.append((b"retry-after", str(self.config.retry_after_s).encode()))
-            return "healthz", 503, headers, orjson.dumps(body)
-        return "healthz", 200, headers, orjson.dumps(body)
+            return 503, headers, orjson.dumps(body)
+        return 200, headers, orjson.dumps(body)
 
     def _static_file(self, path: str) -> tuple[list[Any], bytes]:
         name, content_type = STATIC[path]

@@ -403,3 +403,25 @@ def test_serve_settings_come_from_the_environment_and_a_bad_one_is_named() -> No
         ServeConfig.load(env={"NEXTWATCH_SERVE_WORKERS": "0"}, file_data={})
     with pytest.raises(ConfigError, match=r"\[serve\] unknown keys \['cache_ttl'\]"):
         ServeConfig.load(env={}, file_data={"serve": {"cache_ttl": 5}})
+
+
+def test_pages_of_both_stored_formats_are_read(make_app: Any, reads: FakeReads) -> None:
+    from datetime import UTC, datetime
+
+    from connectors.serving import stored_page
+
+    generated = datetime.fromtimestamp((NOW - 1000) / 1000, tz=UTC).replace(tzinfo=None)
+    current = stored_page((_bucket(), generated, "e2", page_json(
+        [HomepageRow(0, "top_picks", "Top Picks", (HomepageItem("t1", 0.9, "t1-art1", "top pick: content"),))],
+        {"rows": "v1"}), None, None, None, None, None, None, None, None))
+    # written before the page column: parallel lists
+    legacy = stored_page((_bucket("tv"), generated, "e1", None, ["top_picks", "trending"], ["Top Picks", "Trending"],
+                          [1, 1], ["t2", "t3"], [0.8, 0.5], ["t2-a", "t3-a"], ["top pick: item_cf", "trending"],
+                          {"rows": "v0"}))
+    assert current.raw() == ([("top_picks", "Top Picks", [["t1", 0.9, "t1-art1", "top pick: content"]], "")],
+                             {"rows": "v1"})
+    assert legacy.raw() == ([("top_picks", "Top Picks", [["t2", 0.8, "t2-a", "top pick: item_cf"]], ""),
+                             ("trending", "Trending", [["t3", 0.5, "t3-a", "trending"]], "")], {"rows": "v0"})
+    reads.pages["u1"] = {legacy.context: legacy}
+    page = json.loads(call(make_app(), "/v1/members/u1/homepage", "device=tv")[2])
+    assert [r["row_id"] for r in page["rows"]] == ["top_picks", "trending"] and page["generated_time"] is not None
