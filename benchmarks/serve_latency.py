@@ -43,7 +43,8 @@ from benchmarks.homepage_read_latency import write_pages
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.homepage_store import SELECT_HOMEPAGES, HomepageStore
-from infra.process import RunRecord, free_port
+from infra.process import RunRecord
+from infra.serve.server import serve_process
 
 BENCH_KEYSPACE = "nextwatch_bench"
 SATURATION_P99_MS = 50.0
@@ -194,36 +195,10 @@ def open_loop(name: str, target: Any, args: tuple[Any, ...], rate: float, count:
 
 @contextmanager
 def service(cassandra: CassandraConfig, workers: int, cache_ttl_ms: int) -> Iterator[int]:
-    import http.client
-    import subprocess
-
-    def healthy() -> bool:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            connection.request("GET", "/healthz")
-            return connection.getresponse().status == 200
-        finally:
-            connection.close()
-
-    port = free_port()
-    env = {**os.environ, "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra.keyspace, "NEXTWATCH_SERVE_PORT": str(port),
-           "NEXTWATCH_SERVE_WORKERS": str(workers), "NEXTWATCH_SERVE_CACHE_TTL_MS": str(cache_ttl_ms)}
-    process = subprocess.Popen([sys.executable, "-m", "infra.cli", "serve"], env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if healthy():
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the service did not become healthy")
-            time.sleep(0.2)
+    with serve_process({**os.environ, "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra.keyspace,
+                        "NEXTWATCH_SERVE_WORKERS": str(workers),
+                        "NEXTWATCH_SERVE_CACHE_TTL_MS": str(cache_ttl_ms)}) as (port, _):
         yield port
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
 
 
 def server_histogram(port: int) -> dict[float, float]:

@@ -7,15 +7,20 @@ processes share the port (two cores -> two workers, each with its own cache).
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from subprocess import Popen, TimeoutExpired
 
 from connectors.availability import CatalogReplica
-from connectors.config import CassandraConfig, KafkaConfig
+from connectors.config import REPO_ROOT, CassandraConfig, KafkaConfig
 from connectors.serving import CassandraServingReads
 from infra.serve.app import ServeApp
 from infra.serve.config import ServeConfig
@@ -78,3 +83,39 @@ def serve(config: ServeConfig | None = None, say: Callable[[str], None] | None =
                 workers=config.workers, loop="uvloop", http="httptools", access_log=False,
                 log_level=config.log_level, timeout_graceful_shutdown=5)
     return 0
+
+
+@contextmanager
+def serve_process(environment: Mapping[str, str], timeout_s: float = 60.0) -> Iterator[tuple[int, Popen[bytes]]]:
+    """``nextwatch serve`` as a process of its own on a free port, with ``environment`` (its settings as
+    ``NEXTWATCH_*`` variables); yields (port, process) once ``/healthz`` answers 200, and stops it after."""
+    from infra.process import free_port
+
+    port = free_port()
+    process = Popen([sys.executable, "-m", "infra.cli", "serve"], env={**environment,
+                    "NEXTWATCH_SERVE_PORT": str(port)}, cwd=REPO_ROOT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _healthy(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nextwatch serve did not become healthy (exit code {process.poll()})")
+            time.sleep(0.2)
+        yield port, process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _healthy(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.config import REPO_ROOT, CassandraConfig, KafkaConfig
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from connectors.config import CassandraConfig, KafkaConfig
+from infra.serve.server import serve_process
 
 
 @dataclass
@@ -64,33 +55,12 @@ class Service:
 def serving(kafka: KafkaConfig, cassandra: CassandraConfig, env: Mapping[str, str],
             **settings: Any) -> Iterator[Service]:
     """The service over ``kafka``'s topics and ``cassandra``'s keyspace, with ``[serve]`` ``settings``."""
-    port = free_port()
     environment = {**env, "NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
-                   "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra.keyspace, "NEXTWATCH_SERVE_PORT": str(port),
+                   "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra.keyspace,
                    **{f"NEXTWATCH_SERVE_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
                       for k, v in settings.items()}}
-    process = subprocess.Popen([sys.executable, "-m", "infra.cli", "serve"], cwd=REPO_ROOT, env=environment,
-                               start_new_session=True)
-    service = Service(port, process)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if service.call("/healthz", timeout_s=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nextwatch serve did not become healthy (exit code {process.poll()})")
-            time.sleep(0.2)
-        yield service
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with serve_process(environment) as (port, process):
+        yield Service(port, process)
 
 
 def wait_until(what: str, check: Any, timeout_s: float, every_s: float = 0.1) -> Any:
