@@ -131,19 +131,12 @@ class StoredPage:
 
 def homepage_from_row(user_id: str, row: Any) -> Homepage:
     """One CQL row of the ``homepage`` table as a :class:`Homepage` (either stored format)."""
-    if row.page is not None:
-        page = orjson.loads(row.page)
-        if page.get("v") != PAGE_FORMAT:
-            raise ValueError(f"homepage of {user_id} in {row.context} has page format {page.get('v')}, "
-                             f"this client reads {PAGE_FORMAT}")
-        rows = tuple(HomepageRow(position, row_id, title, tuple(HomepageItem(*item) for item in items),
-                                 token[0] if token else "")
-                     for position, (row_id, title, items, *token) in enumerate(page["rows"]))
-        versions = page.get("models") or {}
-    else:  # written before 011: parallel lists
-        rows, versions = _rows_from_lists(row), dict(row.model_versions or {})
-    return Homepage(user_id, row.context, row.context, rows, _ms(row.generated_time), row.last_event_id or "",
-                    versions)
+    stored = StoredPage(row.context, _ms(row.generated_time), row.last_event_id or "", row.page,
+                        None if row.page is not None else row)
+    raw_rows, versions = stored.raw()
+    rows = tuple(HomepageRow(position, row_id, title, tuple(HomepageItem(*item) for item in items), token)
+                 for position, (row_id, title, items, token) in enumerate(raw_rows))
+    return Homepage(user_id, row.context, row.context, rows, stored.generated_ms, stored.last_event_id, versions)
 
 
 def _rows_from_lists(row: Any) -> tuple[HomepageRow, ...]:
