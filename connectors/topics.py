@@ -68,6 +68,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("impression-outcomes", "impression_outcome", "user_id", config={"retention.ms": _WEEK_MS},
               doc="ImpressionOutcome: each shown item's click and play with its logged propensities, keyed by "
                   "user_id (off-policy evaluation)"),
+    TopicSpec("experiments", "experiment", "name", partitions=1, config={"cleanup.policy": "compact"},
+              doc="Experiment: each A/B experiment's definition, absolute and versioned, keyed by name; compacted"),
 )
 
 USER_EVENT_TOPICS = ("play", "search", "browse", "rating")

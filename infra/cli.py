@@ -197,6 +197,35 @@ def _ope(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiments(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from infra import experiments
+
+    now = int(time.time() * 1000)
+    if args.action == "create":
+        if not args.target:
+            raise NextwatchError("experiments create FILE.toml: the definition file is missing")
+        created = experiments.create(Path(args.target))
+        print(f"published {created.name} v{created.version}\n{experiments.describe(created, now)}")
+        return 0
+    if args.action == "stop":
+        if not args.target:
+            raise NextwatchError("experiments stop NAME: the experiment's name is missing")
+        stopped = experiments.stop(args.target)
+        print(f"published {stopped.name} v{stopped.version}: stopped; its members get the defaults from now")
+        return 0
+    from connectors.config import KafkaConfig
+
+    held = experiments.current(KafkaConfig.load())
+    if not held:
+        print("no experiments: `nextwatch experiments create FILE.toml` publishes one")
+    for experiment in sorted(held.values(), key=lambda e: (experiments.state(e, now) != "running", e.name)):
+        print(experiments.describe(experiment, now))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.write_openapi:
         from pathlib import Path
@@ -295,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--write-openapi", default=None, metavar="PATH",
                          help="only write the API's OpenAPI document to PATH (docs/openapi.json)")
     p_serve.set_defaults(func=_serve)
+
+    p_experiments = sub.add_parser("experiments", help="A/B experiments: create from a TOML file, list, stop")
+    p_experiments.add_argument("action", choices=["create", "list", "stop"])
+    p_experiments.add_argument("target", nargs="?", default=None, help="create: FILE.toml; stop: NAME")
+    p_experiments.set_defaults(func=_experiments)
 
     p_catalog = sub.add_parser("catalog", help="copy the catalog topic into Cassandra's titles table")
     p_catalog.add_argument("action", choices=["sync"])

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from connectors.codec import EventCodec
+from jobs.experiments.definition import Eligibility, Experiment, Variant
 from jobs.exploration.presentation import PolicyLearnerState
 from jobs.exploration.rewards import Outcome
 from jobs.features.sessions import SessionFeatures
@@ -16,6 +17,7 @@ from jobs.models.blend import PublishedBlend
 from jobs.models.online import MODEL_VERSION, ItemVectors, LearningConfig, UserModel
 from jobs.models.signals import Pick
 from jobs.records.blend_update import blend_update_record, published_blend
+from jobs.records.experiment import experiment_from_record, experiment_record
 from jobs.records.impression_outcome import outcome_record
 from jobs.records.item_vectors import item_vectors_from_record, item_vectors_record
 from jobs.records.policy_update import policy_update_record, published_policies
@@ -98,7 +100,20 @@ def impression_outcome() -> None:
     assert (back["event_id"], back["clicked"], back["item_propensity"]) == ("imp-1:2", True, 0.5)
 
 
+def experiment() -> None:
+    variants = (Variant("control"), Variant("more", 3.0, {"rows.diversity": "0.5"}))
+    definition = Experiment("div", "ranking", "salt-1", variants, bucket_start=100, bucket_count=2500,
+                            eligibility=Eligibility(countries=frozenset({"US"}), tenure=frozenset({"new"})),
+                            start_ms=5, version=2, description="more diverse rows", updated_ms=9)
+    back = _round_trip("experiment", experiment_record(definition, 10))
+    assert back["event_id"] == "div:2" and back["stop_ms"] is None
+    assert experiment_from_record(back) == definition
+    stopped = experiment_from_record(_round_trip("experiment", experiment_record(definition.stopped(20), 21)))
+    assert (stopped.stop_ms, stopped.version, stopped.salt) == (20, 3, "salt-1")
+
+
 CONTRACTS: dict[str, Callable[[], None]] = {
+    "experiment": experiment,
     "rejected_event": rejected_event, "user_features": user_features, "session_features": session_features,
     "item_vectors": item_vectors, "user_update": user_update, "policy_update": policy_update,
     "impression_outcome": impression_outcome, "blend_update": blend_update, "neural_update": neural_update}
