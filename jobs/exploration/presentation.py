@@ -62,6 +62,7 @@ class Presenter:
     rng: random.Random
     version: str  # the policies' versions, as the token carries them
     explore_after: int = 1  # explored titles go only in this slot and later ones
+    experiments: tuple[str, ...] = ()  # experiment:variant labels the page is built under, for every token
 
 
 def present(rows: Sequence[Row], presenter: Presenter) -> list[Row]:
@@ -95,7 +96,8 @@ def present(rows: Sequence[Row], presenter: Presenter) -> list[Row]:
             items.append(item)
             propensities.append(max(slot_propensity, 1e-9))
             flags.append(explored_slot)
-        token = PresentationToken(presenter.version, row_propensity, tuple(propensities), tuple(flags))
+        token = PresentationToken(presenter.version, row_propensity, tuple(propensities), tuple(flags),
+                                  presenter.experiments)
         out.append(Row(row.row_id, row.title, tuple(items), token.encode()))
     return out
 
@@ -141,8 +143,9 @@ def contextual_picks(picks: Sequence[tuple[str, float, str]], boost: ContextBoos
 
 def presented_homepage(user: UserSignals, shared: SharedSignals, viewer: Viewer, bucket: str, weekday_name: str,
                        settings: HomepageSettings, policies: HomepagePolicies, rng: random.Random,
-                       themes: ThemeHistory | None = None) -> list[Row]:
-    """Choose the row order, build the rows in it, then explore, pick artwork and write each row's token.
+                       themes: ThemeHistory | None = None, experiments: tuple[str, ...] = ()) -> list[Row]:
+    """Choose the row order, build the rows in it, then explore, pick artwork and write each row's token
+    (with the ``experiment:variant`` labels the page is built under).
 
     >>> from jobs.homepage.rows import SharedSignals, UserSignals
     >>> from jobs.homepage.rules import Viewer
@@ -168,7 +171,7 @@ def presented_homepage(user: UserSignals, shared: SharedSignals, viewer: Viewer,
 
     artwork = policies.artwork.for_member(user.genre_affinity, themes or ThemeHistory())
     presenter = Presenter(decision, artwork, variants, shared.less_known, allowed, policies.explore_share, rng,
-                          policies.version, policies.explore_after)
+                          policies.version, policies.explore_after, experiments)
     return present(rows, presenter)
 
 

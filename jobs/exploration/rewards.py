@@ -48,19 +48,24 @@ class PresentationToken:
     """What the homepage says about how a row was chosen; impressions echo it back verbatim.
 
     Encoded as ``v1;<policy version>;<row propensity>;<item propensities,>;<explored flags>``,
-    short enough to ride on every impression.
+    short enough to ride on every impression; a page built under experiments adds
+    ``;<experiment:variant,...>`` as ``v2`` (a page without any still writes ``v1``, and both decode).
 
     >>> token = PresentationToken("rows-eg-1+art-eg-1", 0.75, (0.9, 0.02), (False, True))
     >>> token.encode()
     'v1;rows-eg-1+art-eg-1;0.75;0.9,0.02;01'
     >>> PresentationToken.decode(token.encode()) == token
     True
+    >>> tested = PresentationToken("rows-eg-1+art-eg-1", 1.0, (1.0,), (False,), ("diversity:more",))
+    >>> tested.encode(), PresentationToken.decode(tested.encode()) == tested
+    ('v2;rows-eg-1+art-eg-1;1;1;0;diversity:more', True)
     """
 
     policy_version: str
     row_propensity: float  # the probability the row was put at its position
     item_propensities: tuple[float, ...]  # per slot: the probability of that title (and its artwork) there
     explored: tuple[bool, ...]  # per slot: an exploration pick
+    experiments: tuple[str, ...] = ()  # experiment:variant of each experiment the page was built under
 
     def __post_init__(self) -> None:
         if len(self.item_propensities) != len(self.explored):
@@ -71,17 +76,23 @@ class PresentationToken:
                 raise ValueError(f"a propensity must be in (0, 1], got {p}")
         if ";" in self.policy_version:
             raise ValueError(f"a policy version may not contain ';': {self.policy_version!r}")
+        for label in self.experiments:
+            if not label or ";" in label or "," in label:
+                raise ValueError(f"an experiment label is non-empty, without ';' or ',': {label!r}")
 
     def encode(self) -> str:
         items = ",".join(f"{p:.6g}" for p in self.item_propensities)
         flags = "".join("1" if e else "0" for e in self.explored)
+        if self.experiments:
+            return f"v2;{self.policy_version};{self.row_propensity:.6g};{items};{flags};{','.join(self.experiments)}"
         return f"v1;{self.policy_version};{self.row_propensity:.6g};{items};{flags}"
 
     @classmethod
     def decode(cls, text: str) -> PresentationToken:
         parts = text.split(";")
-        if len(parts) != 5 or parts[0] != "v1":
-            raise ValueError(f"not a v1 presentation token (v1;policy;row;items;flags): {text!r}")
+        if (parts[0], len(parts)) not in (("v1", 5), ("v2", 6)):
+            raise ValueError(f"not a presentation token (v1;policy;row;items;flags or v2;...;flags;experiments): "
+                             f"{text!r}")
         try:
             items = tuple(float(p) for p in parts[3].split(",")) if parts[3] else ()
             row = float(parts[2])
@@ -89,7 +100,8 @@ class PresentationToken:
             raise ValueError(f"presentation token with a propensity that is not a number: {text!r}") from exc
         if set(parts[4]) - {"0", "1"}:
             raise ValueError(f"presentation token flags must be 0 or 1: {text!r}")
-        return cls(parts[1], row, items, tuple(c == "1" for c in parts[4]))
+        experiments = tuple(parts[5].split(",")) if len(parts) == 6 else ()
+        return cls(parts[1], row, items, tuple(c == "1" for c in parts[4]), experiments)
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,7 @@ class Outcome:
     item_propensity: float
     explored: bool
     shown_ms: int
+    experiments: tuple[str, ...] = ()  # from the token: the experiments the page was built under
 
 
 @dataclass
@@ -268,7 +281,8 @@ class ImpressionJoin(Versioned):
                 title_id in shown.clicked, title_id in shown.played,
                 token.policy_version if token else "", token.row_propensity if token else 1.0,
                 token.item_propensities[slot] if has_item and token else 1.0,
-                token.explored[slot] if has_item and token else False, shown.shown_ms))
+                token.explored[slot] if has_item and token else False, shown.shown_ms,
+                token.experiments if token else ()))
         return outcomes
 
 

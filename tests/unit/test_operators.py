@@ -657,3 +657,56 @@ def test_a_member_whose_flush_timer_was_lost_is_flushed_again() -> None:
     harness.process(_arrived(factories.make_play(action="PROGRESS", position_ms=2 * MIN, event_time_ms=_old(8))))
     harness.process(_arrived(factories.make_play(action="PROGRESS", position_ms=3 * MIN, event_time_ms=_old(7))))
     assert len(harness.pending_timers()) == 1
+
+
+def test_homepage_builder_builds_each_member_page_with_their_variant() -> None:
+    """Experiments in broadcast state: the variant's settings build the page, every token names the variant;
+    members not eligible, and overrides this version refuses, get the defaults; a restart keeps them."""
+    from jobs.experiments.assignment import variant_of
+    from jobs.experiments.definition import Eligibility, Experiment, Variant
+    from jobs.exploration.rewards import PresentationToken
+    from jobs.homepage.state import RowsUser
+
+    settings = RowsJobConfig(flush_ms=100, explore_share=0.0, row_order_epsilon=0.0, artwork_epsilon=0.0,
+                             shared_refresh_ms=1, diversity=0.3)
+    stores = FakeStores({"maturity_limit": lambda user: "EIGHTEEN_PLUS"})
+    harness = OperatorHarness(rows.HomepageBuilder(settings, stores), key=lambda value: value[0]).open()
+    for item in _catalog(6):
+        harness.process_broadcast(item)
+    test = Experiment("div", "ranking", "s", (Variant("control"), Variant("diverse", 1.0, {"rows.diversity": "1.0"})),
+                      eligibility=Eligibility(device_classes=frozenset({"TV"})), version=2)
+    harness.process_broadcast(test)
+    harness.process_broadcast(Experiment("div", "ranking", "s", (Variant("a"), Variant("b")), version=1))  # older
+    members = [f"u{n}" for n in range(12)]
+    for member in members:
+        harness.process((member, "event", PlayEvent(member, _old(5), CTX, "t1", "START", f"pb-{member}", 0, 60_000)))
+    pages = {v[1]: v[3] for v in harness.advance(settings.flush_ms).main if v[0] == rows.PAGE}
+    assert set(pages) == set(members) and harness.metrics["homepages_in_experiments"] == len(members)
+    builder = harness.operator
+    for member in members:
+        expected = variant_of(test, member)
+        assert expected is not None
+        labels = {PresentationToken.decode(row.token).experiments for row in pages[member]}
+        assert labels == {(f"div:{expected.name}",)}
+        user = builder.state.value(member)
+        homepage, _, _ = builder.variant(member, user, _old(0))
+        assert homepage.diversity == (1.0 if expected.name == "diverse" else 0.3)
+    assert {variant_of(test, m).name for m in members} == {"control", "diverse"}  # type: ignore[union-attr]
+    # on a phone the member is not eligible: defaults, no label
+    phone = replace(builder.state.value("u0"), device_class="MOBILE")
+    assert builder.variant("u0", phone, _old(0))[2] == () and builder.variant("u0", phone, _old(0))[0].diversity == 0.3
+    # a restored instance serves the experiment from broadcast state
+    harness.restart(rows.HomepageBuilder(settings, stores))
+    harness.process(("u1", "event", PlayEvent("u1", _old(1), CTX, "t2", "START", "pb-again", 0, 60_000)))
+    [page] = [v for v in harness.advance(settings.flush_ms).main if v[0] == rows.PAGE]
+    assert PresentationToken.decode(page[3][0].token).experiments == (
+        f"div:{variant_of(test, 'u1').name}",)  # type: ignore[union-attr]
+    # a value this version's config refuses (written around `experiments create`): counted, and the whole
+    # experiment is off (serving only its control would skew the split)
+    harness.process_broadcast(replace(test, version=3, variants=(Variant("control"),
+                                                                  Variant("diverse", 1.0, {"rows.diversity": "7"}))))
+    on_tv = RowsUser(device_class="TV")
+    for member in members:
+        homepage, _, labels = harness.operator.variant(member, on_tv, _old(0))
+        assert homepage.diversity == 0.3 and labels == ()
+    assert harness.metrics["not_applied_experiment_override"] == 1

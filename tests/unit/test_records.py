@@ -95,9 +95,10 @@ def neural_update() -> None:
 
 def impression_outcome() -> None:
     outcome = Outcome("imp-1", "top_picks", 0, "t1", 2, "t1-art0", True, False, "rows-eg-1+art-eg-1", 0.9, 0.5,
-                      False, 1_790_000_000_000)
+                      False, 1_790_000_000_000, ("div:more",))
     back = _round_trip("impression_outcome", outcome_record("u1", outcome, "evening:tv", "mon", 5))
     assert (back["event_id"], back["clicked"], back["item_propensity"]) == ("imp-1:2", True, 0.5)
+    assert back["experiments"] == ["div:more"] and back["schema_version"] == 2
 
 
 def experiment() -> None:

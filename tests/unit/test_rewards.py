@@ -54,9 +54,23 @@ def test_a_token_that_does_not_describe_the_row_is_not_trusted() -> None:
     assert {o.policy_version for o in join.expire(now_ms=10**9)} == {""}
 
 
+def test_outcomes_carry_the_experiments_the_token_names() -> None:
+    join = ImpressionJoin(window_ms=MIN)
+    tested = PresentationToken("rows-eg-1", 0.5, (0.9, 0.9, 0.01), (False, False, True), ("div:more", "art:b"))
+    assert tested.encode().startswith("v2;") and TOKEN.encode().startswith("v1;")
+    join.impression("imp-1", "top_picks", 0, ROW, PresentationToken.decode(tested.encode()), at_ms=0)
+    join.impression("imp-2", "top_picks", 0, ROW, TOKEN, at_ms=0)
+    by_impression = {o.impression_id: o.experiments for o in join.expire(now_ms=MIN)}
+    assert by_impression == {"imp-1": ("div:more", "art:b"), "imp-2": ()}
+
+
 def test_malformed_tokens_are_refused_with_what_is_wrong() -> None:
-    with pytest.raises(ValueError, match="not a v1 presentation token"):
-        PresentationToken.decode("v2;x;1;1;0")
+    with pytest.raises(ValueError, match="not a presentation token"):
+        PresentationToken.decode("v2;x;1;1;0")  # v2 has the experiments' part
+    with pytest.raises(ValueError, match="not a presentation token"):
+        PresentationToken.decode("v3;x;1;1;0;e:v")
+    with pytest.raises(ValueError, match="experiment label"):
+        PresentationToken.decode("v2;x;1;1;0;")
     with pytest.raises(ValueError, match="not a number"):
         PresentationToken.decode("v1;x;high;1;0")
     with pytest.raises(ValueError, match="propensity must be in"):

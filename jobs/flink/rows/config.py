@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 
 from connectors.config import load_section
 from connectors.errors import ConfigError
@@ -71,3 +73,26 @@ def new_policies(settings: RowsJobConfig) -> HomepagePolicies:
     return HomepagePolicies(RowOrderPolicy(ROW_KINDS, settings.row_order_epsilon),
                             ArtworkPolicy(settings.artwork_epsilon), settings.explore_share,
                             context_weight=settings.context_weight, explore_after=settings.explore_after)
+
+
+def variant_settings(base: RowsJobConfig, overrides: Mapping[str, str]) -> RowsJobConfig:
+    """``base`` with an experiment variant's overrides (setting -> value as text), checked as at start.
+
+    >>> variant_settings(RowsJobConfig(), {"diversity": "0.5"}).diversity
+    0.5
+    """
+    types = {f.name: type(getattr(base, f.name)) for f in fields(base)}
+    try:
+        typed = {name: types[name](value) for name, value in overrides.items()}
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"[rows] experiment override {dict(overrides)}: {exc}") from exc
+    return replace(base, **typed)
+
+
+def served_policies(shared: HomepagePolicies, settings: RowsJobConfig) -> HomepagePolicies:
+    """The shared policies with ``settings``' exploration (a variant's): the learned models are the same
+    objects, not copies, so every variant serves with and teaches one set of models."""
+    order, artwork = copy.copy(shared.order), copy.copy(shared.artwork)
+    order.epsilon, artwork.epsilon = settings.row_order_epsilon, settings.artwork_epsilon
+    return replace(shared, order=order, artwork=artwork, explore_share=settings.explore_share,
+                   context_weight=settings.context_weight, explore_after=settings.explore_after)

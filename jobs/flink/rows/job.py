@@ -7,16 +7,18 @@ The rows, rules and controls are in :mod:`jobs.homepage.rows`, the per-user stat
    same checks as the feature job; unreadable messages are counted (the feature job dead-letters them).
 2. ``rows-user-updates-source``: the learning job's user-updates topic (top picks, content profile,
    the last event the models reflect).
-3. ``rows-catalog-source``, ``rows-model-updates-source`` and ``rows-policy-updates-source``: the
-   catalog, the published item vectors and the shared policy models, compacted and read from the
-   start, broadcast together.
+3. ``rows-catalog-source``, ``rows-model-updates-source``, ``rows-policy-updates-source`` and
+   ``rows-experiments-source``: the catalog, the published item vectors, the shared policy models and
+   the experiments, compacted and read from the start, broadcast together.
 4. ``homepage-builder`` (keyed by user): applies events and updates to the member's state and, at most
    every ``flush_ms``, rebuilds the homepage of their current context bucket (the daypart now in their
    local time, the device of their newest event); a timer at the next daypart change rebuilds it for
    the new bucket. Trending and profile settings are read from Cassandra. Pages are served through the
    policies (row order, artwork, explore slots, a presentation token per row); the member's
    impressions, clicks and plays are joined in their state, and closed impressions become outcomes
-   and lessons.
+   and lessons. A member in a running experiment they are eligible for gets the page their variant's
+   settings build, and every row's token names ``experiment:variant`` (impressions echo it, outcomes
+   carry it).
 5. ``write-homepage``: the whole page of one bucket in one CQL row.
 6. ``encode-outcomes``: every outcome to the impression-outcomes topic (off-policy evaluation).
 7. ``policy-learner`` (one key): the lessons teach the shared models, published to policy-updates at
@@ -71,13 +73,16 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
                       Step("rows-decode-catalog", "decode catalog"))
     items = records("model-updates", "-items", Step("rows-model-updates-source", "model-updates (Kafka)"),
                     Step("rows-decode-items", "decode item vectors"))
+    experiments = records("experiments", "-experiments", Step("rows-experiments-source", "experiments (Kafka)"),
+                          Step("rows-decode-experiments", "decode experiments"))
     policies = named(records("policy-updates", "-policies",
                              Step("rows-policy-updates-source", "policy-updates (Kafka)"),
                              Step("rows-decode-policies", "decode policies")).filter(lambda value: value is not None),
                      Step("rows-known-policies", "readable policies"))
 
     pages = named(events.union(updates).key_by(lambda value: value[0], key_type=Types.STRING())
-                  .connect(catalog.union(items, policies).broadcast(op.CATALOG, op.ITEMS, op.POLICIES))
+                  .connect(catalog.union(items, policies, experiments)
+                           .broadcast(op.CATALOG, op.ITEMS, op.POLICIES, op.EXPERIMENTS))
                   .process(op.HomepageBuilder(settings, stores), output_type=PICKLED),
                   Step("homepage-builder", "homepage builder (per user)"))
     named(named(pages.filter(lambda value: value[0] == op.PAGE), Step("rows-pages", "pages"))

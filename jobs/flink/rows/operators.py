@@ -18,6 +18,8 @@ from connectors.events import CatalogItem, from_record
 from connectors.feature_store import FeatureStore
 from connectors.homepage_store import HomepageStore
 from jobs.context import next_daypart_ms, now_ms, weekday
+from jobs.experiments.assignment import assign, settings_for
+from jobs.experiments.definition import Experiment, Exposure
 from jobs.exploration.presentation import (
     POLICY_SET,
     MemberContext,
@@ -29,13 +31,16 @@ from jobs.exploration.presentation import (
 )
 from jobs.exploration.rewards import ImpressionJoin
 from jobs.features.user_state import TitleInfo
-from jobs.flink.rows.config import RowsJobConfig, new_policies
+from jobs.flink.rows.config import RowsJobConfig, new_policies, served_policies, variant_settings
 from jobs.homepage.page import model_versions, stored_rows
+from jobs.homepage.rows import HomepageSettings
 from jobs.homepage.rules import Viewer
 from jobs.homepage.shared import SharedCache
 from jobs.homepage.state import RowsUser
+from jobs.models.blend import Tenure
 from jobs.models.online import ItemVectors, LearningConfig
 from jobs.pacing import FlushPacing
+from jobs.records.experiment import experiment_from_record
 from jobs.records.impression_outcome import outcome_record
 from jobs.records.item_vectors import item_vectors_from_record
 from jobs.records.policy_update import policy_update_record, published_policies
@@ -57,6 +62,7 @@ from jobs.runtime import (
 CATALOG = MapStateDescriptor("rows-catalog", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 ITEMS = MapStateDescriptor("rows-item-vectors", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 POLICIES = MapStateDescriptor("rows-policies", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+EXPERIMENTS = MapStateDescriptor("rows-experiments", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 # what the homepage builder emits: pages to write, outcomes to log, lessons for the policy learner
 PAGE, OUTCOME, LESSONS = "page", "outcome", "lessons"
 ACTIVE_MS = 7 * 86_400_000  # a user's homepage follows dayparts for a week after their last event
@@ -67,8 +73,9 @@ def keyed_event(event: Any) -> Iterable[tuple[str, str, Any]]:
 
 
 class DecodeRecords(MapFunction):  # type: ignore[misc]
-    """user-updates -> (user, "update", record); catalog, model-updates and policy-updates -> CatalogItem,
-    ItemVectors or PublishedPolicies; None for what it cannot read or another model version."""
+    """user-updates -> (user, "update", record); catalog, model-updates, policy-updates and experiments ->
+    CatalogItem, ItemVectors, PublishedPolicies or Experiment; None for what it cannot read or another model
+    version."""
 
     def open(self, runtime_context: Any) -> None:
         self.codec = EventCodec()
@@ -85,6 +92,8 @@ class DecodeRecords(MapFunction):  # type: ignore[misc]
                 return from_record(CatalogItem, decoded.record)
             if decoded.subject == "policy_update":
                 return published_policies(decoded.record)
+            if decoded.subject == "experiment":
+                return experiment_from_record(decoded.record)
             return item_vectors_from_record(decoded.record)
         except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
             self.unreadable.inc()
@@ -92,9 +101,10 @@ class DecodeRecords(MapFunction):  # type: ignore[misc]
 
 
 class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
-    """Keyed by user; catalog, item vectors and the shared policies in broadcast state. Applies events and
-    model updates to the member's state and, at most every ``flush_ms``, rebuilds the homepage of their
-    current context bucket (also at the next daypart change, and when held impressions close)."""
+    """Keyed by user; catalog, item vectors, the shared policies and the experiments in broadcast state.
+    Applies events and model updates to the member's state and, at most every ``flush_ms``, rebuilds the
+    homepage of their current context bucket (also at the next daypart change, and when held impressions
+    close), with the settings of the member's variant in each running experiment they are eligible for."""
 
     def __init__(self, settings: RowsJobConfig, stores: Stores) -> None:
         self.settings, self.stores = settings, stores
@@ -110,8 +120,12 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
                                   settings.shared_refresh_ms)
         self.policies = new_policies(settings)
         self.rng = random.Random()
+        self.experiments: dict[str, Experiment] = {}
+        self.variants: dict[tuple[tuple[str, str], ...], RowsJobConfig] = {}
+        self.tenure = Tenure()
         self.restore = BroadcastRestore([(CATALOG, self.shared.describe), (ITEMS, self.shared.hold),
-                                         (POLICIES, lambda published: load_snapshot(self.policies, published.models))],
+                                         (POLICIES, lambda published: load_snapshot(self.policies, published.models)),
+                                         (EXPERIMENTS, self.hold_experiment)],
                                         self.decode_failures)
         self.events = EventCount(metrics, "events_applied")
         self.updates = EventCount(metrics, "user_updates_applied")
@@ -120,6 +134,8 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.pacing = FlushPacing(settings.flush_ms, settings.max_flush_ms)
         metrics.gauge("flush_delay_ms", self.pacing.delay_ms)
         self.rewards = EventCount(metrics, "outcomes_learned")
+        self.in_experiments = EventCount(metrics, "homepages_in_experiments")
+        self.bad_overrides = EventCount(metrics, "not_applied_experiment_override")
         self.codec = EventCodec()
 
     def close(self) -> None:
@@ -173,6 +189,41 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
                 ctx.get_broadcast_state(POLICIES), value.name, value, lambda known: value.version > known.version,
                 failures):
             load_snapshot(self.policies, value.models)  # serve with the learner's newest models
+        elif isinstance(value, Experiment) and keep_newest(
+                ctx.get_broadcast_state(EXPERIMENTS), value.name, value, lambda known: value.version > known.version,
+                failures):
+            self.hold_experiment(value)
+
+    def hold_experiment(self, experiment: Experiment) -> None:
+        """Serve ``experiment`` from now; one whose overrides this version's config refuses (checked on create,
+        so written around it) is counted and not run at all, so none of its variants is measured."""
+        try:
+            for variant in experiment.variants:
+                variant_settings(self.settings, variant.settings("rows"))
+        except ValueError:
+            self.bad_overrides.inc()
+            self.experiments.pop(experiment.name, None)
+            return
+        self.experiments[experiment.name] = experiment
+
+    def variant(self, user_id: str, user: RowsUser, now: int) -> tuple[HomepageSettings, Any, tuple[str, ...]]:
+        """The homepage settings, policies and experiment labels this member's page is built with now."""
+        if not self.experiments:
+            return self.settings.homepage, self.policies, ()
+        exposure = Exposure(user.country or None, user.device_class, self.tenure.segment(user.features.profile.version),
+                            user.maturity_limit)
+        assignments = assign(self.experiments.values(), user_id, exposure, now)
+        if not assignments:
+            return self.settings.homepage, self.policies, ()
+        self.in_experiments.inc()
+        labels = tuple(a.label for a in assignments)
+        overrides = tuple(sorted(settings_for(assignments, "rows").items()))
+        if not overrides:
+            return self.settings.homepage, self.policies, labels
+        settings = self.variants.get(overrides)
+        if settings is None:  # checked when the experiment was held
+            settings = self.variants[overrides] = variant_settings(self.settings, dict(overrides))
+        return settings.homepage, served_policies(self.policies, settings), labels
 
     @skips_unreadable_state
     def on_timer(self, timestamp: int, ctx: Any) -> Iterator[Any]:
@@ -209,8 +260,9 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.state.update(user, user_id)
         viewer = Viewer(user_id, user.country, user.maturity_limit, now)
         shared = self.shared.current(now, self.features)
+        homepage, policies, experiments = self.variant(user_id, user, now)
         rows = presented_homepage(signals, shared, viewer, user.bucket(now), weekday(now, user.utc_offset_minutes),
-                                  self.settings.homepage, self.policies, self.rng, user.themes)
+                                  homepage, policies, self.rng, user.themes, experiments)
         self.built.inc()
         yield PAGE, user_id, user.bucket(now), stored_rows(rows), model_versions(user), user.last_event_id, now
 
