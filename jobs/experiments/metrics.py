@@ -1,0 +1,200 @@
+"""Experiment metrics per member, and the sums the report needs, kept up to date as events arrive.
+
+A member **enters** an experiment at their first exposure: the first impression whose
+presentation token names ``experiment:variant`` (the rows job writes it only for
+members eligible then). From then on everything they do counts for that variant
+(intent to treat): impressions, clicks and plays from impressions (the rows job's
+impression outcomes), watch time (play events: the furthest playhead of each playback
+counts once), and whether they were active again one and seven days after entering.
+The same counts over the 14 whole days before the day they entered are their
+**pre-exposure** values, which CUPED adjusts with.
+
+Each metric is a ratio of member totals ``x / y`` (:mod:`jobs.experiments.stats`); a
+member's contribution to their variant's sums is ``(1, x, y, x^2, y^2, xy, pre, pre^2,
+pre x, pre y)``. When one of their totals changes, :meth:`MemberMetrics.apply` returns
+the change of each contribution (new minus old), so the sums per experiment, variant
+and metric are kept by adding deltas, never by revisiting members.
+
+>>> member = MemberMetrics()
+>>> deltas = member.exposure("e1", ("div:more",), at_ms=20 * DAY_MS)
+>>> sorted({d.metric for d in deltas}) == sorted(METRICS)
+True
+>>> [d.totals.n for d in deltas if d.metric == "ctr"]
+[1]
+>>> ctr = [d for d in member.outcome("o1", clicked=True, played=False, at_ms=20 * DAY_MS + 1) if d.metric == "ctr"]
+>>> (ctr[0].totals.n, ctr[0].totals.sum_x, ctr[0].totals.sum_y)
+(0, 1.0, 1.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from jobs.experiments.stats import Totals
+
+DAY_MS = 86_400_000
+PRE_DAYS = 14
+MAX_EXPERIMENTS = 16  # per member: labels beyond are not entered (counted by the job)
+MAX_SEEN = 4_096  # event ids remembered per member to drop redeliveries
+MAX_PLAYBACKS = 64
+# metric -> (numerator, denominator) over a member's totals; "members" is 1
+METRICS: dict[str, tuple[str, str]] = {
+    "ctr": ("clicks", "impressions"),
+    "play_rate": ("plays", "impressions"),
+    "watch_minutes": ("watch_minutes", "members"),
+    "active_d1": ("active_d1", "members"),
+    "active_d7": ("active_d7", "members"),
+}
+# the pre-exposure value CUPED adjusts each metric with: the same count before entering
+PRE_VALUE = {"ctr": "clicks", "play_rate": "plays", "watch_minutes": "watch_minutes", "active_d1": "active_days",
+             "active_d7": "active_days"}
+_COUNTS = ("impressions", "clicks", "plays", "watch_ms")
+
+
+@dataclass
+class Counts:
+    impressions: int = 0
+    clicks: int = 0
+    plays: int = 0
+    watch_ms: int = 0
+    active_days: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in (*_COUNTS, "active_days"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def value(self, name: str) -> float:
+        if name == "watch_minutes":
+            return self.watch_ms / 60_000
+        return float(getattr(self, name))
+
+
+@dataclass
+class Entry:
+    """A member in one experiment's variant: when they entered and their totals before and since."""
+
+    entered_ms: int
+    pre: Counts = field(default_factory=Counts)
+    post: Counts = field(default_factory=Counts)
+    active_d1: bool = False
+    active_d7: bool = False
+
+    def contribution(self, metric: str) -> tuple[float, float, float]:
+        """``(x, y, pre)`` for ``metric``."""
+        numerator, denominator = METRICS[metric]
+        values = {"active_d1": float(self.active_d1), "active_d7": float(self.active_d7), "members": 1.0}
+        x = values[numerator] if numerator in values else self.post.value(numerator)
+        y = values[denominator] if denominator in values else self.post.value(denominator)
+        return x, y, self.pre.value(PRE_VALUE[metric])
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A change to the sums of one experiment's variant for one metric (``label`` is experiment:variant)."""
+
+    label: str
+    metric: str
+    totals: Totals
+    at_ms: int  # event time of the change
+
+
+def _totals(x: float, y: float, pre: float) -> Totals:
+    return Totals(1, x, y, x * x, y * y, x * y, pre, pre * pre, pre * x, pre * y)
+
+
+def _minus(new: Totals, old: Totals) -> Totals:
+    return Totals(*(a - b for a, b in zip(new.__dict__.values(), old.__dict__.values(), strict=True)))
+
+
+@dataclass
+class MemberMetrics:
+    """One member's activity by day (the last ``PRE_DAYS`` + 1 days) and their experiments' totals."""
+
+    days: dict[int, Counts] = field(default_factory=dict)  # day index -> that day's counts
+    entries: dict[str, Entry] = field(default_factory=dict)  # experiment:variant -> entry
+    seen: dict[str, None] = field(default_factory=dict)  # event ids applied, oldest first
+    playheads: dict[str, int] = field(default_factory=dict)  # playback id -> furthest position counted
+    refused: int = 0  # labels not entered: over MAX_EXPERIMENTS
+
+    def first_time(self, event_id: str) -> bool:
+        """Whether ``event_id`` is new (and remember it); a redelivery changes nothing."""
+        if event_id in self.seen:
+            return False
+        self.seen[event_id] = None
+        if len(self.seen) > MAX_SEEN:
+            del self.seen[next(iter(self.seen))]
+        return True
+
+    def exposure(self, event_id: str, labels: Iterable[str], at_ms: int) -> list[Delta]:
+        """An impression served under ``labels``: enter each experiment not entered yet (also activity)."""
+        deltas = self._activity(event_id, Counts(), at_ms)
+        for label in labels:
+            if label in self.entries or label.partition(":")[0] in {e.partition(":")[0] for e in self.entries}:
+                continue  # entered already (a member's variant never changes within one experiment)
+            if len(self.entries) >= MAX_EXPERIMENTS:
+                self.refused += 1
+                continue
+            day = at_ms // DAY_MS
+            entry = Entry(at_ms)
+            for past, counts in self.days.items():
+                if day - PRE_DAYS <= past < day:
+                    entry.pre.add(counts)  # active_days: 1 for each day the member was active
+            self.entries[label] = entry
+            deltas.extend(Delta(label, metric, _totals(*entry.contribution(metric)), at_ms) for metric in METRICS)
+        return deltas
+
+    def outcome(self, event_id: str, clicked: bool, played: bool, at_ms: int) -> list[Delta]:
+        """One shown item's final click and play (an impression outcome)."""
+        if not self.first_time(event_id):
+            return []
+        return self._apply(Counts(impressions=1, clicks=int(clicked), plays=int(played)), at_ms, active=False)
+
+    def play(self, event_id: str, playback_id: str, position_ms: int, action: str, at_ms: int) -> list[Delta]:
+        """A play event: the part of the playback not counted before is watch time."""
+        if not self.first_time(event_id):
+            return []
+        counted = self.playheads.pop(playback_id, 0)
+        watched = max(position_ms - counted, 0) if action != "START" else 0
+        if action not in ("STOP", "COMPLETE"):
+            self.playheads[playback_id] = max(counted, position_ms)
+            if len(self.playheads) > MAX_PLAYBACKS:
+                del self.playheads[next(iter(self.playheads))]
+        return self._apply(Counts(watch_ms=watched), at_ms, active=True)
+
+    def active(self, event_id: str, at_ms: int) -> list[Delta]:
+        """Any other event of the member: they were active then."""
+        return self._activity(event_id, Counts(), at_ms)
+
+    def _activity(self, event_id: str, counts: Counts, at_ms: int) -> list[Delta]:
+        if not self.first_time(event_id):
+            return []
+        return self._apply(counts, at_ms, active=True)
+
+    def _apply(self, counts: Counts, at_ms: int, active: bool) -> list[Delta]:
+        day = at_ms // DAY_MS
+        newest = max(self.days, default=day)
+        newly_active = False
+        if day >= newest - PRE_DAYS:  # older days can be in no pre-exposure window still to open
+            today = self.days.setdefault(day, Counts())
+            today.add(counts)
+            if active and not today.active_days:
+                today.active_days, newly_active = 1, True
+            for old in [d for d in self.days if d < max(newest, day) - PRE_DAYS]:
+                del self.days[old]
+        deltas = []
+        for label, entry in self.entries.items():
+            before = {metric: entry.contribution(metric) for metric in METRICS}
+            entry_day = entry.entered_ms // DAY_MS
+            if at_ms >= entry.entered_ms:
+                entry.post.add(counts)
+                entry.active_d1 = entry.active_d1 or (active and at_ms >= entry.entered_ms + DAY_MS)
+                entry.active_d7 = entry.active_d7 or (active and at_ms >= entry.entered_ms + 7 * DAY_MS)
+            elif entry_day - PRE_DAYS <= day < entry_day:  # arrived late, from the pre-exposure window
+                entry.pre.add(counts)
+                entry.pre.active_days += int(newly_active)
+            for metric in METRICS:
+                after = entry.contribution(metric)
+                if after != before[metric]:
+                    deltas.append(Delta(label, metric, _minus(_totals(*after), _totals(*before[metric])), at_ms))
+        return deltas
