@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from connectors.state import Versioned
 from jobs.experiments.stats import Totals
 
 DAY_MS = 86_400_000
@@ -75,6 +76,7 @@ class Entry:
     """A member in one experiment's variant: when they entered and their totals before and since."""
 
     entered_ms: int
+    segment: str = ""  # the device class they entered on: the report's per-segment breakdown
     pre: Counts = field(default_factory=Counts)
     post: Counts = field(default_factory=Counts)
     active_d1: bool = False
@@ -97,6 +99,7 @@ class Delta:
     metric: str
     totals: Totals
     at_ms: int  # event time of the change
+    segment: str = ""
 
 
 def _totals(x: float, y: float, pre: float) -> Totals:
@@ -108,8 +111,11 @@ def _minus(new: Totals, old: Totals) -> Totals:
 
 
 @dataclass
-class MemberMetrics:
-    """One member's activity by day (the last ``PRE_DAYS`` + 1 days) and their experiments' totals."""
+class MemberMetrics(Versioned):
+    """One member's activity by day (the last ``PRE_DAYS`` + 1 days) and their experiments' totals (keyed
+    state of the metrics job's ``member-metrics``)."""
+
+    STATE_VERSION = 1
 
     days: dict[int, Counts] = field(default_factory=dict)  # day index -> that day's counts
     entries: dict[str, Entry] = field(default_factory=dict)  # experiment:variant -> entry
@@ -126,8 +132,9 @@ class MemberMetrics:
             del self.seen[next(iter(self.seen))]
         return True
 
-    def exposure(self, event_id: str, labels: Iterable[str], at_ms: int) -> list[Delta]:
-        """An impression served under ``labels``: enter each experiment not entered yet (also activity)."""
+    def exposure(self, event_id: str, labels: Iterable[str], at_ms: int, segment: str = "") -> list[Delta]:
+        """An impression served under ``labels`` (on a ``segment`` device): enter each experiment not entered
+        yet. The impression is also activity."""
         deltas = self._activity(event_id, Counts(), at_ms)
         for label in labels:
             if label in self.entries or label.partition(":")[0] in {e.partition(":")[0] for e in self.entries}:
@@ -136,12 +143,13 @@ class MemberMetrics:
                 self.refused += 1
                 continue
             day = at_ms // DAY_MS
-            entry = Entry(at_ms)
+            entry = Entry(at_ms, segment)
             for past, counts in self.days.items():
                 if day - PRE_DAYS <= past < day:
                     entry.pre.add(counts)  # active_days: 1 for each day the member was active
             self.entries[label] = entry
-            deltas.extend(Delta(label, metric, _totals(*entry.contribution(metric)), at_ms) for metric in METRICS)
+            deltas.extend(Delta(label, metric, _totals(*entry.contribution(metric)), at_ms, segment)
+                          for metric in METRICS)
         return deltas
 
     def outcome(self, event_id: str, clicked: bool, played: bool, at_ms: int) -> list[Delta]:
@@ -196,5 +204,47 @@ class MemberMetrics:
             for metric in METRICS:
                 after = entry.contribution(metric)
                 if after != before[metric]:
-                    deltas.append(Delta(label, metric, _minus(_totals(*after), _totals(*before[metric])), at_ms))
+                    deltas.append(Delta(label, metric, _minus(_totals(*after), _totals(*before[metric])), at_ms,
+                                        entry.segment))
         return deltas
+
+
+ALL_MEMBERS = "all"  # the segment of every member; the others are the device class members entered on
+
+
+@dataclass
+class VariantSums(Versioned):
+    """The sums of one experiment's variant, per segment and metric, as deltas arrive (keyed state of the
+    metrics job's ``variant-sums``). Written as the day's row: the sums as of the newest event applied.
+
+    >>> sums = VariantSums()
+    >>> member = MemberMetrics()
+    >>> sums.add(member.exposure("e1", ["div:more"], at_ms=3 * DAY_MS, segment="MOBILE"))
+    >>> sorted({(day, segment) for day, segment, _, _ in sums.changed()})
+    [(3, 'MOBILE'), (3, 'all')]
+    >>> sums.changed()
+    []
+    """
+
+    STATE_VERSION = 1
+
+    totals: dict[tuple[str, str], Totals] = field(default_factory=dict)  # (segment, metric) -> sums
+    newest_ms: int = 0  # event time of the newest change: the day the rows are written for
+    dirty: set[tuple[str, str]] = field(default_factory=set)  # changed since last written
+    armed: bool = False  # a flush timer is set
+
+    def add(self, deltas: Iterable[Delta]) -> None:
+        for delta in deltas:
+            for segment in {ALL_MEMBERS, delta.segment or ALL_MEMBERS}:
+                key = (segment, delta.metric)
+                self.totals[key] = self.totals.get(key, Totals()) + delta.totals
+                self.dirty.add(key)
+            self.newest_ms = max(self.newest_ms, delta.at_ms)
+
+    def changed(self) -> list[tuple[int, str, str, Totals]]:
+        """``(day, segment, metric, sums)`` of what changed since last asked (then nothing has)."""
+        day = self.newest_ms // DAY_MS
+        rows = [(day, segment, metric, self.totals[segment, metric]) for segment, metric in sorted(self.dirty)]
+        self.dirty = set()
+        return rows
+

@@ -12,11 +12,11 @@ from typing import Any
 
 # `nextwatch jobs run|submit NAME`; each module has JOB (a jobs.runtime.JobSpec) and runs it as __main__
 JOB_MODULES = {"features": "jobs.flink.features.job", "learning": "jobs.flink.learning.job",
-               "rows": "jobs.flink.rows.job"}
+               "rows": "jobs.flink.rows.job", "metrics": "jobs.flink.metrics.job"}
 
 
 def load_job(name: str) -> Any:
-    """The JobSpec of the job called ``name`` (features, learning, rows)."""
+    """The JobSpec of the job called ``name`` (features, learning, rows, metrics)."""
     if name not in JOB_MODULES:
         raise KeyError(f"no job {name!r}; jobs: {', '.join(sorted(JOB_MODULES))}")
     return importlib.import_module(JOB_MODULES[name]).JOB

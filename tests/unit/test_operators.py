@@ -47,7 +47,7 @@ MIN = 60_000
 CODEC = EventCodec()
 CTX = Context("tv-1", "TV", "US", 0)
 OPERATOR_MODULES = ("jobs.runtime", "jobs.flink.features.operators", "jobs.flink.learning.operators",
-                    "jobs.flink.rows.operators")
+                    "jobs.flink.rows.operators", "jobs.flink.metrics.operators")
 
 
 def _record(row: Any) -> dict[str, Any]:
@@ -520,7 +520,84 @@ def write_homepage() -> None:
     assert stores.calls("write_homepage") == [("u1", "evening:tv", [], {"rows": "rows-v1"}, 5, "e9")]
 
 
+def decode_outcomes() -> None:
+    from jobs.exploration.rewards import Outcome
+    from jobs.flink.metrics import operators as metrics
+    from jobs.records.impression_outcome import outcome_record
+
+    harness = OperatorHarness(metrics.DecodeOutcomes()).open()
+    outcome = Outcome("imp-1", "top_picks", 0, "t1", 2, "t1-art0", True, False, "p", 1.0, 1.0, False, 5, ("d:v",))
+    record = CODEC.encode_record("impression_outcome", outcome_record("u1", outcome, "evening:tv", "mon", 6))
+    assert harness.process(record).main == [("u1", "outcome", ("imp-1:2", True, False, 5))]
+    assert harness.process(b"junk").main == [None]
+    assert harness.process(CODEC.encode(factories.make_play())).main == [None]  # not an outcome
+    assert harness.metrics["not_applied_unreadable_record"] == 2
+
+
+def _exposure(user: str, event_id: str, labels: tuple[str, ...], minutes_ago: int) -> BrowseEvent:
+    from jobs.exploration.rewards import PresentationToken
+
+    token = PresentationToken("p", 1.0, (1.0,), (False,), labels).encode()
+    return BrowseEvent(user_id=user, event_time_ms=_old(minutes_ago), context=CTX, action="IMPRESSION",
+                       impression_id=f"imp-{event_id}", page="home", row_id="top_picks",
+                       items=[ShownItem("t1", 0, None)], presentation_token=token, event_id=event_id)
+
+
+def member_metrics() -> None:
+    from jobs.flink.metrics import operators as metrics
+
+    harness = OperatorHarness(metrics.MemberMetricsFunction(), key=lambda value: value[0]).open()
+    entered = harness.process(("u1", "event", _exposure("u1", "e1", ("div:more",), 30))).main
+    assert [label for label, _ in entered] == ["div:more"] and harness.metrics["exposures"] == 1
+    assert {d.metric for d in entered[0][1]} == {"ctr", "play_rate", "watch_minutes", "active_d1", "active_d7"}
+    [(label, deltas)] = harness.process(("u1", "outcome", ("imp-e1:0", True, True, _old(29)))).main
+    assert label == "div:more" and {d.metric for d in deltas} == {"ctr", "play_rate"}
+    assert harness.process(("u1", "outcome", ("imp-e1:0", True, True, _old(29)))).main == []  # redelivered
+    assert harness.metrics["duplicates"] == 1
+    play = PlayEvent("u1", _old(20), CTX, "t1", "STOP", "pb", 600_000, 3_600_000, event_id="e3")
+    [(_, deltas)] = harness.process(("u1", "event", play)).main
+    assert [(d.metric, d.totals.sum_x) for d in deltas] == [("watch_minutes", 10.0)]
+    bad = replace(_exposure("u1", "e4", (), 10), presentation_token="v9;garbage")
+    assert harness.process(("u1", "event", bad)).main == [] and harness.metrics["unreadable_tokens"] == 1
+    # another member, never exposed: activity only, nothing to emit
+    assert harness.process(("u2", "event", play)).main == [] and harness.metrics["events_applied"] == 5
+
+
+def variant_sums() -> None:
+    from jobs.experiments.metrics import MemberMetrics
+    from jobs.flink.metrics import operators as metrics
+    from jobs.flink.metrics.config import MetricsJobConfig
+
+    settings = MetricsJobConfig(flush_ms=500)
+    harness = OperatorHarness(metrics.VariantSumsFunction(settings), key=lambda value: value[0]).open()
+    members = [MemberMetrics() for _ in range(3)]
+    for n, member in enumerate(members):
+        harness.process(("div:more", member.exposure(f"e{n}", ["div:more"], _old(30), "TV")))
+        harness.process(("div:more", member.outcome(f"o{n}", n == 0, False, _old(29))))
+    assert len(harness.pending_timers()) == 1
+    rows = harness.advance(settings.flush_ms).main
+    ctr = {(segment): totals for experiment, variant, _, segment, metric, totals, _ in rows if metric == "ctr"}
+    assert {(r[0], r[1]) for r in rows} == {("div", "more")} and set(ctr) == {"all", "TV"}
+    assert (ctr["all"].n, ctr["all"].sum_x, ctr["all"].sum_y) == (3, 1.0, 3.0)
+    assert harness.advance(settings.flush_ms).main == []  # nothing changed since
+
+
+def write_metrics() -> None:
+    from jobs.experiments.stats import Totals
+    from jobs.flink.metrics import operators as metrics
+
+    stores = FakeStores()
+    harness = OperatorHarness(metrics.WriteMetrics(stores)).open()
+    sums = Totals(3, 1.0, 3.0)
+    harness.process(("div", "more", 20_000, "all", "ctr", sums, 5))
+    assert stores.calls("write_sums") == [("div", 20_000, "more", "all", "ctr", sums, 5)]
+
+
 SCENARIOS: dict[str, Callable[[], None]] = {
+    "jobs.flink.metrics.operators.DecodeOutcomes": decode_outcomes,
+    "jobs.flink.metrics.operators.MemberMetricsFunction": member_metrics,
+    "jobs.flink.metrics.operators.VariantSumsFunction": variant_sums,
+    "jobs.flink.metrics.operators.WriteMetrics": write_metrics,
     "jobs.runtime.DecodeEvents": decode_events,
     "jobs.flink.features.operators.DecodeCatalog": decode_catalog,
     "jobs.flink.features.operators.UserFeatures": user_features,
