@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from connectors.cassandra_store import AsyncStore
+from connectors.errors import NextwatchError
 
 SUM_COLUMNS = ("members", "sum_x", "sum_y", "sum_xx", "sum_yy", "sum_xy", "sum_pre", "sum_pre2", "sum_pre_x",
                "sum_pre_y")
@@ -64,3 +65,15 @@ class ExperimentMetricsStore(AsyncStore):
         rows = self.session.execute(self.statement("read"), (experiment,))
         return [MetricRow(r.day, r.variant, r.segment, r.metric, tuple(float(getattr(r, c)) for c in SUM_COLUMNS))
                 for r in rows]
+
+
+def read_metric_rows(session: object, keyspace: str, experiment: str) -> list[MetricRow]:
+    """Every row of ``experiment``; a keyspace without the table says how to add it."""
+    from cassandra import InvalidRequest
+
+    try:
+        store = ExperimentMetricsStore(session, keyspace)
+    except InvalidRequest as exc:
+        raise NextwatchError(f"Cassandra keyspace {keyspace} has no experiment_metrics table ({exc}): "
+                             f"`nextwatch stack up` applies the schema in infra/cql") from exc
+    return store.read(experiment)

@@ -210,6 +210,18 @@ def _experiments(args: argparse.Namespace) -> int:
         created = experiments.create(Path(args.target))
         print(f"published {created.name} v{created.version}\n{experiments.describe(created, now)}")
         return 0
+    if args.action == "report":
+        if not args.target:
+            raise NextwatchError("experiments report NAME: the experiment's name is missing")
+        from jobs.experiments.report import format_report, html_report
+
+        made = experiments.report(args.target, confidence=args.confidence)
+        print(format_report(made))
+        page = Path(args.html) if args.html else experiments.default_report_path(args.target)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(html_report(made))
+        print(f"wrote {page}", file=sys.stderr)
+        return 0
     if args.action == "stop":
         if not args.target:
             raise NextwatchError("experiments stop NAME: the experiment's name is missing")
@@ -325,9 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only write the API's OpenAPI document to PATH (docs/openapi.json)")
     p_serve.set_defaults(func=_serve)
 
-    p_experiments = sub.add_parser("experiments", help="A/B experiments: create from a TOML file, list, stop")
-    p_experiments.add_argument("action", choices=["create", "list", "stop"])
-    p_experiments.add_argument("target", nargs="?", default=None, help="create: FILE.toml; stop: NAME")
+    p_experiments = sub.add_parser("experiments", help="A/B experiments: create from a TOML file, list, stop, report")
+    p_experiments.add_argument("action", choices=["create", "list", "stop", "report"])
+    p_experiments.add_argument("target", nargs="?", default=None, help="create: FILE.toml; stop and report: NAME")
+    p_experiments.add_argument("--html", default=None,
+                               help="report: write the page here (default .nextwatch/reports/experiment-NAME.html)")
+    p_experiments.add_argument("--confidence", type=float, default=0.95, help="report: interval level")
     p_experiments.set_defaults(func=_experiments)
 
     p_catalog = sub.add_parser("catalog", help="copy the catalog topic into Cassandra's titles table")

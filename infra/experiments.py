@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from connectors.config import KafkaConfig, load_section, read_config_file
+from connectors.config import CassandraConfig, KafkaConfig, load_section, read_config_file, state_dir
 from connectors.errors import ConfigError, NextwatchError
 from jobs.experiments.definition import DefinitionError, Draft, Experiment, allocate, parse_definition
+from jobs.experiments.report import ExperimentReport, SumsRow, build_report
+from jobs.experiments.stats import Totals
 from jobs.records.experiment import experiment_from_record, experiment_record, newest
 
 TOPIC = "experiments"
@@ -117,6 +119,34 @@ def stop(name: str, kafka: KafkaConfig | None = None) -> Experiment:
     stopped = held[name].stopped(now)
     publish(kafka, stopped)
     return stopped
+
+
+def metric_rows(name: str, cassandra: CassandraConfig) -> list[SumsRow]:
+    """The metrics job's rows of experiment ``name`` from Cassandra."""
+    from connectors.cassandra_store import connect
+    from connectors.experiment_store import read_metric_rows
+
+    session = connect(cassandra, cassandra.keyspace)
+    try:
+        stored = read_metric_rows(session, cassandra.keyspace, name)
+    finally:
+        session.cluster.shutdown()
+    return [SumsRow(r.day, r.variant, r.segment, r.metric, Totals(int(r.sums[0]), *r.sums[1:])) for r in stored]
+
+
+def report(name: str, kafka: KafkaConfig | None = None, cassandra: CassandraConfig | None = None,
+           confidence: float = 0.95) -> ExperimentReport:
+    """The report of experiment ``name`` from its definition (the topic) and its sums (Cassandra)."""
+    if not 0.5 <= confidence < 1:
+        raise NextwatchError(f"--confidence {confidence}: between 0.5 and 1, e.g. 0.95")
+    held = current(kafka or KafkaConfig.load())
+    if name not in held:
+        raise NextwatchError(f"no experiment {name!r}; there are: {', '.join(sorted(held)) or 'none'}")
+    return build_report(held[name], metric_rows(name, cassandra or CassandraConfig.load()), confidence)
+
+
+def default_report_path(name: str) -> Path:
+    return state_dir() / "reports" / f"experiment-{name}.html"
 
 
 def state(experiment: Experiment, now_ms: int) -> str:
