@@ -175,8 +175,15 @@ def parse_definition(data: Mapping[str, Any], now_ms: int) -> Draft:
     stop_ms = data.get("stop_ms")
     if stop_ms is not None and _millis(data, "stop_ms", 0) <= start_ms:
         raise DefinitionError(f"stop_ms {stop_ms!r} must be after start_ms {start_ms}")
-    return Draft(name, layer, _text(data, "salt", name), float(traffic), _variants(data.get("variants")),
-                 _eligibility(data.get("eligibility", {})), start_ms, stop_ms, _text(data, "description", ""))
+    variants, eligibility = _variants(data.get("variants")), _eligibility(data.get("eligibility", {}))
+    per_exposure = [key for key in ("countries", "device_classes", "maturity") if getattr(eligibility, key)]
+    learning = sorted({key for v in variants for key in v.overrides if key.startswith("learning.")})
+    if learning and per_exposure:
+        raise DefinitionError(f"{', '.join(learning)} change a member's picks, which serve every device, country "
+                              f"and profile: such an experiment's eligibility may name tenure only, not "
+                              f"{', '.join(per_exposure)}")
+    return Draft(name, layer, _text(data, "salt", name), float(traffic), variants, eligibility, start_ms, stop_ms,
+                 _text(data, "description", ""))
 
 
 def allocate(draft: Draft, others: Sequence[Experiment], now_ms: int) -> Experiment:

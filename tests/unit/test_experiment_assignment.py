@@ -144,6 +144,10 @@ def test_pick_covers_the_edges() -> None:
     ({"eligibility": {"countries": ["usa"]}}, "eligibility.countries: ISO 3166-1"),
     ({"eligibility": {"age": [1]}}, "eligibility: unknown keys ['age']"),
     ({"start_ms": 10, "stop_ms": 5}, "stop_ms 5 must be after start_ms 10"),
+    ({"eligibility": {"device_classes": ["TV"]},
+      "variants": [{"name": "a"}, {"name": "b", "overrides": {"learning.blend": "item_cf=1"}}]},
+     "learning.blend change a member's picks, which serve every device, country and profile: such an "
+     "experiment's eligibility may name tenure only, not device_classes"),
 ])
 def test_bad_definitions_are_refused_by_name(change: dict[str, Any], named: str) -> None:
     with pytest.raises(DefinitionError, match=re.escape(named)):

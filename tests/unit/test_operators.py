@@ -787,3 +787,39 @@ def test_homepage_builder_builds_each_member_page_with_their_variant() -> None:
         homepage, _, labels = harness.operator.variant(member, on_tv, _old(0))
         assert homepage.diversity == 0.3 and labels == ()
     assert harness.metrics["not_applied_experiment_override"] == 1
+
+
+def test_user_learner_ranks_picks_by_the_member_variant_blend() -> None:
+    """An experiment on the blend: members in its treatment get picks ranked by the variant's blend, named in the
+    top_picks row; everyone else keeps their segment's; a blend this version cannot parse is counted, not run."""
+    from jobs.experiments.assignment import variant_of
+    from jobs.experiments.definition import Experiment, Variant
+
+    settings = LearningJobConfig(warm_start=False, flush_ms=100)
+    harness = OperatorHarness(learning.UserLearner(settings, FakeStores()), key=lambda value: value[0]).open()
+    for title in ("t1", "t2", "t3"):
+        harness.process_broadcast(ItemVectors.initial(title, LearningConfig()))
+    test = Experiment("blend", "picks", "s", (Variant("control"),
+                                             Variant("popular", 1.0, {"learning.blend_new": "popularity=1"})))
+    harness.process_broadcast(test)
+    members = [f"u{n}" for n in range(10)]
+    for member in members:
+        harness.process_all(_ratings(member, ["t1"]))
+    blends = {user: blend for user, _, _, blend in harness.advance(settings.flush_ms).main}
+    for member in members:
+        variant = variant_of(test, member)
+        assert variant is not None
+        if variant.name == "popular":
+            assert blends[member] == "blend:popular popularity=1"
+        else:
+            assert blends[member].startswith("new v0: item_cf=")
+    assert {variant_of(test, m).name for m in members} == {"control", "popular"}  # type: ignore[union-attr]
+    # restored from broadcast state
+    harness.restart(learning.UserLearner(settings, FakeStores()))
+    harness.process_all(_ratings("u0", ["t2"]))
+    [(_, _, _, blend)] = harness.advance(settings.flush_ms).main
+    assert blend == blends["u0"]  # the same variant, restored from broadcast state
+    harness.process_broadcast(replace(test, version=2, variants=(Variant("control"),
+                                                                 Variant("popular", 1.0,
+                                                                         {"learning.blend": "colour=1"}))))
+    assert harness.metrics["not_applied_experiment_override"] == 1 and harness.operator.experiments == {}

@@ -61,7 +61,9 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
 
     updates, catalog = shared_topic("model-updates", "-updates", "item vectors"), shared_topic("catalog", "-catalog",
                                                                                               "catalog")
-    shared, descriptors = updates.union(catalog), [op.ITEMS, op.CATALOG]
+    experiments = named(shared_topic("experiments", "-experiments", "experiments")
+                        .filter(lambda value: value is not None), Step("experiments-known", "experiments"))
+    shared, descriptors = updates.union(catalog, experiments), [op.ITEMS, op.CATALOG, op.EXPERIMENTS]
     if not settings.pin_blend:  # the blends learned: read back what the blend learner publishes
         blend_updates = named(shared_topic("blend-updates", "-blends", "blends")
                               .filter(lambda value: value is not None), Step("blend-updates-known", "blends"))

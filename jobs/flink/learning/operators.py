@@ -26,6 +26,8 @@ from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
 from connectors.model_store import ModelStore
 from jobs.context import now_ms
+from jobs.experiments.assignment import assign, settings_for
+from jobs.experiments.definition import Experiment, Exposure
 from jobs.flink.learning.config import LearningJobConfig
 from jobs.models.base import Feedback, Search
 from jobs.models.blend import SEGMENTS, LocalSearch, PublishedBlend
@@ -56,12 +58,14 @@ from jobs.models.signals import (
     TitleTable,
     is_blend_touch,
     observe_blends,
+    parse_blend,
     signal_scores,
     top_picks,
 )
 from jobs.models.snapshots import item_vectors_from_row, user_model_from_row
 from jobs.pacing import FlushPacing
 from jobs.records.blend_update import blend_update_record, published_blend
+from jobs.records.experiment import experiment_from_record
 from jobs.records.item_vectors import item_vectors_from_record, item_vectors_record
 from jobs.records.neural_update import neural_update_record, published_neural
 from jobs.records.user_update import user_update_record
@@ -76,6 +80,7 @@ from jobs.runtime import (
     broadcast_value,
     flush_due,
     kafka_row,
+    keep_newest,
     skips_unreadable_state,
 )
 
@@ -85,6 +90,7 @@ BLENDS = MapStateDescriptor("blends", Types.STRING(), Types.PICKLED_BYTE_ARRAY()
 STEPS_TAG = OutputTag("item-steps", Types.PICKLED_BYTE_ARRAY())
 BLEND_TAG = OutputTag("blend-observations", Types.PICKLED_BYTE_ARRAY())
 NEURAL = MapStateDescriptor("neural", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+EXPERIMENTS = MapStateDescriptor("learning-experiments", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 EXAMPLES_TAG = OutputTag("neural-examples", Types.PICKLED_BYTE_ARRAY())
 TRAINER_KEY = "neural"  # the trainer runs as one instance: every example under one key
 LOG = logging.getLogger("nextwatch.jobs.learning")
@@ -99,8 +105,8 @@ def feedback(event: Any) -> Iterable[tuple[str, str, Any]]:
 
 
 class DecodeShared(MapFunction):  # type: ignore[misc]
-    """A model-updates, catalog, blend-updates or neural-updates record -> ItemVectors, TitleText,
-    PublishedBlend or PublishedNeural (None: unreadable or another model)."""
+    """A model-updates, catalog, blend-updates, neural-updates or experiments record -> ItemVectors, TitleText,
+    PublishedBlend, PublishedNeural or Experiment (None: unreadable or another model)."""
 
     def open(self, runtime_context: Any) -> None:
         self.codec = EventCodec()
@@ -116,6 +122,8 @@ class DecodeShared(MapFunction):  # type: ignore[misc]
                 return published_blend(decoded.record)
             if decoded.subject == "neural_update":
                 return published_neural(decoded.record)
+            if decoded.subject == "experiment":
+                return experiment_from_record(decoded.record)
             return item_vectors_from_record(decoded.record)
         except (DecodeError, UnknownSchemaError, KeyError, TypeError, ValueError):
             self.unreadable.inc()
@@ -161,6 +169,10 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             loaders.append((BLENDS, self.blends.adopt))
         if settings.neural:
             loaders.append((NEURAL, self.table.hold_neural))
+        self.experiments: dict[str, Experiment] = {}
+        self.variant_blends: dict[str, dict[str, float]] = {}  # blend text -> weights
+        self.bad_overrides = EventCount(metrics, "not_applied_experiment_override")
+        loaders.append((EXPERIMENTS, self.hold_experiment))
         self.restore = BroadcastRestore(loaders, self.decode_failures)
         self.applied = EventCount(metrics, "feedback_applied")
         self.searches = EventCount(metrics, "searches_applied")
@@ -286,7 +298,37 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.applied.inc()
         return steps, observation
 
+    def hold_experiment(self, experiment: Experiment) -> None:
+        """Serve ``experiment``'s blends from now; one whose blend this version cannot parse (checked on create,
+        so written around it) is counted and not run here."""
+        try:
+            for variant in experiment.variants:
+                for text in variant.settings("learning").values():
+                    self.variant_blends.setdefault(text, parse_blend(text))
+        except ValueError:
+            self.bad_overrides.inc()
+            self.experiments.pop(experiment.name, None)
+            return
+        self.experiments[experiment.name] = experiment
+
+    def serving_blend(self, user_id: str, segment: str, now: int) -> tuple[dict[str, float], str]:
+        """The weights the member's picks are ranked by, and how to describe them: their segment's blend, or
+        their variant's in an experiment that changes it (eligibility: tenure only, checked on create)."""
+        learner = self.blends.learners[segment]
+        if self.experiments:
+            for assignment in assign(self.experiments.values(), user_id, Exposure(tenure=segment), now):
+                settings = settings_for([assignment], "learning")
+                text = settings.get(f"blend_{segment}") or settings.get("blend")
+                if text:
+                    return self.variant_blends[text], f"{assignment.label} {text}"
+        return learner.serving, learner.published(segment, 0).describe()
+
     def process_broadcast_element(self, value: Any, ctx: Any) -> None:
+        if isinstance(value, Experiment):
+            if keep_newest(ctx.get_broadcast_state(EXPERIMENTS), value.name, value,
+                           lambda known: value.version > known.version, self.decode_failures):
+                self.hold_experiment(value)
+            return
         if isinstance(value, PublishedNeural):
             state = ctx.get_broadcast_state(NEURAL)
             current = broadcast_value(state, value.key, self.decode_failures)
@@ -323,11 +365,9 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             return
         user.flush_armed = 0
         self.state.update(user, user_id)
-        segment = self.blends.segment(user.version)
-        learner = self.blends.learners[segment]
-        picks = top_picks(self._scores(user_id, user), learner.serving, self.table, self.settings.top_picks,
-                          user.recent)
-        yield user_id, user, picks, learner.published(segment, 0).describe()
+        weights, blend = self.serving_blend(user_id, self.blends.segment(user.version), now_ms())
+        picks = top_picks(self._scores(user_id, user), weights, self.table, self.settings.top_picks, user.recent)
+        yield user_id, user, picks, blend
         held = self.held.value(user_id) if self.hold_steps else None
         if held:  # a timer's side output: process mode only (see the class)
             steps = [step for step in held if isinstance(step, ItemStep)]
