@@ -814,11 +814,12 @@ def test_user_learner_ranks_picks_by_the_member_variant_blend() -> None:
         else:
             assert blends[member].startswith("new v0: item_cf=")
     assert {variant_of(test, m).name for m in members} == {"control", "popular"}  # type: ignore[union-attr]
-    # restored from broadcast state
+    # a restored instance serves the experiment from broadcast state
+    treated = next(m for m in members if variant_of(test, m).name == "popular")  # type: ignore[union-attr]
     harness.restart(learning.UserLearner(settings, FakeStores()))
-    harness.process_all(_ratings("u0", ["t2"]))
+    harness.process_all(_ratings(treated, ["t2"]))
     [(_, _, _, blend)] = harness.advance(settings.flush_ms).main
-    assert blend == blends["u0"]  # the same variant, restored from broadcast state
+    assert blend == "blend:popular popularity=1"
     harness.process_broadcast(replace(test, version=2, variants=(Variant("control"),
                                                                  Variant("popular", 1.0,
                                                                          {"learning.blend": "colour=1"}))))
