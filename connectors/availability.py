@@ -21,17 +21,12 @@ True
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
-
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.codec import EventCodec
 from connectors.config import KafkaConfig
-from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
-from connectors.topics import TOPICS_BY_NAME
+from connectors.follower import TopicFollower
 
 
 class AvailabilityView:
@@ -64,81 +59,22 @@ class AvailabilityView:
         return len(self._windows)
 
 
-class CatalogAvailability(AvailabilityView):
-    """An :class:`AvailabilityView` that a background thread keeps current from the catalog topic.
+class CatalogAvailability(AvailabilityView, TopicFollower):
+    """An :class:`AvailabilityView` that a background thread keeps current from the catalog topic
+    (:class:`connectors.follower.TopicFollower`)."""
 
-    Reads every partition from the beginning without a consumer group (each service
-    instance holds the whole view). ``start()`` returns once the topic has been read
-    to an idle gap (this broker's high watermark cannot be trusted for "caught up").
-    """
+    TOPIC, SUBJECT = "catalog", "catalog_item"
 
     def __init__(self, kafka: KafkaConfig | None = None, codec: EventCodec | None = None,
                  poll_s: float = 0.1) -> None:
-        super().__init__()
-        self.kafka = kafka or KafkaConfig.load()
-        self.codec = codec or EventCodec()
-        self.poll_s = poll_s
-        self.errors = 0  # records that did not decode: the live jobs dead-letter them, here they are skipped
-        self.loaded = False  # the topic was read to its end once
-        self._stop = threading.Event()
-        self._last_record_at = time.monotonic()
-        self._thread: threading.Thread | None = None
-        self._consumer: Consumer | None = None
-
-    def start(self, idle_s: float = 1.0, timeout_s: float = 30.0) -> CatalogAvailability:
-        topic = TOPICS_BY_NAME["catalog"].full_name(self.kafka)
-        consumer = Consumer(self.kafka.client_config(**{"group.id": "nextwatch-availability",
-                                                        "enable.auto.commit": False}))
-        partitions = consumer.list_topics(topic, timeout=self.kafka.connect_timeout_s).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        self._consumer = consumer
-        self._last_record_at = time.monotonic() + 1.0  # the first fetch takes a moment
-        self._thread = threading.Thread(target=self._follow, name="catalog-availability", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() - self._last_record_at < idle_s and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.loaded = time.monotonic() - self._last_record_at >= idle_s
-        return self
-
-    @property
-    def following(self) -> bool:
-        """The follower thread runs (it keeps polling through a broker outage and resumes after it)."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def _follow(self) -> None:
-        assert self._consumer is not None
-        while not self._stop.is_set():
-            msg = self._consumer.poll(self.poll_s)
-            if msg is None or msg.error():
-                continue
-            self._last_record_at = time.monotonic()
-            try:
-                decoded = self.codec.decode(msg.value() or b"")
-            except (DecodeError, UnknownSchemaError):
-                self.errors += 1
-                continue
-            if decoded.subject == "catalog_item":
-                self.apply_record(decoded.record)
+        AvailabilityView.__init__(self)
+        TopicFollower.__init__(self, kafka, codec, poll_s)
 
     def apply_record(self, record: dict[str, Any]) -> bool:
         """A decoded ``catalog_item`` record; True when it is the title's newest snapshot."""
         window = record["availability"]
         return self.apply(record["title_id"], record["updated_time_ms"], window["available_from_ms"],
                           window.get("available_until_ms"))
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._consumer is not None:
-            self._consumer.close()
-
-    def __enter__(self) -> CatalogAvailability:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class CatalogReplica(CatalogAvailability):

@@ -27,6 +27,7 @@ from cassandra.query import tuple_factory
 from connectors.cassandra_store import TRANSIENT_ERRORS, CassandraStore, connect
 from connectors.config import CassandraConfig
 from connectors.errors import NextwatchError
+from connectors.experiment_store import SELECT_METRICS, MetricRow
 from connectors.homepage_store import StoredPage
 
 LOG = logging.getLogger("nextwatch.serving")
@@ -88,6 +89,10 @@ class ServingReads(ABC):
     @abstractmethod
     async def trending(self, scope: str = "global") -> list[str]:
         """The scope's titles in the newest trending window, most played first."""
+
+    @abstractmethod
+    async def experiment_rows(self, experiment: str) -> list[MetricRow]:
+        """The metrics job's rows of ``experiment`` (its report's input)."""
 
     @abstractmethod
     async def some_members(self, n: int) -> list[str]:
@@ -249,6 +254,16 @@ class CassandraServingReads(ServingReads):
 
     async def some_members(self, n: int) -> list[str]:
         return [row[0] for row in await self._rows("some_members", n)]
+
+    async def experiment_rows(self, experiment: str) -> list[MetricRow]:
+        statements = self._statements
+        if statements is None:
+            raise ServingUnavailableError("Cassandra session not open yet")
+        # not prepared with the others (a rare page, and a keyspace without the table must not stop the API):
+        # a plain statement, whose parameters the driver marks %s
+        query = SELECT_METRICS.replace("{keyspace}", self.config.keyspace).replace("?", "%s")
+        rows = await self._await("experiment_rows", statements.session.execute_async, query, (experiment,))
+        return [MetricRow(row[0], row[1], row[2], row[3], tuple(float(v or 0.0) for v in row[4:])) for row in rows]
 
     async def ping(self) -> str:
         statements = self._statements

@@ -19,8 +19,7 @@ from typing import Any
 from connectors.config import CassandraConfig, KafkaConfig, load_section, read_config_file, state_dir
 from connectors.errors import ConfigError, NextwatchError
 from jobs.experiments.definition import DefinitionError, Draft, Experiment, allocate, parse_definition
-from jobs.experiments.report import ExperimentReport, SumsRow, build_report
-from jobs.experiments.stats import Totals
+from jobs.experiments.report import ExperimentReport, SumsRow, build_report, sums_rows
 from jobs.records.experiment import experiment_from_record, experiment_record, newest
 
 TOPIC = "experiments"
@@ -131,7 +130,7 @@ def metric_rows(name: str, cassandra: CassandraConfig) -> list[SumsRow]:
         stored = read_metric_rows(session, cassandra.keyspace, name)
     finally:
         session.cluster.shutdown()
-    return [SumsRow(r.day, r.variant, r.segment, r.metric, Totals(int(r.sums[0]), *r.sums[1:])) for r in stored]
+    return sums_rows(stored)
 
 
 def report(name: str, kafka: KafkaConfig | None = None, cassandra: CassandraConfig | None = None,

@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
@@ -39,6 +39,7 @@ from infra.serve.responses import (
     title_body,
 )
 from jobs.context import context_bucket
+from jobs.experiments.definition import MATURITY_LEVELS, TENURES, Experiment, Exposure
 
 LOG = logging.getLogger("nextwatch.serve")
 DEVICES = ("tv", "mobile", "web")
@@ -109,6 +110,13 @@ def _choice(query: dict[str, str], parameter: str, choices: tuple[str, ...], def
     return raw.lower()
 
 
+def _exact_choice(query: dict[str, str], parameter: str, choices: tuple[str, ...]) -> str | None:
+    raw = query.get(parameter)
+    if raw is not None and raw not in choices:
+        raise _invalid(parameter, f"must be one of {', '.join(choices)}, got {raw[:40]!r}")
+    return raw
+
+
 @dataclass
 class Answer:
     """A cached 200: its body, ETag, and the catalog version its availability filter saw."""
@@ -136,12 +144,14 @@ class ServeApp:
     def __init__(self, config: ServeConfig, reads: ServingReads, catalog: Catalog, metrics: ServeMetrics,
                  actions: Actions | None = None, catalog_ok: Callable[[], bool] = lambda: True,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-                 on_startup: Callable[[], None] | None = None, on_shutdown: Callable[[], None] | None = None) -> None:
+                 on_startup: Callable[[], None] | None = None, on_shutdown: Callable[[], None] | None = None,
+                 experiments: Mapping[str, Experiment] | None = None) -> None:
         self.config = config
         self.reads = reads
         self.catalog = catalog
         self.metrics = metrics
         self.actions = actions  # infra.serve.actions.DemoActions when [serve] demo_actions, else None
+        self.experiments = {} if experiments is None else experiments  # the experiments topic, followed
         self.catalog_ok = catalog_ok
         self.now_ms = now_ms
         self.cache = TtlCache(config.cache_ttl_ms, config.cache_entries)
@@ -232,6 +242,10 @@ class ServeApp:
                 return await self._cached("homepage", scope, self._homepage_key(member, query), self._homepage)
             k = _int(query, "k", 10, 1, self.config.max_k)
             return await self._cached("picks", scope, ("picks", member, k), self._picks)
+        if len(parts) == 4 and parts[:2] == ["v1", "members"] and parts[3] == "experiments":
+            return self._assignments(_id("member_id", parts[2]), query)
+        if len(parts) == 2 and parts[0] == "experiments":
+            return await self._report(_id("name", parts[1]))
         if len(parts) == 3 and parts[:2] == ["v1", "titles"]:
             title = _id("title_id", parts[2])
             return await self._cached("title", scope, ("title", title), self._title)
@@ -240,6 +254,28 @@ class ServeApp:
             k = _int(query, "k", 10, 1, self.config.max_k)
             return await self._cached("similar", scope, ("similar", title, k), self._similar)
         raise ApiError(404, "not_found", f"no route {path[:200]}")
+
+    def _assignments(self, member: str, query: dict[str, str]) -> Reply:
+        from infra.serve.experiments import assignments_body
+
+        device = _choice(query, "device", DEVICES, None)
+        country = query.get("country")
+        if country is not None and not re.fullmatch(r"[A-Z]{2}", country):
+            raise _invalid("country", f"an ISO 3166-1 alpha-2 code in upper case, got {country[:40]!r}")
+        exposure = Exposure(country, device.upper() if device else None,
+                            _choice(query, "tenure", TENURES, None),
+                            _exact_choice(query, "maturity", MATURITY_LEVELS))
+        body = assignments_body(member, self.experiments, self.now_ms(), exposure)
+        return 200, _json_headers("private, max-age=60"), orjson.dumps(body)
+
+    async def _report(self, name: str) -> Reply:
+        from infra.serve.experiments import report_page
+
+        experiment = self.experiments.get(name)
+        if experiment is None:
+            raise ApiError(404, "not_found", f"no experiment {name[:100]!r}")
+        page = report_page(experiment, await self._read(self.reads.experiment_rows(name)))
+        return 200, [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-cache")], page
 
     def _homepage_key(self, member: str, query: dict[str, str]) -> tuple[Any, ...]:
         device = _choice(query, "device", DEVICES, "web")
@@ -378,6 +414,10 @@ def route_name(path: str) -> str:
         return "title"
     if len(parts) == 4 and parts[:2] == ["v1", "titles"] and parts[3] == "similar":
         return "similar"
+    if len(parts) == 4 and parts[:2] == ["v1", "members"] and parts[3] == "experiments":
+        return "assignments"
+    if len(parts) == 2 and parts[0] == "experiments":
+        return "experiment_report"
     return _FIXED_ROUTES.get(path, "other")
 
 

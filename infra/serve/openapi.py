@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.limits import ID_CHARS
+from jobs.experiments.definition import MATURITY_LEVELS, TENURES
 
 ID_PATTERN = "^[^/\\x00-\\x1f\\x7f]+$"  # no control character; "/" would be another path
 
@@ -98,6 +99,12 @@ def openapi_document(max_k: int = 100) -> dict[str, Any]:
             "availability": _object({"available_from": _TIME, "available_until": _TIME,
                                      "countries": {"type": "array", "items": _STR}}),
             "updated_time": _TIME}),
+        "Assignment": _object({
+            "experiment": _STR, "layer": _STR, "version": _INT, "variant": _STR, "control": {"type": "boolean"},
+            "overrides": {"type": "object", "additionalProperties": _STR},
+            "eligibility": _object({key: {"type": "array", "items": _STR}
+                                    for key in ("countries", "device_classes", "tenure", "maturity")})}),
+        "Assignments": _object({"member_id": _STR, "assignments": {"type": "array", "items": _ref("Assignment")}}),
         "Health": _object({"status": {"type": "string", "enum": ["ok", "unavailable"]},
                            "cassandra": _object({"ok": {"type": "boolean"}, "detail": _STR}),
                            "catalog": _object({"ok": {"type": "boolean"},
@@ -116,7 +123,33 @@ def openapi_document(max_k: int = 100) -> dict[str, Any]:
          "description": "trending: a cold-start page for a member with none stored, instead of 404",
          "schema": {"type": "string", "enum": ["trending"]}},
     ]
+    exposure_parameters = [
+        member,
+        {"name": "device", "in": "query", "required": False,
+         "description": "only experiments whose eligibility admits this device class",
+         "schema": {"type": "string", "enum": ["tv", "mobile", "web"]}},
+        {"name": "country", "in": "query", "required": False,
+         "description": "only experiments whose eligibility admits this country (ISO 3166-1 alpha-2)",
+         "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}},
+        {"name": "tenure", "in": "query", "required": False,
+         "description": "only experiments whose eligibility admits this tenure", "schema": {"type": "string",
+                                                                                           "enum": list(TENURES)}},
+        {"name": "maturity", "in": "query", "required": False,
+         "description": "only experiments whose eligibility admits this profile maturity limit",
+         "schema": {"type": "string", "enum": list(MATURITY_LEVELS)}},
+    ]
     paths = {
+        "/v1/members/{member_id}/experiments": {"get": {
+            "summary": "The running experiments whose buckets hold the member, with the variant they get when "
+                       "eligible (a pure function of the member id and the experiment: no lookup)",
+            "operationId": "assignments", "parameters": exposure_parameters,
+            "responses": {"200": _json(_ref("Assignments"), "the member's assignments"), **_errors(422)}}},
+        "/experiments/{name}": {"get": {
+            "summary": "An experiment's report as a web page: lifts with intervals, CUPED, the sample-ratio check, "
+                       "always-valid p-values, plots", "operationId": "experiment_report",
+            "parameters": [_id_parameter("name", "the experiment's name")],
+            "responses": {"200": {"description": "the report", "content": {"text/html": {"schema": _STR}}},
+                          **_errors(404, 422, 503)}}},
         "/v1/members/{member_id}/homepage": _cached_get(
             "The member's homepage for their context now: rows of titles with artwork, reasons and scores",
             homepage_parameters, "Homepage", (404, 422, 503), "homepage"),

@@ -24,6 +24,7 @@ from connectors.config import REPO_ROOT, CassandraConfig, KafkaConfig
 from connectors.serving import CassandraServingReads
 from infra.serve.app import ServeApp
 from infra.serve.config import ServeConfig
+from infra.serve.experiments import ExperimentsReplica
 from infra.serve.metrics import ServeMetrics
 
 LOG = logging.getLogger("nextwatch.serve")
@@ -35,6 +36,7 @@ def create_app() -> ServeApp:
     kafka, cassandra = KafkaConfig.load(), CassandraConfig.load()
     reads = CassandraServingReads(cassandra, read_timeout_s=config.read_timeout_s, retry_after_s=config.retry_after_s)
     catalog = CatalogReplica(kafka)
+    experiments = ExperimentsReplica(kafka)
     actions = None
     if config.demo_actions:
         from infra.serve.actions import DemoActions
@@ -50,19 +52,28 @@ def create_app() -> ServeApp:
                 LOG.warning("catalog topic not readable yet (%s); retrying", str(exc)[:200])
                 threading.Event().wait(2.0)
 
+    def follow_experiments() -> None:
+        try:
+            experiments.start(idle_s=config.catalog_idle_s)
+        except Exception as exc:  # a broker without the topic yet: no experiments are served, the rest is
+            LOG.warning("experiments topic not readable (%s): no member is in an experiment here", str(exc)[:200])
+
     def startup() -> None:
         reads.start()
         follow_catalog()
+        follow_experiments()
         reads.wait_open(timeout_s=10.0)
 
     def shutdown() -> None:
+        experiments.close()
         catalog.close()
         reads.close()
         if actions is not None:
             actions.close()
 
     return ServeApp(config, reads, catalog, ServeMetrics(), actions,
-                    catalog_ok=lambda: catalog.loaded and catalog.following, on_startup=startup, on_shutdown=shutdown)
+                    catalog_ok=lambda: catalog.loaded and catalog.following, on_startup=startup, on_shutdown=shutdown,
+                    experiments=experiments.experiments)
 
 
 def serve(config: ServeConfig | None = None, say: Callable[[str], None] | None = None) -> int:

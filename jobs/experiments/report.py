@@ -25,6 +25,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from jobs.experiments.definition import Experiment
 from jobs.experiments.metrics import ALL_MEMBERS, DAY_MS, METRICS
@@ -46,6 +47,25 @@ class SumsRow:
     segment: str
     metric: str
     totals: Totals
+
+
+class StoredRow(Protocol):
+    """A row as the store reads it (``connectors.experiment_store.MetricRow``): sums with the members first."""
+
+    @property
+    def day(self) -> int: ...
+    @property
+    def variant(self) -> str: ...
+    @property
+    def segment(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def sums(self) -> tuple[float, ...]: ...
+
+
+def sums_rows(stored: Iterable[StoredRow]) -> list[SumsRow]:
+    return [SumsRow(r.day, r.variant, r.segment, r.metric, Totals(int(r.sums[0]), *r.sums[1:])) for r in stored]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from connectors.config import REPO_ROOT
 
 JOBS_DIR = REPO_ROOT / "jobs" / "flink"
 JOB_PACKAGES = sorted(p.name for p in JOBS_DIR.iterdir() if (p / "job.py").exists())
-PURE_PACKAGES = ("jobs.features", "jobs.models", "jobs.homepage", "jobs.exploration", "jobs.records")
+PURE_PACKAGES = ("jobs.features", "jobs.models", "jobs.homepage", "jobs.exploration", "jobs.records",
+                 "jobs.experiments")
 PURE_MODULES = ("jobs.context", "jobs.decoding", "jobs.evaluation")
 
 
@@ -29,8 +30,8 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_there_are_the_three_jobs() -> None:
-    assert JOB_PACKAGES == ["features", "learning", "rows"]
+def test_there_are_the_four_jobs() -> None:
+    assert JOB_PACKAGES == ["features", "learning", "metrics", "rows"]
 
 
 @pytest.mark.parametrize("job", JOB_PACKAGES)

@@ -15,6 +15,7 @@ from connectors.availability import CatalogReplica
 from connectors.config import REPO_ROOT, KafkaConfig
 from connectors.errors import ConfigError
 from connectors.events import ArtworkVariant, Availability
+from connectors.experiment_store import MetricRow
 from connectors.homepage_store import HomepageItem, HomepageRow, StoredPage, page_json
 from connectors.serving import ServingReads, ServingUnavailableError, StoredPicks, StoredSimilar
 from infra.serve.actions import DemoActions, action_events
@@ -37,6 +38,7 @@ class FakeReads(ServingReads):
         self.picks: dict[str, StoredPicks] = {}
         self.similars: dict[str, StoredSimilar] = {}
         self.trend: list[str] = []
+        self.experiment_sums: dict[str, list[MetricRow]] = {}
         self.reads = 0
         self.down = False
         self.broken = False
@@ -67,6 +69,10 @@ class FakeReads(ServingReads):
     async def some_members(self, n: int) -> list[str]:
         self._read()
         return sorted(self.pages)[:n]
+
+    async def experiment_rows(self, experiment: str) -> list[MetricRow]:
+        self._read()
+        return list(self.experiment_sums.get(experiment, []))
 
     async def ping(self) -> str:
         self._read()
@@ -425,3 +431,41 @@ def test_pages_of_both_stored_formats_are_read(make_app: Any, reads: FakeReads) 
     reads.pages["u1"] = {legacy.context: legacy}
     page = json.loads(call(make_app(), "/v1/members/u1/homepage", "device=tv")[2])
     assert [r["row_id"] for r in page["rows"]] == ["top_picks", "trending"] and page["generated_time"] is not None
+
+
+def test_a_member_assignments_and_an_experiment_report_page(reads: FakeReads, catalog: CatalogReplica) -> None:
+    from jobs.experiments.assignment import variant_of
+    from jobs.experiments.definition import Eligibility, Experiment, Variant
+    from jobs.experiments.stats import Totals
+
+    variants = (Variant("control"), Variant("more", 1.0, {"rows.diversity": "1"}))
+    phones = Experiment("diversity", "ranking", "s", variants,
+                        eligibility=Eligibility(device_classes=frozenset({"MOBILE"})), start_ms=NOW - 1000)
+    old = Experiment("old", "artwork", "s2", (Variant("a"), Variant("b")), start_ms=0, stop_ms=NOW - 1)
+    app = ServeApp(ServeConfig(), reads, catalog, ServeMetrics(), now_ms=lambda: NOW,
+                   experiments={"diversity": phones, "old": old})
+    status, headers, body = call(app, "/v1/members/m1/experiments")
+    answer = json.loads(body)
+    expected = variant_of(phones, "m1")
+    assert status == 200 and expected is not None and answer["member_id"] == "m1"
+    assert [(a["experiment"], a["variant"], a["eligibility"]["device_classes"]) for a in answer["assignments"]] == [
+        ("diversity", expected.name, ["MOBILE"])]  # the stopped experiment is not listed
+    jsonschema.validate(answer, _schema("Assignments"))
+    assert json.loads(call(app, "/v1/members/m1/experiments", "device=tv")[2])["assignments"] == []
+    assert len(json.loads(call(app, "/v1/members/m1/experiments", "device=mobile&country=US")[2])["assignments"]) == 1
+    for query, parameter in (("device=phone", "device"), ("country=usa", "country"), ("tenure=old", "tenure"),
+                             ("maturity=R", "maturity")):
+        status, _, body = call(app, "/v1/members/m1/experiments", query)
+        assert status == 422 and json.loads(body)["error"]["parameter"] == parameter
+    # the report's page, from the stored sums
+    reads.experiment_sums["diversity"] = [
+        MetricRow(20_000, variant, "all", "ctr", tuple(vars(Totals.of([1] * 50 + [0] * 950, [1] * 1000)).values()))
+        for variant in ("control", "more")]
+    status, headers, page = call(app, "/experiments/diversity")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b"Experiment diversity" in page and b"<svg" in page and b"1,000" in page
+    status, _, body = call(app, "/experiments/nope")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    reads.down = True
+    status, headers, _ = call(app, "/experiments/diversity")
+    assert status == 503 and headers["retry-after"] == "1"

@@ -4,10 +4,10 @@ The design, its staleness bound and every setting are in ``docs/jobs/learning.md
 :mod:`jobs.models`. Steps, each with a stable uid:
 
 1. ``learning-source`` / ``learning-decode``: play, browse, rating, search -> feedback or search.
-2. ``model-updates-source``, ``catalog-source`` (and ``blend-updates-source``, ``neural-updates-source``):
-   the job's compacted topics, read from the start, decoded and broadcast to the user side.
-3. ``user-learner`` (keyed by user): test, then learn; item steps, blend observations and neural
-   examples to side outputs; each changed user's vectors and top picks flushed every ``flush_ms``.
+2. ``model-updates-source``, ``catalog-source``, ``experiments-source`` (and ``blend-updates-source``,
+   ``neural-updates-source``): compacted topics, read from the start, decoded, broadcast to the user side.
+3. ``user-learner`` (keyed by user): test, then learn; item steps, blend observations and neural examples
+   to side outputs; each changed user's vectors and top picks (their variant's blend) every ``flush_ms``.
 4. ``item-learner`` (keyed by title): item steps applied once; vectors published to model-updates.
 5. ``write-user-vectors`` (Cassandra) and ``encode-user-updates`` (the rows job's input).
 6. ``blend-learner`` (keyed by tenure segment): blends learned and published to blend-updates; not in
@@ -61,8 +61,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
 
     updates, catalog = shared_topic("model-updates", "-updates", "item vectors"), shared_topic("catalog", "-catalog",
                                                                                               "catalog")
-    experiments = named(shared_topic("experiments", "-experiments", "experiments")
-                        .filter(lambda value: value is not None), Step("experiments-known", "experiments"))
+    experiments = shared_topic("experiments", "-experiments", "experiments")  # unreadable (None): ignored there
     shared, descriptors = updates.union(catalog, experiments), [op.ITEMS, op.CATALOG, op.EXPERIMENTS]
     if not settings.pin_blend:  # the blends learned: read back what the blend learner publishes
         blend_updates = named(shared_topic("blend-updates", "-blends", "blends")
