@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from connectors.state import Versioned
 from jobs.homepage.rules import MATURITY_LEVELS
 
 LAYER_BUCKETS = 10_000  # a layer's members hash into this many buckets; an experiment holds a contiguous range
@@ -104,8 +105,11 @@ class Variant:
 
 
 @dataclass(frozen=True)
-class Experiment:
-    """One version of one experiment, as the experiments topic carries it."""
+class Experiment(Versioned):
+    """One version of one experiment, as the experiments topic carries it (and the jobs' broadcast state holds
+    it: its variants and eligibility are part of its state's shape)."""
+
+    STATE_VERSION = 1
 
     name: str
     layer: str
