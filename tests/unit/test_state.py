@@ -18,7 +18,7 @@ INDEX: dict[str, dict[str, Any]] = json.loads((FIXTURES / "index.json").read_tex
 # every module that defines a class kept in Flink state
 STATE_MODULES = ("connectors.events", "jobs.features.user_state", "jobs.models.online", "jobs.models.content",
                  "jobs.homepage.state", "jobs.exploration.rewards", "jobs.exploration.presentation",
-                 "jobs.exploration.policies", "jobs.experiments.metrics")
+                 "jobs.exploration.policies", "jobs.experiments.metrics", "jobs.experiments.definition")
 
 
 def _class(path: str) -> type[Any]:
