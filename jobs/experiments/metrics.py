@@ -28,8 +28,9 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from connectors.state import Versioned
 from jobs.experiments.stats import Totals
@@ -39,6 +40,7 @@ PRE_DAYS = 14
 MAX_EXPERIMENTS = 16  # per member: labels beyond are not entered (counted by the job)
 MAX_SEEN = 4_096  # event ids remembered per member to drop redeliveries
 MAX_PLAYBACKS = 64
+MAX_RECENT = 256  # activities kept as they came, for an impression that arrives after what followed it
 # metric -> (numerator, denominator) over a member's totals; "members" is 1
 METRICS: dict[str, tuple[str, str]] = {
     "ctr": ("clicks", "impressions"),
@@ -112,16 +114,25 @@ def _minus(new: Totals, old: Totals) -> Totals:
 
 @dataclass
 class MemberMetrics(Versioned):
-    """One member's activity by day (the last ``PRE_DAYS`` + 1 days) and their experiments' totals (keyed
-    state of the metrics job's ``member-metrics``)."""
+    """One member's activity by day (the last ``PRE_DAYS`` + 1 days), their most recent activity as it came,
+    and their experiments' totals (keyed state of the metrics job's ``member-metrics``).
 
-    STATE_VERSION = 1
+    The topics deliver in no order across each other: an outcome or a play can arrive before the impression
+    that made the member enter. So the newest ``MAX_RECENT`` activities are kept as they came, and entering
+    (or an earlier impression arriving late, which moves the entry back) credits those at or after the
+    entry time.
+    """
+
+    STATE_VERSION = 2
+    MIGRATIONS = {1: lambda fields: (*fields, [])}  # version 2 keeps the recent activities
 
     days: dict[int, Counts] = field(default_factory=dict)  # day index -> that day's counts
     entries: dict[str, Entry] = field(default_factory=dict)  # experiment:variant -> entry
     seen: dict[str, None] = field(default_factory=dict)  # event ids applied, oldest first
     playheads: dict[str, int] = field(default_factory=dict)  # playback id -> furthest position counted
     refused: int = 0  # labels not entered: over MAX_EXPERIMENTS
+    # (event time, impressions, clicks, plays, watch ms, active), in arrival order, the newest MAX_RECENT
+    recent: list[tuple[int, int, int, int, int, bool]] = field(default_factory=list)
 
     def first_time(self, event_id: str) -> bool:
         """Whether ``event_id`` is new (and remember it); a redelivery changes nothing."""
@@ -134,11 +145,16 @@ class MemberMetrics(Versioned):
 
     def exposure(self, event_id: str, labels: Iterable[str], at_ms: int, segment: str = "") -> list[Delta]:
         """An impression served under ``labels`` (on a ``segment`` device): enter each experiment not entered
-        yet. The impression is also activity."""
+        yet, or enter it earlier. The impression is also activity."""
         deltas = self._activity(event_id, Counts(), at_ms)
         for label in labels:
-            if label in self.entries or label.partition(":")[0] in {e.partition(":")[0] for e in self.entries}:
-                continue  # entered already (a member's variant never changes within one experiment)
+            entered = self.entries.get(label)
+            if entered is not None:
+                if at_ms < entered.entered_ms:  # an earlier impression, arrived late: the member entered then
+                    deltas += self._changes(label, entered, partial(self._move_entry, entered, at_ms), at_ms)
+                continue
+            if label.partition(":")[0] in {e.partition(":")[0] for e in self.entries}:
+                continue  # a member's variant never changes within one experiment
             if len(self.entries) >= MAX_EXPERIMENTS:
                 self.refused += 1
                 continue
@@ -147,10 +163,19 @@ class MemberMetrics(Versioned):
             for past, counts in self.days.items():
                 if day - PRE_DAYS <= past < day:
                     entry.pre.add(counts)  # active_days: 1 for each day the member was active
+            for seen_at, impressions, clicks, plays, watch_ms, active in self.recent:
+                if seen_at >= at_ms:  # arrived before the impression it follows
+                    _credit(entry, Counts(impressions, clicks, plays, watch_ms), seen_at, active)
             self.entries[label] = entry
             deltas.extend(Delta(label, metric, _totals(*entry.contribution(metric)), at_ms, segment)
                           for metric in METRICS)
         return deltas
+
+    def _move_entry(self, entry: Entry, at_ms: int) -> None:
+        previous, entry.entered_ms = entry.entered_ms, at_ms
+        for seen_at, impressions, clicks, plays, watch_ms, active in self.recent:
+            if at_ms <= seen_at < previous:
+                _credit(entry, Counts(impressions, clicks, plays, watch_ms), seen_at, active)
 
     def outcome(self, event_id: str, clicked: bool, played: bool, at_ms: int) -> list[Delta]:
         """One shown item's final click and play (an impression outcome)."""
@@ -190,23 +215,40 @@ class MemberMetrics(Versioned):
                 today.active_days, newly_active = 1, True
             for old in [d for d in self.days if d < max(newest, day) - PRE_DAYS]:
                 del self.days[old]
+        self.recent.append((at_ms, counts.impressions, counts.clicks, counts.plays, counts.watch_ms, active))
+        if len(self.recent) > MAX_RECENT:
+            del self.recent[0]
         deltas = []
         for label, entry in self.entries.items():
-            before = {metric: entry.contribution(metric) for metric in METRICS}
-            entry_day = entry.entered_ms // DAY_MS
-            if at_ms >= entry.entered_ms:
-                entry.post.add(counts)
-                entry.active_d1 = entry.active_d1 or (active and at_ms >= entry.entered_ms + DAY_MS)
-                entry.active_d7 = entry.active_d7 or (active and at_ms >= entry.entered_ms + 7 * DAY_MS)
-            elif entry_day - PRE_DAYS <= day < entry_day:  # arrived late, from the pre-exposure window
-                entry.pre.add(counts)
-                entry.pre.active_days += int(newly_active)
-            for metric in METRICS:
-                after = entry.contribution(metric)
-                if after != before[metric]:
-                    deltas.append(Delta(label, metric, _minus(_totals(*after), _totals(*before[metric])), at_ms,
-                                        entry.segment))
+            def change(entry: Entry = entry) -> None:
+                entry_day = entry.entered_ms // DAY_MS
+                if at_ms >= entry.entered_ms:
+                    _credit(entry, counts, at_ms, active)
+                elif entry_day - PRE_DAYS <= day < entry_day:  # arrived late, from the pre-exposure window
+                    entry.pre.add(counts)
+                    entry.pre.active_days += int(newly_active)
+            deltas += self._changes(label, entry, change, at_ms)
         return deltas
+
+    @staticmethod
+    def _changes(label: str, entry: Entry, change: Callable[[], None], at_ms: int) -> list[Delta]:
+        """Apply ``change`` to ``entry``; the deltas of the contributions it moved."""
+        before = {metric: entry.contribution(metric) for metric in METRICS}
+        change()
+        deltas = []
+        for metric in METRICS:
+            after = entry.contribution(metric)
+            if after != before[metric]:
+                deltas.append(Delta(label, metric, _minus(_totals(*after), _totals(*before[metric])), at_ms,
+                                    entry.segment))
+        return deltas
+
+
+def _credit(entry: Entry, counts: Counts, at_ms: int, active: bool) -> None:
+    """An activity at or after the member entered: it counts for the variant."""
+    entry.post.add(counts)
+    entry.active_d1 = entry.active_d1 or (active and at_ms >= entry.entered_ms + DAY_MS)
+    entry.active_d7 = entry.active_d7 or (active and at_ms >= entry.entered_ms + 7 * DAY_MS)
 
 
 ALL_MEMBERS = "all"  # the segment of every member; the others are the device class members entered on

@@ -105,3 +105,44 @@ def test_state_stays_bounded() -> None:
     member.exposure("imp", [f"x{n}:v" for n in range(40)], at_ms=DAY0)
     assert len(member.seen) <= 4_096 and len(member.days) <= PRE_DAYS + 1
     assert len(member.entries) == 16 and member.refused == 24
+
+
+order_steps = st.lists(st.one_of(
+    st.tuples(st.just("outcome"), st.integers(0, 3 * DAY_MS), st.booleans(), st.booleans()),
+    st.tuples(st.just("play"), st.integers(0, 3 * DAY_MS), st.integers(0, 3_600_000)),
+    st.tuples(st.just("active"), st.integers(0, 10 * DAY_MS)),
+), max_size=40)
+
+
+@settings(max_examples=100, deadline=None)
+@given(order_steps, st.integers(0, 3 * DAY_MS), st.randoms(use_true_random=False))
+def test_what_a_member_did_counts_the_same_in_any_arrival_order(steps: list[tuple[Any, ...]], entered_at: int,
+                                                                rnd: Any) -> None:
+    """The topics deliver in no order across each other: an outcome or a play may arrive before the impression
+    that made the member enter. The member's totals end the same either way."""
+    events: list[tuple[Any, ...]] = [("exposure", "imp", DAY0 + entered_at, ("a:more",))]
+    for n, step in enumerate(steps):
+        kind, at, *rest = step
+        events.append((kind, f"e{n}", DAY0 + at, *([f"pb{n}", rest[0], "STOP"] if kind == "play" else rest)))
+
+    def final(order: list[tuple[Any, ...]]) -> Any:
+        member = MemberMetrics()
+        for kind, event_id, at, *rest in order:
+            apply(member, (kind, event_id, at, *rest))
+        entry = member.entries["a:more"]
+        return entry.entered_ms, entry.pre, entry.post, entry.active_d1, entry.active_d7
+
+    in_time = final(sorted(events, key=lambda e: e[2]))
+    shuffled = list(events)
+    rnd.shuffle(shuffled)
+    assert final(shuffled) == in_time
+
+
+def test_an_earlier_impression_arriving_late_moves_the_entry_back() -> None:
+    member = MemberMetrics()
+    member.outcome("o1", clicked=True, played=False, at_ms=DAY0 + 100)
+    member.exposure("late-first", ["a:more"], at_ms=DAY0 + 200)
+    assert member.entries["a:more"].post.clicks == 0  # before the (second) impression
+    deltas = member.exposure("early", ["a:more"], at_ms=DAY0 + 50)
+    assert member.entries["a:more"].entered_ms == DAY0 + 50 and member.entries["a:more"].post.clicks == 1
+    assert {d.metric for d in deltas} == {"ctr", "play_rate"} and all(d.totals.n == 0 for d in deltas)
