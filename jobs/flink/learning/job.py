@@ -4,7 +4,7 @@ The design, its staleness bound and every setting are in ``docs/jobs/learning.md
 :mod:`jobs.models`. Steps, each with a stable uid:
 
 1. ``learning-source`` / ``learning-decode``: play, browse, rating, search -> feedback or search.
-2. ``model-updates-source``, ``catalog-source``, ``experiments-source`` (and ``blend-updates-source``,
+2. ``model-updates-source``, ``catalog-source`` (catalog and experiments; and ``blend-updates-source``,
    ``neural-updates-source``): compacted topics, read from the start, decoded, broadcast to the user side.
 3. ``user-learner`` (keyed by user): test, then learn; item steps, blend observations and neural examples
    to side outputs; each changed user's vectors and top picks (their variant's blend) every ``flush_ms``.
@@ -54,15 +54,15 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
                          Step("learning-decode", "decode -> feedback"),
                          DecodeEvents(JOB_NAME, op.feedback, limits=Limits.load())).events
 
-    def shared_topic(topic: str, suffix: str, what: str) -> Any:  # a compacted topic of the job's, decoded
-        return named(read_topic(env, kafka, [topic], settings.group_id + suffix, Step(f"{topic}-source",
-                                                                                     f"{topic} (Kafka)"))
+    def shared_topic(topic: str, suffix: str, what: str, also: tuple[str, ...] = ()) -> Any:  # compacted, decoded
+        names = ", ".join((topic, *also))  # more topics in one source: a new source would renumber the sinks' ids
+        return named(read_topic(env, kafka, [topic, *also], settings.group_id + suffix,
+                                Step(f"{topic}-source", f"{names} (Kafka)"))
                      .map(op.DecodeShared(), output_type=PICKLED), Step(f"{topic}-decode", f"decode {what}"))
 
-    updates, catalog = shared_topic("model-updates", "-updates", "item vectors"), shared_topic("catalog", "-catalog",
-                                                                                              "catalog")
-    experiments = shared_topic("experiments", "-experiments", "experiments")  # unreadable (None): ignored there
-    shared, descriptors = updates.union(catalog, experiments), [op.ITEMS, op.CATALOG, op.EXPERIMENTS]
+    updates = shared_topic("model-updates", "-updates", "item vectors")
+    catalog = shared_topic("catalog", "-catalog", "catalog, experiments", also=("experiments",))
+    shared, descriptors = updates.union(catalog), [op.ITEMS, op.CATALOG, op.EXPERIMENTS]
     if not settings.pin_blend:  # the blends learned: read back what the blend learner publishes
         blend_updates = named(shared_topic("blend-updates", "-blends", "blends")
                               .filter(lambda value: value is not None), Step("blend-updates-known", "blends"))

@@ -7,9 +7,9 @@ The rows, rules and controls are in :mod:`jobs.homepage.rows`, the per-user stat
    same checks as the feature job; unreadable messages are counted (the feature job dead-letters them).
 2. ``rows-user-updates-source``: the learning job's user-updates topic (top picks, content profile,
    the last event the models reflect).
-3. ``rows-catalog-source``, ``rows-model-updates-source``, ``rows-policy-updates-source`` and
-   ``rows-experiments-source``: the catalog, the published item vectors, the shared policy models and
-   the experiments, compacted and read from the start, broadcast together.
+3. ``rows-catalog-source`` (the catalog and the experiments), ``rows-model-updates-source`` and
+   ``rows-policy-updates-source``: the catalog, the experiments, the published item vectors and the shared
+   policy models, compacted and read from the start, broadcast together.
 4. ``homepage-builder`` (keyed by user): applies events and updates to the member's state and, at most
    every ``flush_ms``, rebuilds the homepage of their current context bucket (the daypart now in their
    local time, the device of their newest event); a timer at the next daypart change rebuilds it for
@@ -58,9 +58,10 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
     """Wire the whole job onto ``env``; returns the statement set that carries the Kafka sinks."""
     stores, group = Stores(cassandra), settings.group_id
 
-    def records(topic: str, suffix: str, source: Step, decode: Step) -> Any:
-        return named(read_topic(env, kafka, [topic], group + suffix, source).map(op.DecodeRecords(),
-                                                                               output_type=PICKLED), decode)
+    def records(topics: str | list[str], suffix: str, source: Step, decode: Step) -> Any:
+        # several topics in one source where a topic is added: a new source would renumber the sinks' operator ids
+        return named(read_topic(env, kafka, [topics] if isinstance(topics, str) else topics, group + suffix, source)
+                     .map(op.DecodeRecords(), output_type=PICKLED), decode)
 
     events = read_events(env, kafka, USER_EVENT_TOPICS, group,
                          Step("rows-events-source", "play, search, browse, rating (Kafka)"),
@@ -69,20 +70,18 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
     updates = named(records("user-updates", "-updates", Step("rows-user-updates-source", "user-updates (Kafka)"),
                             Step("rows-decode-updates", "decode user updates")).filter(lambda value: value is not None),
                     Step("rows-known-updates", "readable user updates"))
-    catalog = records("catalog", "-catalog", Step("rows-catalog-source", "catalog (Kafka)"),
-                      Step("rows-decode-catalog", "decode catalog"))
+    catalog = records(["catalog", "experiments"], "-catalog",
+                      Step("rows-catalog-source", "catalog, experiments (Kafka)"),
+                      Step("rows-decode-catalog", "decode catalog, experiments"))
     items = records("model-updates", "-items", Step("rows-model-updates-source", "model-updates (Kafka)"),
                     Step("rows-decode-items", "decode item vectors"))
-    experiments = records("experiments", "-experiments", Step("rows-experiments-source", "experiments (Kafka)"),
-                          Step("rows-decode-experiments", "decode experiments"))
     policies = named(records("policy-updates", "-policies",
                              Step("rows-policy-updates-source", "policy-updates (Kafka)"),
                              Step("rows-decode-policies", "decode policies")).filter(lambda value: value is not None),
                      Step("rows-known-policies", "readable policies"))
 
     pages = named(events.union(updates).key_by(lambda value: value[0], key_type=Types.STRING())
-                  .connect(catalog.union(items, policies, experiments)
-                           .broadcast(op.CATALOG, op.ITEMS, op.POLICIES, op.EXPERIMENTS))
+                  .connect(catalog.union(items, policies).broadcast(op.CATALOG, op.ITEMS, op.POLICIES, op.EXPERIMENTS))
                   .process(op.HomepageBuilder(settings, stores), output_type=PICKLED),
                   Step("homepage-builder", "homepage builder (per user)"))
     named(named(pages.filter(lambda value: value[0] == op.PAGE), Step("rows-pages", "pages"))
