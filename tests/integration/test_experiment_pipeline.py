@@ -32,6 +32,7 @@ from jobs.flink.metrics.config import MetricsJobConfig
 from jobs.flink.rows.config import RowsJobConfig
 from jobs.models.online import MODEL_VERSION
 from jobs.runtime import FlinkConfig
+from tests.integration.serving import serving
 from tests.integration.test_learning_job import _wait
 
 DAY = 86_400_000
@@ -51,7 +52,7 @@ overrides = {{ "rows.diversity" = 1.0 }}
 
 def test_two_diversity_variants_served_measured_and_reported(kafka_config: Any, cassandra_config: Any,
                                                              cassandra_session: Any, make_event: Any,
-                                                             tmp_path: Path) -> None:
+                                                             tmp_path: Path, clean_environment: dict[str, str]) -> None:
     tag = uuid.uuid4().hex[:8]
     kafka = replace(kafka_config, topic_prefix=f"abtest-{tag}.")
     created = ensure_topics(kafka)
@@ -144,6 +145,15 @@ def test_two_diversity_variants_served_measured_and_reported(kafka_config: Any, 
         assert report.sample_ratio_ok and {r.metric for r in report.results} >= {"ctr", "play_rate", "watch_minutes"}
         ctr_result = next(r for r in report.results if r.metric == "ctr")
         assert ctr_result.lift.control.value > 0 and set(ctr_result.segments) == {"TV"}
+        # the API follows the experiments topic: a member's assignment, and the report's page from the sums
+        with serving(kafka, cassandra_config, clean_environment) as service:
+            member = members[0]
+            answer = service.call(f"/v1/members/{member}/experiments").json()
+            assert [(a["experiment"], a["variant"]) for a in answer["assignments"]] == [(name, assigned[member])]
+            page = service.call(f"/experiments/{name}")
+            assert page.status == 200 and page.headers["content-type"].startswith("text/html")
+            assert f"Experiment {name}".encode() in page.body and b"<svg" in page.body
+            assert service.call("/experiments/no-such-experiment").status == 404
     finally:
         for job in jobs:
             job.cancel().result()
