@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from connectors.state import Versioned
+from jobs.dedupe import id_hash
 from jobs.experiments.stats import Totals
 
 DAY_MS = 86_400_000
 PRE_DAYS = 14
 MAX_EXPERIMENTS = 16  # per member: labels beyond are not entered (counted by the job)
-MAX_SEEN = 4_096  # event ids remembered per member to drop redeliveries
+MAX_SEEN = 512  # event ids remembered per member (their hashes) to drop redeliveries: more than a restore replays
 MAX_PLAYBACKS = 64
 MAX_RECENT = 256  # activities kept as they came, for an impression that arrives after what followed it
 # metric -> (numerator, denominator) over a member's totals; "members" is 1
@@ -123,22 +124,28 @@ class MemberMetrics(Versioned):
     entry time.
     """
 
-    STATE_VERSION = 2
-    MIGRATIONS = {1: lambda fields: (*fields, [])}  # version 2 keeps the recent activities
+    STATE_VERSION = 3
+    MIGRATIONS = {1: lambda fields: (*fields, []),  # version 2 keeps the recent activities
+                  2: lambda fields: (*fields[:2], {id_hash(k): None for k in fields[2]}, *fields[3:])}  # id hashes
 
     days: dict[int, Counts] = field(default_factory=dict)  # day index -> that day's counts
     entries: dict[str, Entry] = field(default_factory=dict)  # experiment:variant -> entry
-    seen: dict[str, None] = field(default_factory=dict)  # event ids applied, oldest first
+    seen: dict[int, None] = field(default_factory=dict)  # hashes of the event ids applied, oldest first
     playheads: dict[str, int] = field(default_factory=dict)  # playback id -> furthest position counted
     refused: int = 0  # labels not entered: over MAX_EXPERIMENTS
     # (event time, impressions, clicks, plays, watch ms, active), in arrival order, the newest MAX_RECENT
     recent: list[tuple[int, int, int, int, int, bool]] = field(default_factory=list)
 
+    def applied(self, event_id: str) -> bool:
+        """Whether ``event_id`` was applied already (among the newest ``MAX_SEEN``)."""
+        return id_hash(event_id) in self.seen
+
     def first_time(self, event_id: str) -> bool:
         """Whether ``event_id`` is new (and remember it); a redelivery changes nothing."""
-        if event_id in self.seen:
+        key = id_hash(event_id)
+        if key in self.seen:
             return False
-        self.seen[event_id] = None
+        self.seen[key] = None
         if len(self.seen) > MAX_SEEN:
             del self.seen[next(iter(self.seen))]
         return True

@@ -103,7 +103,7 @@ def test_state_stays_bounded() -> None:
     for n in range(10_000):
         member.active(f"e{n}", at_ms=DAY0 + n * DAY_MS // 10)
     member.exposure("imp", [f"x{n}:v" for n in range(40)], at_ms=DAY0)
-    assert len(member.seen) <= 4_096 and len(member.days) <= PRE_DAYS + 1
+    assert len(member.seen) <= 512 and len(member.days) <= PRE_DAYS + 1 and len(member.recent) <= 256
     assert len(member.entries) == 16 and member.refused == 24
 
 

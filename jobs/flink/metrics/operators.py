@@ -70,7 +70,7 @@ class MemberMetricsFunction(KeyedProcessFunction):  # type: ignore[misc]
     def process_element(self, value: Any, ctx: Any) -> Iterator[tuple[str, list[Delta]]]:
         user_id, kind, payload = value
         member: MemberMetrics = self.state.value(user_id) or MemberMetrics()
-        if (payload[0] if kind == "outcome" else payload.event_id) in member.seen:
+        if member.applied(payload[0] if kind == "outcome" else payload.event_id):
             self.duplicates.inc()  # a redelivery: nothing changes, nothing is written
             return
         refused, entered = member.refused, len(member.entries)
