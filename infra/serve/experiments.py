@@ -13,11 +13,9 @@ from typing import Any
 from connectors.experiment_store import MetricRow
 from connectors.follower import TopicFollower
 from jobs.experiments.assignment import variant_of
-from jobs.experiments.definition import Eligibility, Experiment, Exposure
+from jobs.experiments.definition import MAX_HELD, Eligibility, Experiment, Exposure
 from jobs.experiments.report import build_report, html_report, sums_rows
 from jobs.records.experiment import experiment_from_record, newest
-
-MAX_EXPERIMENTS = 10_000  # held per worker; more are counted (refused) and not served
 
 
 class ExperimentsReplica(TopicFollower):
@@ -34,7 +32,7 @@ class ExperimentsReplica(TopicFollower):
         return self.put(experiment_from_record(record))
 
     def put(self, experiment: Experiment) -> bool:
-        if experiment.name not in self.experiments and len(self.experiments) >= MAX_EXPERIMENTS:
+        if experiment.name not in self.experiments and len(self.experiments) >= MAX_HELD:
             self.refused += 1
             return False
         if not newest(self.experiments, experiment):

@@ -43,6 +43,7 @@ from jobs.homepage.rules import MATURITY_LEVELS
 
 LAYER_BUCKETS = 10_000  # a layer's members hash into this many buckets; an experiment holds a contiguous range
 MAX_VARIANTS = 8
+MAX_HELD = 10_000  # experiments a job or a service holds (stopped ones too); more are counted and not run
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 TENURES = ("new", "growing", "established")
 DEVICE_CLASSES = ("TV", "MOBILE", "WEB")

@@ -27,7 +27,7 @@ from connectors.events import CatalogItem, from_record
 from connectors.model_store import ModelStore
 from jobs.context import now_ms
 from jobs.experiments.assignment import assign, settings_for
-from jobs.experiments.definition import Experiment, Exposure
+from jobs.experiments.definition import MAX_HELD, Experiment, Exposure
 from jobs.flink.learning.config import LearningJobConfig
 from jobs.models.base import Feedback, Search
 from jobs.models.blend import SEGMENTS, LocalSearch, PublishedBlend
@@ -308,6 +308,9 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         except ValueError:
             self.bad_overrides.inc()
             self.experiments.pop(experiment.name, None)
+            return
+        if experiment.name not in self.experiments and len(self.experiments) >= MAX_HELD:
+            self.bad_overrides.inc()  # a flood of experiments: the first MAX_HELD run, the rest are counted
             return
         self.experiments[experiment.name] = experiment
 

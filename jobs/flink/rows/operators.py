@@ -19,7 +19,7 @@ from connectors.feature_store import FeatureStore
 from connectors.homepage_store import HomepageStore
 from jobs.context import next_daypart_ms, now_ms, weekday
 from jobs.experiments.assignment import assign, settings_for
-from jobs.experiments.definition import Experiment, Exposure
+from jobs.experiments.definition import MAX_HELD, Experiment, Exposure
 from jobs.exploration.presentation import (
     POLICY_SET,
     MemberContext,
@@ -203,6 +203,9 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         except ValueError:
             self.bad_overrides.inc()
             self.experiments.pop(experiment.name, None)
+            return
+        if experiment.name not in self.experiments and len(self.experiments) >= MAX_HELD:
+            self.bad_overrides.inc()  # a flood of experiments: the first MAX_HELD run, the rest are counted
             return
         self.experiments[experiment.name] = experiment
 
