@@ -172,6 +172,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.experiments: dict[str, Experiment] = {}
         self.variant_blends: dict[str, dict[str, float]] = {}  # blend text -> weights
         self.bad_overrides = EventCount(metrics, "not_applied_experiment_override")
+        self.over_limit = EventCount(metrics, "not_applied_experiments_over_limit")
         loaders.append((EXPERIMENTS, self.hold_experiment))
         self.restore = BroadcastRestore(loaders, self.decode_failures)
         self.applied = EventCount(metrics, "feedback_applied")
@@ -310,7 +311,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             self.experiments.pop(experiment.name, None)
             return
         if experiment.name not in self.experiments and len(self.experiments) >= MAX_HELD:
-            self.bad_overrides.inc()  # a flood of experiments: the first MAX_HELD run, the rest are counted
+            self.over_limit.inc()  # a flood of experiments: the first MAX_HELD run, the rest are counted
             return
         self.experiments[experiment.name] = experiment
 

@@ -136,6 +136,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.rewards = EventCount(metrics, "outcomes_learned")
         self.in_experiments = EventCount(metrics, "homepages_in_experiments")
         self.bad_overrides = EventCount(metrics, "not_applied_experiment_override")
+        self.over_limit = EventCount(metrics, "not_applied_experiments_over_limit")
         self.codec = EventCodec()
 
     def close(self) -> None:
@@ -205,7 +206,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             self.experiments.pop(experiment.name, None)
             return
         if experiment.name not in self.experiments and len(self.experiments) >= MAX_HELD:
-            self.bad_overrides.inc()  # a flood of experiments: the first MAX_HELD run, the rest are counted
+            self.over_limit.inc()  # a flood of experiments: the first MAX_HELD run, the rest are counted
             return
         self.experiments[experiment.name] = experiment
 
