@@ -50,7 +50,7 @@ DEVICE_CLASSES = ("TV", "MOBILE", "WEB")
 # component -> the settings a variant may change (each checked by that component's config on create)
 OVERRIDABLE: dict[str, tuple[str, ...]] = {
     "learning": ("blend", "blend_new", "blend_growing", "blend_established"),
-    "rows": ("diversity", "popularity_penalty", "explore_share", "explore_after", "row_order_epsilon",
+    "rows": ("diversity", "popularity_penalty", "explore_share", "explore_after", "row_order", "row_order_epsilon",
              "artwork_epsilon", "context_weight"),
 }
 _MAX_TEXT = 1_000

@@ -157,6 +157,26 @@ class RowOrderPolicy:
         self.models[kind].learn_one(features, reward > 0)
 
 
+class FixedRowOrder(RowOrderPolicy):
+    """The device's default order every time, never explored: the baseline a learned order is tested against.
+
+    It shares the learned policy's models (the outcomes of its pages still teach them) and only ignores them.
+
+    >>> learned = RowOrderPolicy(("top_picks", "trending"), epsilon=0.0)
+    >>> learned.learn_one({"daypart:evening": 1.0}, "trending", 1.0)
+    >>> fixed = FixedRowOrder(learned)
+    >>> fixed.choose({"daypart:evening": 1.0}, random.Random(1), default=("top_picks", "trending")).order
+    ('top_picks', 'trending')
+    """
+
+    def __init__(self, learned: RowOrderPolicy, version: str = "rows-fixed-1") -> None:
+        self.kinds, self.epsilon, self.version, self.models = learned.kinds, 0.0, version, learned.models
+
+    def greedy(self, features: Features, default: Sequence[str] | None = None) -> tuple[str, ...]:
+        order = [kind for kind in (default or self.kinds) if kind in self.kinds]
+        return (*order, *(kind for kind in self.kinds if kind not in order))
+
+
 @dataclass
 class ThemeHistory(Versioned):
     """One member's clicks and impressions per artwork theme (keyed state: a few counters)."""

@@ -60,6 +60,7 @@ def test_a_good_file_loads_and_describes_itself(tmp_path: Path) -> None:
     ({"rows.explore_after": "first"}, "variant 'b': [rows] explore_after:"),
     ({"rows.explore_after": "0"}, "variant 'b': [rows] explore_after must be >= 1"),
     ({"learning.blend": "cf=1,telepathy=2"}, "variant 'b': [learning] blend:"),
+    ({"rows.row_order": "random"}, "variant 'b': [rows] row_order must be one of learned, fixed"),
 ])
 def test_bad_override_values_are_refused_by_the_component_config(settings: dict[str, str], named: str) -> None:
     with pytest.raises(NextwatchError) as refused:
@@ -87,3 +88,17 @@ def test_bad_files_are_refused_naming_the_file(tmp_path: Path, content: str, nam
     assert str(path) in str(refused.value)
     with pytest.raises(NextwatchError, match="No such file"):
         load_definition(tmp_path / "missing.toml", now_ms=0)
+
+
+def test_a_variant_may_serve_the_fixed_row_order_over_the_shared_models() -> None:
+    from jobs.exploration.policies import FixedRowOrder
+    from jobs.flink.rows.config import RowsJobConfig, new_policies, served_policies, variant_settings
+
+    check_overrides(draft(**{"rows.row_order": "fixed"}), file_data={})
+    base = RowsJobConfig()
+    shared = new_policies(base)
+    fixed = served_policies(shared, variant_settings(base, {"row_order": "fixed"}))
+    assert isinstance(fixed.order, FixedRowOrder) and fixed.order.models is shared.order.models
+    assert fixed.order.version == "rows-fixed-1" and fixed.order.epsilon == 0.0
+    assert type(served_policies(shared, base).order) is type(shared.order)  # the learned one, as configured
+    assert isinstance(new_policies(RowsJobConfig(row_order="fixed")).order, FixedRowOrder)

@@ -8,12 +8,13 @@ from dataclasses import dataclass, fields, replace
 
 from connectors.config import load_section
 from connectors.errors import ConfigError
-from jobs.exploration.policies import ArtworkPolicy, RowOrderPolicy
+from jobs.exploration.policies import ArtworkPolicy, FixedRowOrder, RowOrderPolicy
 from jobs.exploration.presentation import ROW_KINDS, HomepagePolicies
 from jobs.exploration.rewards import REWARD_WINDOW_MS
 from jobs.homepage.rows import HomepageSettings
 
 JOB_NAME = "nextwatch-rows"
+ROW_ORDER_POLICIES = ("learned", "fixed")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class RowsJobConfig:
     # (homepage_quality as served: Recall@10 0.1861 exploring from the second slot, 0.1954 from the
     # tenth, 0.2032 without exploration; the rest is row-order exploration)
     explore_after: int = 10
+    row_order: str = "learned"  # the row-order policy: learned (epsilon-greedy) or fixed (the device's default)
     row_order_epsilon: float = 0.1  # the row-order policy's share of random orders
     artwork_epsilon: float = 0.1  # the artwork policy's share of random variants
     context_weight: float = 0.1  # Top Picks: how far a learned daypart/weekend effect on plays may move a pick
@@ -54,6 +56,9 @@ class RowsJobConfig:
         if self.explore_after < 1:
             raise ConfigError(f"[rows] explore_after must be >= 1 (the first slot keeps the ranking), "
                               f"got {self.explore_after}")
+        if self.row_order not in ROW_ORDER_POLICIES:
+            raise ConfigError(f"[rows] row_order must be one of {', '.join(ROW_ORDER_POLICIES)}, "
+                              f"got {self.row_order!r}")
         for name in ("explore_share", "row_order_epsilon", "artwork_epsilon", "context_weight"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"[rows] {name} must be in [0, 1], got {getattr(self, name)}")
@@ -70,7 +75,8 @@ class RowsJobConfig:
 
 def new_policies(settings: RowsJobConfig) -> HomepagePolicies:
     """Untaught homepage policies with the job's exploration settings."""
-    return HomepagePolicies(RowOrderPolicy(ROW_KINDS, settings.row_order_epsilon),
+    learned = RowOrderPolicy(ROW_KINDS, settings.row_order_epsilon)
+    return HomepagePolicies(FixedRowOrder(learned) if settings.row_order == "fixed" else learned,
                             ArtworkPolicy(settings.artwork_epsilon), settings.explore_share,
                             context_weight=settings.context_weight, explore_after=settings.explore_after)
 
@@ -92,7 +98,11 @@ def variant_settings(base: RowsJobConfig, overrides: Mapping[str, str]) -> RowsJ
 def served_policies(shared: HomepagePolicies, settings: RowsJobConfig) -> HomepagePolicies:
     """The shared policies with ``settings``' exploration (a variant's): the learned models are the same
     objects, not copies, so every variant serves with and teaches one set of models."""
-    order, artwork = copy.copy(shared.order), copy.copy(shared.artwork)
-    order.epsilon, artwork.epsilon = settings.row_order_epsilon, settings.artwork_epsilon
+    order: RowOrderPolicy = copy.copy(shared.order)
+    order.epsilon = settings.row_order_epsilon
+    if settings.row_order == "fixed":
+        order = FixedRowOrder(shared.order)
+    artwork = copy.copy(shared.artwork)
+    artwork.epsilon = settings.artwork_epsilon
     return replace(shared, order=order, artwork=artwork, explore_share=settings.explore_share,
                    context_weight=settings.context_weight, explore_after=settings.explore_after)
