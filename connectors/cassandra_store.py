@@ -58,6 +58,25 @@ def _option_value(raw: str) -> Any:
     return raw
 
 
+def cluster_security(config: CassandraConfig) -> dict[str, Any]:
+    """The ``Cluster`` arguments for credentials and TLS (none when the config sets neither)."""
+    settings: dict[str, Any] = {}
+    if config.username:
+        from cassandra.auth import PlainTextAuthProvider
+
+        settings["auth_provider"] = PlainTextAuthProvider(username=config.username, password=config.password)
+    if config.ssl_ca_file:
+        import ssl
+
+        try:
+            context = ssl.create_default_context(cafile=config.ssl_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"[cassandra] ssl_ca_file {config.ssl_ca_file}: {exc}") from exc
+        context.check_hostname = config.ssl_verify_hostname
+        settings["ssl_context"] = context
+    return settings
+
+
 def cluster_for(config: CassandraConfig) -> Cluster:
     """A Cluster from the config. After an outage the driver reconnects within 10 s (its own default
     backs off to 10 minutes between attempts, which would outlast a short outage by far)."""
@@ -69,7 +88,8 @@ def cluster_for(config: CassandraConfig) -> Cluster:
             port=config.port,
             protocol_version=config.protocol_version,
             connect_timeout=config.connect_timeout_s,
-            **{"reconnection_policy": ExponentialReconnectionPolicy(0.5, 10.0), **options},
+            **{"reconnection_policy": ExponentialReconnectionPolicy(0.5, 10.0), **cluster_security(config),
+               **options},
         )
     except TypeError as exc:
         raise ConfigError(f"[cassandra.options]: {exc}") from exc

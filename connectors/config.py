@@ -99,24 +99,109 @@ def load_section(cls: type[T], section: str, env: Mapping[str, str] | None = Non
     return cls(**values)
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+                   "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+                   "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule"}
+# a setting whose name holds one of these is a secret: never printed or logged
+SECRET_WORDS = ("password", "secret", "jaas", "token", "credential")
+
+
+def redacted(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` with every secret's value replaced, for logs and status lines.
+
+    >>> redacted({"sasl.username": "app", "sasl.password": "hunter2", "sasl.jaas.config": "x"})
+    {'sasl.username': 'app', 'sasl.password': '***', 'sasl.jaas.config': '***'}
+    """
+    return {k: "***" if any(word in k.lower() for word in SECRET_WORDS) and v else v for k, v in settings.items()}
+
+
 @dataclass(frozen=True)
 class KafkaConfig:
-    """Where the broker is and how clients talk to it."""
+    """Where the broker is and how clients talk to it, TLS and SASL included.
+
+    The security settings are typed once here and given to each kind of client in its own words: librdkafka's
+    (the SDK, consumers, admin: :meth:`client_config`) and the Java client's (the Flink jobs' sources and
+    sinks: :meth:`java_properties`).
+
+    >>> secure = KafkaConfig(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="app",
+    ...                      sasl_password="s3cret", ssl_ca_location="/etc/kafka/ca.pem")
+    >>> secure.client_config()["sasl.mechanisms"], secure.java_properties()["ssl.truststore.type"]
+    ('SCRAM-SHA-512', 'PEM')
+    >>> "s3cret" in repr(secure)
+    False
+    """
 
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = "nextwatch."
     partitions: int = 4
     replication_factor: int = 1
     connect_timeout_s: float = 10.0
-    options: dict[str, str] = field(default_factory=dict)  # librdkafka, passed through
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+    sasl_mechanism: str = ""  # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* only)
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)  # from the environment or a secret file, never a manifest
+    ssl_ca_location: str = ""  # PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL)
+    options: dict[str, str] = field(default_factory=dict, repr=False)  # librdkafka, passed through
+
+    def __post_init__(self) -> None:
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(f"[kafka] security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, got "
+                              f"{self.security_protocol!r}")
+        if self.security_protocol.startswith("SASL_"):
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise ConfigError(f"[kafka] sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)} with "
+                                  f"{self.security_protocol}, got {self.sasl_mechanism!r}")
+            if not self.sasl_username or not self.sasl_password:
+                raise ConfigError(f"[kafka] {self.security_protocol} needs sasl_username and sasl_password "
+                                  f"(NEXTWATCH_KAFKA_SASL_PASSWORD)")
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+            raise ConfigError(f"[kafka] SASL settings are set but security_protocol is {self.security_protocol}")
+        if self.ssl_ca_location and "SSL" not in self.security_protocol:
+            raise ConfigError(f"[kafka] ssl_ca_location is set but security_protocol is {self.security_protocol}")
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, file_data: Mapping[str, Any] | None = None) -> KafkaConfig:
         return load_section(cls, "kafka", env, file_data)
 
+    def security(self) -> dict[str, str]:
+        """The security settings in librdkafka's words (empty for PLAINTEXT)."""
+        settings = {"security.protocol": self.security_protocol} if self.security_protocol != "PLAINTEXT" else {}
+        if self.security_protocol.startswith("SASL_"):
+            settings.update({"sasl.mechanisms": self.sasl_mechanism, "sasl.username": self.sasl_username,
+                             "sasl.password": self.sasl_password})
+        if self.ssl_ca_location:
+            settings["ssl.ca.location"] = self.ssl_ca_location
+        return settings
+
+    def java_properties(self) -> dict[str, str]:
+        """The security settings in the Java client's words, for the Flink jobs' sources and sinks."""
+        settings = {"security.protocol": self.security_protocol} if self.security_protocol != "PLAINTEXT" else {}
+        if self.security_protocol.startswith("SASL_"):
+            quote = lambda text: text.replace("\\", "\\\\").replace('"', '\\"')  # noqa: E731 - JAAS string
+            settings.update({"sasl.mechanism": self.sasl_mechanism,
+                             "sasl.jaas.config": f'{SASL_MECHANISMS[self.sasl_mechanism]} required '
+                                                 f'username="{quote(self.sasl_username)}" '
+                                                 f'password="{quote(self.sasl_password)}";'})
+        if self.ssl_ca_location:
+            settings.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": self.ssl_ca_location})
+        return settings
+
+    def describe_security(self) -> str:
+        """How clients authenticate, for status lines: never the password.
+
+        >>> KafkaConfig(security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username="app",
+        ...             sasl_password="s3cret").describe_security()
+        'SASL_SSL as app (PLAIN)'
+        """
+        text = self.security_protocol
+        if self.security_protocol.startswith("SASL_"):
+            text += f" as {self.sasl_username} ({self.sasl_mechanism})"
+        return text + (f", CA {self.ssl_ca_location}" if self.ssl_ca_location else "")
+
     def client_config(self, **overrides: Any) -> dict[str, Any]:
-        """librdkafka settings: bootstrap, then ``overrides`` (component defaults), then ``options``."""
-        return {"bootstrap.servers": self.bootstrap_servers, **overrides, **self.options}
+        """librdkafka settings: bootstrap and security, then ``overrides`` (component defaults), then ``options``."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.security(), **overrides, **self.options}
 
 
 @dataclass(frozen=True)
@@ -133,7 +218,20 @@ class CassandraConfig:
     # a job's write that fails for want of Cassandra (timed out, no host, unavailable) is retried with backoff
     # for this long before the task fails (and the job's restart strategy takes over)
     write_retry_s: float = 300.0
-    options: dict[str, str] = field(default_factory=dict)
+    username: str = ""  # with password: PlainTextAuthProvider (Cassandra's PasswordAuthenticator)
+    password: str = field(default="", repr=False)  # from the environment or a secret file, never a manifest
+    ssl_ca_file: str = ""  # PEM of the CA that signed the nodes' certificates: TLS to every node
+    ssl_verify_hostname: bool = True
+    options: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if bool(self.username) != bool(self.password):
+            raise ConfigError("[cassandra] username and password go together (NEXTWATCH_CASSANDRA_PASSWORD)")
+
+    def describe_security(self) -> str:
+        """How the driver authenticates, for status lines: never the password."""
+        text = f"as {self.username}" if self.username else "no credentials"
+        return text + (f", TLS with CA {self.ssl_ca_file}" if self.ssl_ca_file else ", no TLS")
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None,

@@ -109,14 +109,29 @@ def kafka_sink_table_ddl(table: str, kafka: KafkaConfig, topic: str) -> str:
     While the broker is away the sink keeps retrying a record for 5 minutes
     (``delivery.timeout.ms``, as the Cassandra writers do) before the task fails.
     """
+    security = "".join(f"'properties.{key}' = {_sql_string(value)}, " for key, value in kafka.java_properties().items())
     return (
         f"CREATE TEMPORARY TABLE {table} (k BYTES, v BYTES) WITH ("
-        f"'connector' = 'kafka', 'topic' = '{topic}', "
-        f"'properties.bootstrap.servers' = '{kafka.bootstrap_servers}', "
+        f"'connector' = 'kafka', 'topic' = {_sql_string(topic)}, "
+        f"'properties.bootstrap.servers' = {_sql_string(kafka.bootstrap_servers)}, {security}"
         "'key.format' = 'raw', 'key.fields' = 'k', 'value.format' = 'raw', 'value.fields-include' = 'EXCEPT_KEY', "
         "'sink.delivery-guarantee' = 'at-least-once', 'properties.linger.ms' = '5', "
         "'properties.delivery.timeout.ms' = '300000')"
     )
+
+
+def _sql_string(text: str) -> str:
+    """A SQL string literal: quotes doubled (a JAAS config holds double quotes; a password may hold anything).
+
+    >>> _sql_string("it's")
+    "'it''s'"
+    """
+    return "'" + text.replace("'", "''") + "'"
+
+
+def source_properties(kafka: KafkaConfig, properties: dict[str, str] | None = None) -> dict[str, str]:
+    """The Java client properties of the jobs' Kafka sources: discovery, security, then ``properties``."""
+    return {"partition.discovery.interval.ms": "10000", **kafka.java_properties(), **(properties or {})}
 
 
 def handed_off(stream: Any) -> Any:
@@ -172,7 +187,8 @@ def kafka_source(kafka: KafkaConfig, topics: list[str], group_id: str, from_earl
         .set_starting_offsets(start)
         .set_value_only_deserializer(DeserializationSchema(get_gateway().jvm.nextwatch.flink.NullAsEmptyBytes()))
     )
-    # librdkafka options do not apply to the Java client; only java-style ones pass through
-    for key, value in {"partition.discovery.interval.ms": "10000", **(properties or {})}.items():
+    # librdkafka options do not apply to the Java client; security is given in its words, and java-style
+    # ``properties`` pass through
+    for key, value in source_properties(kafka, properties).items():
         builder = builder.set_property(key, value)
     return builder.build()

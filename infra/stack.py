@@ -150,12 +150,14 @@ def _remote_status(mode: str) -> list[ServiceStatus]:
     result = []
     try:
         wait_for_broker(kafka, timeout_s=5)
-        result.append(ServiceStatus("kafka", "running", f"{mode}: {kafka.bootstrap_servers}"))
+        result.append(ServiceStatus("kafka", "running",
+                                    f"{mode}: {kafka.bootstrap_servers}, {kafka.describe_security()}"))
     except BrokerUnavailableError as exc:
         result.append(ServiceStatus("kafka", "unhealthy", str(exc)))
     try:
         version = wait_for_cassandra(cassandra, timeout_s=5)
-        result.append(ServiceStatus("cassandra", "running", f"{mode}: Cassandra {version}"))
+        result.append(ServiceStatus("cassandra", "running",
+                                    f"{mode}: Cassandra {version}, {cassandra.describe_security()}"))
     except CassandraUnavailableError as exc:
         result.append(ServiceStatus("cassandra", "unhealthy", str(exc)))
     result.append(FlinkRuntime().status())
