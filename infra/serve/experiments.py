@@ -13,7 +13,7 @@ from typing import Any
 from connectors.experiment_store import MetricRow
 from connectors.follower import TopicFollower
 from jobs.experiments.assignment import variant_of
-from jobs.experiments.definition import MAX_HELD, Eligibility, Experiment, Exposure
+from jobs.experiments.definition import Eligibility, Experiment, Exposure, hold
 from jobs.experiments.report import build_report, html_report, sums_rows
 from jobs.records.experiment import experiment_from_record, newest
 
@@ -32,12 +32,11 @@ class ExperimentsReplica(TopicFollower):
         return self.put(experiment_from_record(record))
 
     def put(self, experiment: Experiment) -> bool:
-        if experiment.name not in self.experiments and len(self.experiments) >= MAX_HELD:
-            self.refused += 1
-            return False
         if not newest(self.experiments, experiment):
             return False
-        self.experiments[experiment.name] = experiment
+        if hold(self.experiments, experiment):
+            self.refused += 1  # over the limit
+            return False
         return True
 
 

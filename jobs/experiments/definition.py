@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -142,6 +142,33 @@ class Experiment(Versioned):
     def stopped(self, now_ms: int) -> Experiment:
         """The next version: stopped from ``now_ms`` (its members get the defaults again)."""
         return replace(self, stop_ms=now_ms, version=self.version + 1, updated_ms=now_ms)
+
+
+def hold(held: MutableMapping[str, Experiment], experiment: Experiment,
+         check: Callable[[Variant], object] = lambda variant: None) -> str | None:
+    """Serve ``experiment`` from ``held`` (a job's or a service's, by name): None when held, else why not.
+
+    ``check`` raises ValueError for a variant this component cannot run (an override its config refuses:
+    checked on create, so written around it); the whole experiment is then dropped ("override"), since
+    serving only its control would skew the split. Past ``MAX_HELD`` experiments a new one is refused
+    ("over_limit").
+
+    >>> held = {}
+    >>> hold(held, Experiment("e", "l", "s", (Variant("a"), Variant("b")))), list(held)
+    (None, ['e'])
+    >>> hold(held, Experiment("e", "l", "s", (Variant("a"), Variant("b"))), check=lambda v: float(v.name)), list(held)
+    ('override', [])
+    """
+    try:
+        for variant in experiment.variants:
+            check(variant)
+    except ValueError:
+        held.pop(experiment.name, None)
+        return "override"
+    if experiment.name not in held and len(held) >= MAX_HELD:
+        return "over_limit"
+    held[experiment.name] = experiment
+    return None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from connectors.events import CatalogItem, from_record
 from connectors.model_store import ModelStore
 from jobs.context import now_ms
 from jobs.experiments.assignment import assign, settings_for
-from jobs.experiments.definition import MAX_HELD, Experiment, Exposure
+from jobs.experiments.definition import Experiment, Exposure, Variant, hold
 from jobs.flink.learning.config import LearningJobConfig
 from jobs.models.base import Feedback, Search
 from jobs.models.blend import SEGMENTS, LocalSearch, PublishedBlend
@@ -302,18 +302,13 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     def hold_experiment(self, experiment: Experiment) -> None:
         """Serve ``experiment``'s blends from now; one whose blend this version cannot parse (checked on create,
         so written around it) is counted and not run here."""
-        try:
-            for variant in experiment.variants:
-                for text in variant.settings("learning").values():
-                    self.variant_blends.setdefault(text, parse_blend(text))
-        except ValueError:
-            self.bad_overrides.inc()
-            self.experiments.pop(experiment.name, None)
-            return
-        if experiment.name not in self.experiments and len(self.experiments) >= MAX_HELD:
-            self.over_limit.inc()  # a flood of experiments: the first MAX_HELD run, the rest are counted
-            return
-        self.experiments[experiment.name] = experiment
+        def parse(variant: Variant) -> None:
+            for text in variant.settings("learning").values():
+                self.variant_blends.setdefault(text, parse_blend(text))
+
+        refused = hold(self.experiments, experiment, parse)
+        if refused:
+            (self.bad_overrides if refused == "override" else self.over_limit).inc()
 
     def serving_blend(self, user_id: str, segment: str, now: int) -> tuple[dict[str, float], str]:
         """The weights the member's picks are ranked by, and how to describe them: their segment's blend, or

@@ -19,7 +19,7 @@ from connectors.feature_store import FeatureStore
 from connectors.homepage_store import HomepageStore
 from jobs.context import next_daypart_ms, now_ms, weekday
 from jobs.experiments.assignment import assign, settings_for
-from jobs.experiments.definition import MAX_HELD, Experiment, Exposure
+from jobs.experiments.definition import Experiment, Exposure, hold
 from jobs.exploration.presentation import (
     POLICY_SET,
     MemberContext,
@@ -198,17 +198,9 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     def hold_experiment(self, experiment: Experiment) -> None:
         """Serve ``experiment`` from now; one whose overrides this version's config refuses (checked on create,
         so written around it) is counted and not run at all, so none of its variants is measured."""
-        try:
-            for variant in experiment.variants:
-                variant_settings(self.settings, variant.settings("rows"))
-        except ValueError:
-            self.bad_overrides.inc()
-            self.experiments.pop(experiment.name, None)
-            return
-        if experiment.name not in self.experiments and len(self.experiments) >= MAX_HELD:
-            self.over_limit.inc()  # a flood of experiments: the first MAX_HELD run, the rest are counted
-            return
-        self.experiments[experiment.name] = experiment
+        refused = hold(self.experiments, experiment, lambda v: variant_settings(self.settings, v.settings("rows")))
+        if refused:
+            (self.bad_overrides if refused == "override" else self.over_limit).inc()
 
     def variant(self, user_id: str, user: RowsUser, now: int) -> tuple[HomepageSettings, Any, tuple[str, ...]]:
         """The homepage settings, policies and experiment labels this member's page is built with now."""
