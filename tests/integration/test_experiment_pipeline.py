@@ -86,16 +86,34 @@ def test_two_diversity_variants_served_measured_and_reported(kafka_config: Any, 
                                   flink=replace(flink, checkpoint_dir=str(tmp_path / "metrics")),
                                   settings=MetricsJobConfig(group_id=f"abtest-metrics-{tag}", flush_ms=500)))
             codec = producer.codec
-            for member in members:
+            bucket = context_bucket(now, 0, "TV")
+
+            def picks(member: str) -> None:
                 producer.send_encoded(topic("user-updates"), member.encode(), codec.encode_record("user_update", {
                     "schema_version": 1, "event_id": f"{member}:1", "user_id": member, "model_version": MODEL_VERSION,
                     "version": 1, "last_event_id": "", "updated_ms": now, "pick_ids": titles,
                     "pick_scores": [1.0 - k / 20 for k in range(len(titles))],
                     "pick_reasons": ["item_cf"] * len(titles), "recent_titles": [], "content_profile": [],
                     "ingest_time_ms": now}))
+
+            # topics reach a job in no order relative to each other: a page built before the experiment has
+            # arrived is (rightly) the default one, so a probe member's page, rebuilt on each new event, says
+            # when the rows job serves the experiment; the probe is shown nothing, so it is never measured
+            probe = f"probe-{tag}"
+            picks(probe)
+
+            def serves_the_experiment() -> bool:
+                producer.send(BrowseEvent(probe, int(time.time() * 1000), tv, "SCROLL", "probe", "home",
+                                          scroll_depth=0))
+                producer.flush()
+                page = client.homepage(probe, bucket)
+                return page is not None and any(PresentationToken.decode(row.token).experiments
+                                                 for row in page.rows)
+            _wait("the rows job to serve the experiment", serves_the_experiment, timeout_s=90)
+            for member in members:
+                picks(member)
                 producer.send(BrowseEvent(member, now, tv, "SCROLL", "start", "home", scroll_depth=0))
             producer.flush()
-            bucket = context_bucket(now, 0, "TV")
             pages = {m: _wait(f"{m}'s homepage", lambda m=m: client.homepage(m, bucket), timeout_s=90)
                      for m in members}
             # each page built under the member's variant, and every row's token says which
