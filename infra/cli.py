@@ -104,6 +104,41 @@ def _catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from connectors.config import config_file, read_config_file
+    from infra.deploy.render import DeployConfig, render, secret_command, write
+
+    source = Path(args.config) if args.config else config_file()
+    if not source.is_file():
+        print(f"nextwatch: no config file {source}; pass the deployment's with --config", file=sys.stderr)
+        return 2
+    data = read_config_file(source)
+    written = write(render(data, str(source)), Path(args.out))
+    for path in written:
+        print(path)
+    deploy = DeployConfig.load(env={}, file_data=data)
+    print(f"\nCredentials are not in these files. Create them in the cluster (only the keys you use):\n"
+          f"  {secret_command(deploy)}\n"
+          f"CA certificates, if any: kubectl -n {deploy.namespace} create secret generic {deploy.tls_secret} "
+          f"--from-file=ca.pem\nThen: kubectl apply -f {args.out}", file=sys.stderr)
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from connectors.cassandra_store import CQL_DIR, apply_schema
+    from connectors.config import CassandraConfig
+
+    cassandra = CassandraConfig.load()
+    applied = apply_schema(cassandra, Path(args.cql_dir) if args.cql_dir else CQL_DIR)
+    print(f"keyspace {cassandra.keyspace}: {len(applied)} file(s) applied now"
+          + "".join(f"\n  {name}" for name in applied))
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -344,6 +379,19 @@ def build_parser() -> argparse.ArgumentParser:
                                help="report: write the page here (default .nextwatch/reports/experiment-NAME.html)")
     p_experiments.add_argument("--confidence", type=float, default=0.95, help="report: interval level")
     p_experiments.set_defaults(func=_experiments)
+
+    p_deploy = sub.add_parser("deploy", help="Kubernetes manifests (Flink Kubernetes Operator, Strimzi topics, the "
+                                             "schema Job, the API) from a deployment's config file")
+    p_deploy.add_argument("action", choices=["render"])
+    p_deploy.add_argument("--out", required=True, help="folder to write the manifests to")
+    p_deploy.add_argument("--config", default=None,
+                          help="the deployment's config file (default: $NEXTWATCH_CONFIG or .nextwatch/config.toml)")
+    p_deploy.set_defaults(func=_deploy)
+
+    p_schema = sub.add_parser("schema", help="apply the Cassandra schema (infra/cql, each file once)")
+    p_schema.add_argument("action", choices=["apply"])
+    p_schema.add_argument("--cql-dir", default=None, help="the .cql files (default: the project's infra/cql)")
+    p_schema.set_defaults(func=_schema)
 
     p_catalog = sub.add_parser("catalog", help="copy the catalog topic into Cassandra's titles table")
     p_catalog.add_argument("action", choices=["sync"])
