@@ -47,3 +47,7 @@ class DeliveryError(NextwatchError):
 
 class ConfigError(NextwatchError, ValueError):
     """A configuration value is missing or malformed."""
+
+
+class JobControlError(NextwatchError, RuntimeError):
+    """A job could not be stopped, started or upgraded on a Flink cluster."""

@@ -79,6 +79,12 @@ def _jobs(args: argparse.Namespace) -> int:
         for job_id, name in flink_cluster.running_jobs():
             if args.job_id in (None, job_id):
                 print(f"stopped {name} {job_id}; savepoint {flink_cluster.stop(job_id)}")
+    elif args.action == "upgrade":
+        print(f"[jobs] {args.job}: stop with a savepoint, then start the code as it is now from it at "
+              f"parallelism {args.parallelism}", file=sys.stderr, flush=True)
+        old_id, savepoint, new_id = flink_cluster.upgrade(args.job, args.parallelism)
+        print(f"upgraded {args.job}: {old_id} stopped with savepoint {savepoint}; {new_id} running at "
+              f"parallelism {args.parallelism}")
     elif args.action == "cluster-down":
         flink_cluster.FlinkCluster().stop()
     return 0
@@ -309,7 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_jobs = sub.add_parser("jobs", help="run a job in the local mini-cluster, or submit/stop it on a standalone "
                                          "Flink cluster started from the apache-flink wheel")
-    p_jobs.add_argument("action", choices=["run", "submit", "list", "stop", "cluster-down"])
+    p_jobs.add_argument("action", choices=["run", "submit", "list", "stop", "upgrade", "cluster-down"],
+                        help="upgrade: stop the running job with a savepoint and start this code from it "
+                             "(at --parallelism), then check that it runs")
     p_jobs.add_argument("job", nargs="?", default="features", choices=sorted(JOB_MODULES))
     p_jobs.add_argument("--parallelism", "-p", type=int, default=2)
     p_jobs.add_argument("--from-savepoint", default=None, help="submit: restore from this savepoint")

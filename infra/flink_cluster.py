@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from connectors.config import state_dir
+from connectors.errors import JobControlError
 from infra.process import RunRecord, port_open, stable_ports
 from infra.services import ServiceStatus
 
 IDENT = "nextwatch"
+TASK_SLOTS = 4
 
 
 def flink_home() -> Path:
@@ -69,7 +71,8 @@ def _write_config(rest_port: int, rpc_port: int) -> None:
         "jobmanager.rpc.address": "127.0.0.1", "jobmanager.bind-host": "127.0.0.1",
         "jobmanager.rpc.port": str(rpc_port), "jobmanager.memory.process.size": "1024m",
         "taskmanager.host": "127.0.0.1", "taskmanager.bind-host": "127.0.0.1",
-        "taskmanager.numberOfTaskSlots": "2", "taskmanager.memory.process.size": "2048m",
+        # enough slots to rescale a job to 4 (nextwatch jobs upgrade -p 4)
+        "taskmanager.numberOfTaskSlots": str(TASK_SLOTS), "taskmanager.memory.process.size": "3072m",
         "rest.address": "127.0.0.1", "rest.bind-address": "127.0.0.1", "rest.port": str(rest_port),
         "parallelism.default": "2",
         "python.executable": sys.executable, "python.client.executable": sys.executable,
@@ -244,3 +247,50 @@ def stop(job_id: str) -> str:
 
     record_execution_mode(Path(match.group(1).removeprefix("file:")), FlinkConfig.load().execution_mode)
     return match.group(1)
+
+
+def job_status(job_id: str) -> tuple[str, dict[str, str]]:
+    """A job's state and each operator's status, from the cluster's REST API."""
+    import json
+    import urllib.request
+
+    record = RunRecord.load(FlinkCluster.name)
+    if record is None:
+        raise RuntimeError("no Flink cluster is running")
+    with urllib.request.urlopen(f"http://127.0.0.1:{record.ports['rest']}/jobs/{job_id}", timeout=5) as response:
+        job = json.load(response)
+    return job["state"], {v["name"]: v["status"] for v in job["vertices"]}
+
+
+def wait_running(job_id: str, timeout_s: float = 180) -> None:
+    """Until the job and every one of its operators run; an error naming the state it ended in otherwise."""
+    deadline = time.monotonic() + timeout_s
+    state, operators = job_status(job_id)
+    while not (state == "RUNNING" and set(operators.values()) == {"RUNNING"}):
+        if state in ("FAILED", "CANCELED", "FINISHED") or time.monotonic() > deadline:
+            waiting = {name: status for name, status in operators.items() if status != "RUNNING"}
+            raise JobControlError(f"job {job_id} is {state}, not running; operators not running: {waiting}")
+        time.sleep(1)
+        state, operators = job_status(job_id)
+
+
+def upgrade(job: str, parallelism: int, env: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """Stop the running ``job`` with a savepoint, submit the code as it is now from it at ``parallelism``,
+    and wait until it runs; (old job id, savepoint, new job id). If the new one does not start, the error
+    says which savepoint holds the state."""
+    from jobs.flink import job_file, load_job
+
+    name = load_job(job).name
+    running = [job_id for job_id, running_name in running_jobs() if running_name == name]
+    if len(running) != 1:
+        raise JobControlError(f"{len(running)} running jobs named {name}; upgrade needs exactly one "
+                           "(nextwatch jobs list)")
+    savepoint = stop(running[0])
+    try:
+        new_id = submit(job_file(job), parallelism, savepoint, env)
+        wait_running(new_id)
+    except RuntimeError as exc:  # JobControlError among them
+        raise JobControlError(f"{name} stopped with savepoint {savepoint} but the new version did not start: {exc}\n"
+                           f"start it again from there: nextwatch jobs submit {job} -p {parallelism} "
+                           f"--from-savepoint {savepoint}") from exc
+    return running[0], savepoint, new_id

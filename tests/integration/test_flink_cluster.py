@@ -54,9 +54,11 @@ def test_feature_job_on_the_standalone_cluster(kafka_config: Any, cassandra_conf
                 producer.send(event)
             for garbage in history.garbage:
                 producer.send_encoded(kafka.topic_prefix + "play", history.user.encode(), garbage, history.base_ms)
-        job_ids.append(flink_cluster.submit(job_file("features"), parallelism=2,
+        # restored at parallelism 4: the key groups of two subtasks' state spread over four
+        job_ids.append(flink_cluster.submit(job_file("features"), parallelism=4,
                                             savepoint=savepoint, env=env))
         _wait_for_version(store, history.user, history.applied)  # the first part restored from the savepoint
+        assert set(flink_cluster.job_parallelism(job_ids[1]).values()) == {4}
 
         # Flink's metric system, read back through the cluster's REST API (summed over subtasks)
         names = {"events_in", "events_invalid", "events_duplicate", "events_late", "events_applied",
@@ -72,6 +74,16 @@ def test_feature_job_on_the_standalone_cluster(kafka_config: Any, cassandra_conf
         ids = [e.event_id for e in history.events]
         assert metrics["events_duplicate"] == sum(1 for n in range(split, len(ids)) if ids[n] in ids[:n])
         assert metrics["events_late"] == 0 and metrics["freshness_lag_ms"] > 0
+
+        # `nextwatch jobs upgrade` down to parallelism 1: the state of four subtasks in one, still counting on
+        old_id, savepoint, new_id = flink_cluster.upgrade("features", 1, env=env)
+        job_ids.append(new_id)
+        assert old_id == job_ids[1] and Path(savepoint.removeprefix("file:")).is_dir()
+        assert set(flink_cluster.job_parallelism(new_id).values()) == {1}
+        with EventProducer(kafka) as producer:
+            producer.send(replace(history.events[-1], event_id=f"after-upgrade-{uuid.uuid4().hex}",
+                                  event_time_ms=history.events[-1].event_time_ms + 1000))
+        _wait_for_version(store, history.user, history.applied + 1)  # not 1: the state came along
     finally:
         running = dict(flink_cluster.running_jobs())
         for job_id in job_ids:
@@ -130,6 +142,25 @@ def test_learning_job_on_the_standalone_cluster(kafka_config: Any, cassandra_con
             assert all(seen[name] <= expected[name] for name in expected), metrics  # never more than once
             assert time.monotonic() < deadline, f"metrics never showed every event applied: {metrics}"
             time.sleep(1.0)
+
+        # `nextwatch jobs upgrade` to parallelism 4: each member's vector and the item vectors come along
+        before = {u: store.rows("get_user_vectors", u)[0] for u in users}
+        _, _, job_id = flink_cluster.upgrade("learning", 4, env=env)
+        assert set(flink_cluster.job_parallelism(job_id).values()) == {4}
+        last = max(e.event_time_ms for e in events)
+        more = [replace(e, event_id=f"{e.event_id}-again", event_time_ms=last + n * 60_000, stars=4.0)
+                for n, e in enumerate(e for e in events if e.event_id.endswith("-0"))]
+        with EventProducer(kafka) as producer:
+            for event in more:
+                producer.send(event)
+        deadline = time.monotonic() + 120
+        while not all((rows := store.rows("get_user_vectors", u)) and rows[0].version == 5 for u in users):
+            assert time.monotonic() < deadline, "after the upgrade, members' vectors did not go on from version 4"
+            time.sleep(0.5)
+        after = {u: store.rows("get_user_vectors", u)[0] for u in users}
+        # learned from the new rating on top of the restored vector, not from a fresh one
+        assert all(after[u].last_event_id.endswith("-again") and after[u].rating_vector != before[u].rating_vector
+                   for u in users)
     finally:
         if job_id is not None:
             flink_cluster.flink_cli("cancel", job_id)
