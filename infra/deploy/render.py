@@ -148,12 +148,7 @@ def cluster_settings(data: Mapping[str, Any], source: str) -> dict[str, Any]:
                     f"who can read the namespace: keep credentials in the Secret of [deploy] credentials_secret "
                     f"(keys {', '.join(SECRET_KEYS)}) and leave them out of this file")
     # load through the components' own loaders: a bad value is refused here, by the same words as at run time
-    placeholders = {"NEXTWATCH_KAFKA_SASL_PASSWORD": "from-the-secret"} if sections.get("kafka", {}).get(
-        "sasl_username") else {}
-    if sections.get("cassandra", {}).get("username"):
-        placeholders["NEXTWATCH_CASSANDRA_PASSWORD"] = "from-the-secret"
-    kafka = KafkaConfig.load(env=placeholders, file_data=sections)
-    cassandra = CassandraConfig.load(env=placeholders, file_data=sections)
+    kafka, cassandra = clients(sections)
     check_components(sections)
     hosts = [("[kafka] bootstrap_servers", h.rsplit(":", 1)[0]) for h in kafka.bootstrap_servers.split(",")]
     hosts += [("[cassandra] contact_points", h) for h in cassandra.contact_points]
@@ -166,6 +161,18 @@ def cluster_settings(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     sections["serve"] = {**sections.get("serve", {}), "host": "0.0.0.0"}
     sections["stack"] = {"mode": "external"}
     return sections
+
+
+def clients(sections: Mapping[str, Any]) -> tuple[KafkaConfig, CassandraConfig]:
+    """The pods' Kafka and Cassandra settings; the passwords they will read from the Secret stand in as
+    placeholders, so settings that need one load."""
+    placeholders = {}
+    if sections.get("kafka", {}).get("sasl_username"):
+        placeholders["NEXTWATCH_KAFKA_SASL_PASSWORD"] = "from-the-secret"
+    if sections.get("cassandra", {}).get("username"):
+        placeholders["NEXTWATCH_CASSANDRA_PASSWORD"] = "from-the-secret"
+    return (KafkaConfig.load(env=placeholders, file_data=sections),
+            CassandraConfig.load(env=placeholders, file_data=sections))
 
 
 def check_components(sections: Mapping[str, Any]) -> None:
@@ -420,8 +427,7 @@ def render(data: Mapping[str, Any], source: str = "the config file",
 
     deploy = DeployConfig.load(env={}, file_data=data)
     settings = cluster_settings(data, source)
-    kafka = KafkaConfig.load(env={"NEXTWATCH_KAFKA_SASL_PASSWORD": "x"} if settings.get("kafka", {}).get(
-        "sasl_username") else {}, file_data=settings)
+    kafka, _ = clients(settings)
     port = ServeConfig.load(env={}, file_data=settings).port
     missing = [job for job in JOB_MODULES if not job_file(job).is_file()]
     if missing:
