@@ -35,6 +35,9 @@ from connectors.avro_codegen import EncodeFn, compile_encoder
 from connectors.errors import DecodeError, InvalidEventError, UnknownSchemaError
 from connectors.events import EVENT_TYPES, check_semantics, from_record
 from connectors.limits import DEFAULT_LIMITS, Limits
+from connectors.registry import HEADER_SIZE as REGISTRY_HEADER_SIZE
+from connectors.registry import MARKER as REGISTRY_MARKER
+from connectors.registry import SINGLE_OBJECT, WireFormat
 from connectors.schemas import SchemaStore, SchemaVersion
 
 MAGIC = b"\xc3\x01"
@@ -61,13 +64,15 @@ class EventCodec:
 
     ``writer_versions`` pins the version written per subject (default: the latest),
     so a producer can keep writing v1 while readers move to v2. ``limits`` bound the events
-    it encodes: each field, and the whole message (``message_bytes``).
+    it encodes: each field, and the whole message (``message_bytes``). ``wire`` says whether messages are
+    written in the schema registry's framing and whether it is read (:mod:`connectors.registry`).
     """
 
     def __init__(self, store: SchemaStore | None = None, writer_versions: dict[str, int] | None = None,
-                 limits: Limits = DEFAULT_LIMITS) -> None:
-        self.store = store or SchemaStore()
+                 limits: Limits = DEFAULT_LIMITS, wire: WireFormat = SINGLE_OBJECT) -> None:
+        self.store = store or (wire.registry.store if wire.registry else SchemaStore())
         self.limits = limits
+        self.wire = wire
         pins = writer_versions or {}
         self._writers: dict[str, SchemaVersion] = {
             subject: self.store.get(subject, pins[subject]) if subject in pins else self.store.latest(subject)
@@ -85,9 +90,10 @@ class EventCodec:
     # -- encoding ----------------------------------------------------------
     def _compile(self, subject: str, dict_input: bool) -> EncodeFn:
         writer = self.writer(subject)
+        registry = self.wire.registry if self.wire.write_registry else None
         return compile_encoder(
             writer.parsed,
-            header=MAGIC + writer.fingerprint,
+            header=registry.header(writer) if registry else MAGIC + writer.fingerprint,
             overrides={"schema_version": str(writer.version), "ingest_time_ms": "ingest_ms"},
             dict_input=dict_input,
         )
@@ -128,7 +134,8 @@ class EventCodec:
         key = (fingerprint, reader_version or 0)
         pair = self._resolved.get(key)
         if pair is None:
-            writer = self.store.by_fingerprint(fingerprint)
+            writer = self._registry_writer(fingerprint) if len(fingerprint) == 4 else self.store.by_fingerprint(
+                fingerprint)
             reader = (
                 self.store.get(writer.subject, reader_version) if reader_version
                 else self.store.latest(writer.subject)
@@ -136,11 +143,21 @@ class EventCodec:
             pair = self._resolved[key] = (writer, reader)
         return pair
 
+    def _registry_writer(self, schema_id: bytes) -> SchemaVersion:
+        if self.wire.registry is None or not self.wire.read_registry:
+            raise DecodeError("Confluent Schema Registry wire format (0x00 and a schema id), which [kafka] "
+                              f"wire_format = {self.wire.name} does not read")
+        return self.wire.registry.version_of(int.from_bytes(schema_id, "big"))
+
     def decode(self, data: bytes, reader_version: int | None = None) -> DecodedEvent:
         """Read a message with ``reader_version`` of its subject (default: the newest known)."""
-        writer, reader = self._schemas_for(fingerprint_of_message(data), reader_version)
+        if data[:1] == REGISTRY_MARKER and len(data) >= REGISTRY_HEADER_SIZE:
+            schema_key, header_size = bytes(data[1:REGISTRY_HEADER_SIZE]), REGISTRY_HEADER_SIZE
+        else:
+            schema_key, header_size = fingerprint_of_message(data), HEADER_SIZE
+        writer, reader = self._schemas_for(schema_key, reader_version)
         buf = io.BytesIO(data)
-        buf.seek(HEADER_SIZE)
+        buf.seek(header_size)
         try:
             if writer is reader:
                 record = schemaless_reader(buf, writer.parsed, None)

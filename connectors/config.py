@@ -100,6 +100,9 @@ def load_section(cls: type[T], section: str, env: Mapping[str, str] | None = Non
 
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+# what clients write, and whether they read the registry's framing (0x00 + schema id) too: a deployment moves
+# from the first to the last, every reader to accept-registry before any writer to registry
+WIRE_FORMATS = ("single-object", "accept-registry", "registry")
 SASL_MECHANISMS = {"PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
                    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
                    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule"}
@@ -142,9 +145,17 @@ class KafkaConfig:
     sasl_username: str = ""
     sasl_password: str = field(default="", repr=False)  # from the environment or a secret file, never a manifest
     ssl_ca_location: str = ""  # PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL)
+    # single-object (Avro's), or Confluent Schema Registry framing: see WIRE_FORMATS and connectors/registry.py
+    wire_format: str = "single-object"
+    schema_registry_url: str = ""  # with a wire_format other than single-object; mock://NAME for tests
     options: dict[str, str] = field(default_factory=dict, repr=False)  # librdkafka, passed through
 
     def __post_init__(self) -> None:
+        if self.wire_format not in WIRE_FORMATS:
+            raise ConfigError(f"[kafka] wire_format must be one of {', '.join(WIRE_FORMATS)}, got "
+                              f"{self.wire_format!r}")
+        if self.wire_format != "single-object" and not self.schema_registry_url:
+            raise ConfigError(f"[kafka] wire_format {self.wire_format} needs schema_registry_url")
         if self.security_protocol not in SECURITY_PROTOCOLS:
             raise ConfigError(f"[kafka] security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, got "
                               f"{self.security_protocol!r}")

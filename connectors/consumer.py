@@ -18,6 +18,7 @@ from connectors.codec import DecodedEvent, EventCodec
 from connectors.config import KafkaConfig
 from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.kafka_admin import wait_for_broker
+from connectors.registry import wire_format
 
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "auto.offset.reset": "earliest",
@@ -47,7 +48,7 @@ def read_snapshot(topic: str, kafka: KafkaConfig | None = None, codec: EventCode
     watermark is unreliable here, so the end is an idle gap of ``idle_s``.
     """
     kafka = kafka or KafkaConfig.load()
-    codec = codec or EventCodec()
+    codec = codec or EventCodec(wire=wire_format(kafka))
     consumer = Consumer(kafka.client_config(**{"group.id": "nextwatch-snapshot", "enable.auto.commit": False}))
     try:
         partitions = consumer.list_topics(topic, timeout=kafka.connect_timeout_s).topics[topic].partitions
@@ -75,7 +76,7 @@ class EventConsumer:
     def __init__(self, topics: Iterable[str], group_id: str, kafka: KafkaConfig | None = None,
                  codec: EventCodec | None = None, reader_version: int | None = None) -> None:
         self.kafka = kafka or KafkaConfig.load()
-        self.codec = codec or EventCodec()
+        self.codec = codec or EventCodec(wire=wire_format(self.kafka))
         self.reader_version = reader_version
         wait_for_broker(self.kafka)
         self._consumer = Consumer(self.kafka.client_config(**CONSUMER_DEFAULTS, **{"group.id": group_id}))

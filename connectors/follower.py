@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.codec import EventCodec
 from connectors.config import KafkaConfig
 from connectors.errors import DecodeError, UnknownSchemaError
+from connectors.registry import wire_format
 from connectors.topics import TOPICS_BY_NAME
 
 
@@ -30,7 +31,7 @@ class TopicFollower(ABC):
     def __init__(self, kafka: KafkaConfig | None = None, codec: EventCodec | None = None,
                  poll_s: float = 0.1) -> None:
         self.kafka = kafka or KafkaConfig.load()
-        self.codec = codec or EventCodec()
+        self.codec = codec or EventCodec(wire=wire_format(self.kafka))
         self.poll_s = poll_s
         self.errors = 0  # records that did not decode: the live jobs dead-letter or count them, here they are skipped
         self.loaded = False  # the topic was read to its end once

@@ -34,6 +34,7 @@ from connectors.config import KafkaConfig
 from connectors.errors import BrokerUnavailableError, DeliveryError
 from connectors.kafka_admin import wait_for_broker
 from connectors.limits import Limits
+from connectors.registry import wire_format
 from connectors.topics import topic_for_subject
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
@@ -74,7 +75,7 @@ class EventProducer:
         check_broker: bool = True,
     ) -> None:
         self.kafka = kafka or KafkaConfig.load()
-        self.codec = codec or EventCodec(limits=Limits.load())
+        self.codec = codec or EventCodec(limits=Limits.load(), wire=wire_format(self.kafka))
         if check_broker:
             wait_for_broker(self.kafka)
         self._failures: list[tuple[str, bytes | None, str]] = []

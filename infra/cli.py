@@ -36,8 +36,12 @@ def _topics(args: argparse.Namespace) -> int:
 
     kafka = KafkaConfig.load()
     if args.action == "create":
+        from connectors.registry import register_schemas
+
         for name, state in ensure_topics(kafka).items():
             print(f"{name:<32} {state}")
+        for subject, ids in register_schemas(kafka).items():
+            print(f"{subject:<32} schema ids {ids} in {kafka.schema_registry_url}")
         return 0
     existing = wait_for_broker(kafka).topics
     for spec in TOPICS:

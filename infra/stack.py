@@ -109,6 +109,11 @@ def up(progress: Progress | None = None) -> dict[str, Any]:
     kafka, cassandra = KafkaConfig.load(), CassandraConfig.load()
     _say(progress, f"topics: {kafka.bootstrap_servers}")
     topics = ensure_topics(kafka)
+    if kafka.wire_format != "single-object":
+        from connectors.registry import register_schemas
+
+        _say(progress, f"schemas: registering schemas/ in {kafka.schema_registry_url}")
+        register_schemas(kafka)
     _say(progress, f"cql: applying infra/cql to {cassandra.keyspace}")
     applied = apply_schema(cassandra)
     _say(progress, f"stack up in {time.monotonic() - started:.1f}s; config in {config_file()}")

@@ -52,6 +52,7 @@ from connectors.config import CassandraConfig, KafkaConfig, load_section, state_
 from connectors.errors import ConfigError
 from connectors.flink_kafka import connector_jar_urls, kafka_source
 from connectors.limits import DEFAULT_LIMITS, Limits
+from connectors.registry import wire_format
 from connectors.state import DECODE_ERRORS, StateDecodeError
 from connectors.topics import TOPICS_BY_NAME
 from jobs.context import now_ms
@@ -257,9 +258,28 @@ def built(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraCo
     settings = settings or job.settings.load()
     if group_id:
         settings = replace(settings, group_id=group_id)
+    kafka = kafka or KafkaConfig.load()
     env = stream_environment(flink or FlinkConfig.load())
-    job.build(env, kafka or KafkaConfig.load(), cassandra or CassandraConfig.load(), settings)
+    env.get_config().set_global_job_parameters(wire_parameters(kafka))
+    job.build(env, kafka, cassandra or CassandraConfig.load(), settings)
     return env
+
+
+# The wire format travels to every operator as global job parameters: the Python workers of a cluster do not
+# have the environment or config file of the process that built the job.
+WIRE_PARAMETERS = ("wire_format", "schema_registry_url", "topic_prefix")
+
+
+def wire_parameters(kafka: KafkaConfig) -> dict[str, str]:
+    return {f"nextwatch.kafka.{name}": str(getattr(kafka, name)) for name in WIRE_PARAMETERS}
+
+
+def job_codec(runtime_context: Any, limits: Limits = DEFAULT_LIMITS) -> EventCodec:
+    """An operator's codec, writing and reading the wire format the job was built with."""
+    values = {name: runtime_context.get_job_parameter(f"nextwatch.kafka.{name}", "") for name in WIRE_PARAMETERS}
+    if values["wire_format"] in ("", "single-object"):
+        return EventCodec(limits=limits)
+    return EventCodec(limits=limits, wire=wire_format(KafkaConfig(**values)))
 
 
 def start(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraConfig | None = None,
@@ -358,7 +378,7 @@ class DecodeEvents(ProcessFunction):  # type: ignore[misc]
         self.dead_letters, self.check_timestamps, self.limits = dead_letters, check_timestamps, limits
 
     def open(self, runtime_context: Any) -> None:
-        self.codec = EventCodec(limits=self.limits)
+        self.codec = job_codec(runtime_context, self.limits)
         metrics = runtime_context.get_metrics_group()
         self.events_in = EventCount(metrics, "events_in")
         self.invalid = EventCount(metrics, "events_invalid")

@@ -130,6 +130,9 @@ class FakeRuntimeContext:
     def get_number_of_parallel_subtasks(self) -> int:
         return 1
 
+    def get_job_parameter(self, key: str, default_value: str) -> str:
+        return str(getattr(self.harness, "job_parameters", {}).get(key, default_value))
+
 
 class FakeTimerService:
     def __init__(self, harness: OperatorHarness) -> None:

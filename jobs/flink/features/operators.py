@@ -19,7 +19,6 @@ from pyflink.datastream import (
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.catalog_store import read_catalog_topic
-from connectors.codec import EventCodec
 from connectors.config import KafkaConfig
 from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
@@ -45,6 +44,7 @@ from jobs.runtime import (
     arm_timer,
     broadcast_value,
     flush_due,
+    job_codec,
     kafka_row,
     log_duplicate,
     skips_unreadable_state,
@@ -126,7 +126,7 @@ class DecodeCatalog(MapFunction):  # type: ignore[misc]
     """A catalog record -> (title id, TitleInfo); ("", None) for one it cannot read."""
 
     def open(self, runtime_context: Any) -> None:
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
         # a record of a topic only jobs write that cannot be read: counted, it has no dead-letter topic
         self.unreadable = EventCount(runtime_context.get_metrics_group(), "not_applied_unreadable_record")
 
@@ -156,7 +156,7 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         metrics = runtime_context.get_metrics_group()
         self.decode_failures = EventCount(metrics, "state_decode_failures")
         self.state = KeyedState(runtime_context, "user", self.decode_failures, STATE_CACHE_KEYS)
-        self.codec = EventCodec(limits=self.limits)  # re-encodes what the decoder let through
+        self.codec = job_codec(runtime_context, self.limits)  # re-encodes what the decoder let through
         self.titles: dict[str, TitleInfo] = self.catalog(self.kafka)
         self.duplicates = EventCount(metrics, "events_duplicate")
         self.conflicts = EventCount(metrics, "event_id_conflicts")
@@ -249,7 +249,7 @@ class WriteUserFeatures(CassandraWriter, ProcessFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: Any) -> None:
         self.open_store()
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
         self.bound = RecordBound(runtime_context.get_metrics_group(), "user-features", self.limits)
 
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
@@ -269,7 +269,7 @@ class WriteSessions(CassandraWriter, MapFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: Any) -> None:
         self.open_store()
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
 
     def map(self, row: Any) -> Any:
         features = session_features(SessionAggregates(*row))

@@ -21,7 +21,6 @@ from pyflink.datastream import (
 )
 from pyflink.datastream.state import MapStateDescriptor
 
-from connectors.codec import EventCodec
 from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
 from connectors.model_store import ModelStore
@@ -79,6 +78,7 @@ from jobs.runtime import (
     arm_timer,
     broadcast_value,
     flush_due,
+    job_codec,
     kafka_row,
     keep_newest,
     skips_unreadable_state,
@@ -109,7 +109,7 @@ class DecodeShared(MapFunction):  # type: ignore[misc]
     PublishedBlend, PublishedNeural or Experiment (None: unreadable or another model)."""
 
     def open(self, runtime_context: Any) -> None:
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
         # a record of a topic only jobs write that cannot be read: counted, it has no dead-letter topic
         self.unreadable = EventCount(runtime_context.get_metrics_group(), "not_applied_unreadable_record")
 
@@ -395,7 +395,7 @@ class BlendLearner(KeyedCoProcessFunction):  # type: ignore[misc]
     def open(self, runtime_context: Any) -> None:
         metrics = runtime_context.get_metrics_group()
         self.state = KeyedState(runtime_context, "blend-learner", EventCount(metrics, "state_decode_failures"))
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
         self.credited = EventCount(metrics, "blend_touches_credited")
         # hits of an older version's candidates (in flight when the blend moved): not applied, counted
         self.stale = EventCount(metrics, "not_applied_blend_touch_stale")
@@ -468,7 +468,7 @@ class NeuralTrainer(KeyedProcessFunction):  # type: ignore[misc]
         failures = EventCount(metrics, "state_decode_failures")
         self.state = KeyedState(runtime_context, "neural-trainer", failures)
         self.since = KeyedState(runtime_context, "neural-examples-since-saved", failures)
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
         self.examples = EventCount(metrics, "neural_examples")
         self.steps = EventCount(metrics, "neural_steps")
         self.published = EventCount(metrics, "neural_records_published")
@@ -535,7 +535,7 @@ class EncodeUserUpdate(MapFunction):  # type: ignore[misc]
     """A user's flush -> a user-updates record (the rows job's input)."""
 
     def open(self, runtime_context: Any) -> None:
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
 
     def map(self, value: tuple[str, UserModel, list[Pick], str]) -> Any:
         user_id, user, picks, _ = value
@@ -627,7 +627,7 @@ class ItemLearner(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]
         self.cowatch = CowatchRows(runtime_context.get_map_state(
             MapStateDescriptor("cowatch", Types.STRING(), Types.PICKLED_BYTE_ARRAY())))
         self.open_store()
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
         self.steps = EventCount(metrics, "item_steps_applied")
         self.published = EventCount(metrics, "items_published")
         self.pacing = FlushPacing(self.settings.publish_ms, self.settings.max_flush_ms)

@@ -9,7 +9,6 @@ from typing import Any
 
 from pyflink.datastream import KeyedProcessFunction, MapFunction, ProcessFunction
 
-from connectors.codec import EventCodec
 from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.events import BrowseEvent, PlayEvent
 from connectors.experiment_store import ExperimentMetricsStore
@@ -23,6 +22,7 @@ from jobs.runtime import (
     EventCount,
     KeyedState,
     arm_timer,
+    job_codec,
     skips_unreadable_state,
 )
 
@@ -36,7 +36,7 @@ class DecodeOutcomes(MapFunction):  # type: ignore[misc]
     read (counted: the topic is written by the rows job and has no dead-letter topic)."""
 
     def open(self, runtime_context: Any) -> None:
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
         self.unreadable = EventCount(runtime_context.get_metrics_group(), "not_applied_unreadable_record")
 
     def map(self, value: bytes) -> Any:

@@ -12,7 +12,6 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedBroadcastProcessFunction, KeyedProcessFunction, MapFunction, ProcessFunction
 from pyflink.datastream.state import MapStateDescriptor
 
-from connectors.codec import EventCodec
 from connectors.errors import DecodeError, UnknownSchemaError
 from connectors.events import CatalogItem, from_record
 from connectors.feature_store import FeatureStore
@@ -54,6 +53,7 @@ from jobs.runtime import (
     Stores,
     arm_timer,
     flush_due,
+    job_codec,
     kafka_row,
     keep_newest,
     skips_unreadable_state,
@@ -78,7 +78,7 @@ class DecodeRecords(MapFunction):  # type: ignore[misc]
     version."""
 
     def open(self, runtime_context: Any) -> None:
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
         # a record of a topic only jobs write that cannot be read: counted, it has no dead-letter topic
         self.unreadable = EventCount(runtime_context.get_metrics_group(), "not_applied_unreadable_record")
 
@@ -137,7 +137,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.in_experiments = EventCount(metrics, "homepages_in_experiments")
         self.bad_overrides = EventCount(metrics, "not_applied_experiment_override")
         self.over_limit = EventCount(metrics, "not_applied_experiments_over_limit")
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
 
     def close(self) -> None:
         if self.homepages is not None:  # open may have failed before it
@@ -273,7 +273,7 @@ class PolicyLearner(KeyedProcessFunction):  # type: ignore[misc]
     def open(self, runtime_context: Any) -> None:
         metrics = runtime_context.get_metrics_group()
         self.state = KeyedState(runtime_context, "policy-learner", EventCount(metrics, "state_decode_failures"))
-        self.codec = EventCodec()
+        self.codec = job_codec(runtime_context)
         self.applied = EventCount(metrics, "lessons_applied")
 
     @skips_unreadable_state
