@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -34,6 +34,7 @@ from connectors.config import KafkaConfig
 from connectors.errors import BrokerUnavailableError, DeliveryError
 from connectors.kafka_admin import wait_for_broker
 from connectors.limits import Limits
+from connectors.privacy import PrivacyConfig
 from connectors.registry import wire_format
 from connectors.topics import topic_for_subject
 
@@ -73,8 +74,13 @@ class EventProducer:
         codec: EventCodec | None = None,
         on_delivery: DeliveryCallback | None = None,
         check_broker: bool = True,
+        privacy: PrivacyConfig | None = None,
+        account_ids: bool = True,
     ) -> None:
         self.kafka = kafka or KafkaConfig.load()
+        # apps send their account ids: with [privacy] pseudonymous_ids each becomes a member id here, before
+        # anything is encoded; a producer that already holds member ids (the API's page) says account_ids=False
+        self._member_ids = (privacy or PrivacyConfig.load()).member_ids() if account_ids else None
         self.codec = codec or EventCodec(limits=Limits.load(), wire=wire_format(self.kafka))
         if check_broker:
             wait_for_broker(self.kafka)
@@ -118,8 +124,14 @@ class EventProducer:
             route = self._routes[type(event)] = (spec.full_name(self.kafka), spec.key_field, time_field)
         return route
 
+    def _pseudonymous(self, event: Any) -> Any:
+        if self._member_ids is None or not hasattr(event, "user_id"):
+            return event
+        return replace(event, user_id=self._member_ids.member_id(event.user_id))
+
     def send(self, event: Any) -> None:
         """Validate and encode ``event`` and queue it; raises InvalidEventError before queueing a bad one."""
+        event = self._pseudonymous(event)
         value = self.codec.encode(event, int(time.time() * 1000))
         topic, key_field, time_field = self._route(event)
         self.send_encoded(topic, getattr(event, key_field).encode(), value, getattr(event, time_field))
@@ -130,6 +142,7 @@ class EventProducer:
         encode, route, send = self.codec.encode, self._route, self.send_encoded
         count = 0
         for event in events:
+            event = self._pseudonymous(event)
             value = encode(event, now)
             topic, key_field, time_field = route(event)
             send(topic, getattr(event, key_field).encode(), value, getattr(event, time_field))

@@ -22,7 +22,7 @@ from jobs.records.rejected_event import REASON_CHARS
 TIMESTAMP_TOLERANCE_MS = 1_000
 
 
-DECODE_REJECTIONS = ("empty_value", "oversize", "undecodable", "contract", "timestamp")
+DECODE_REJECTIONS = ("empty_value", "oversize", "undecodable", "contract", "timestamp", "not_member_id")
 
 
 class Rejection(NamedTuple):

@@ -52,6 +52,7 @@ from connectors.config import CassandraConfig, KafkaConfig, load_section, state_
 from connectors.errors import ConfigError
 from connectors.flink_kafka import connector_jar_urls, kafka_source
 from connectors.limits import DEFAULT_LIMITS, Limits
+from connectors.privacy import PrivacyConfig, is_member_id
 from connectors.registry import wire_format
 from connectors.state import DECODE_ERRORS, StateDecodeError
 from connectors.topics import TOPICS_BY_NAME
@@ -260,7 +261,8 @@ def built(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraCo
         settings = replace(settings, group_id=group_id)
     kafka = kafka or KafkaConfig.load()
     env = stream_environment(flink or FlinkConfig.load())
-    env.get_config().set_global_job_parameters(wire_parameters(kafka))
+    env.get_config().set_global_job_parameters(
+        {**wire_parameters(kafka), MEMBER_IDS_ONLY: str(PrivacyConfig.load().pseudonymous_ids).lower()})
     job.build(env, kafka, cassandra or CassandraConfig.load(), settings)
     return env
 
@@ -268,6 +270,7 @@ def built(job: JobSpec, kafka: KafkaConfig | None = None, cassandra: CassandraCo
 # The wire format travels to every operator as global job parameters: the Python workers of a cluster do not
 # have the environment or config file of the process that built the job.
 WIRE_PARAMETERS = ("wire_format", "schema_registry_url", "topic_prefix")
+MEMBER_IDS_ONLY = "nextwatch.privacy.pseudonymous_ids"  # "true": an event whose user_id is no member id is dropped
 
 
 def wire_parameters(kafka: KafkaConfig) -> dict[str, str]:
@@ -379,6 +382,7 @@ class DecodeEvents(ProcessFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: Any) -> None:
         self.codec = job_codec(runtime_context, self.limits)
+        self.member_ids_only = runtime_context.get_job_parameter(MEMBER_IDS_ONLY, "false") == "true"
         metrics = runtime_context.get_metrics_group()
         self.events_in = EventCount(metrics, "events_in")
         self.invalid = EventCount(metrics, "events_invalid")
@@ -390,6 +394,12 @@ class DecodeEvents(ProcessFunction):  # type: ignore[misc]
         if event is not None and self.check_timestamps:
             rejection = timestamp_mismatch(ctx.timestamp(), event)
             event = None if rejection else event
+        if (event is not None and self.member_ids_only and hasattr(event, "user_id")
+                and not is_member_id(event.user_id)):
+            # an account id that bypassed the SDK: counted, and not dead-lettered, which would keep the id
+            self.invalid.inc()
+            self.not_applied.inc("not_member_id")
+            return
         if event is None:
             rejection = rejection or Rejection("undecodable", "unreadable")
             self.invalid.inc()

@@ -131,7 +131,7 @@ class FakeRuntimeContext:
         return 1
 
     def get_job_parameter(self, key: str, default_value: str) -> str:
-        return str(getattr(self.harness, "job_parameters", {}).get(key, default_value))
+        return self.harness.job_parameters.get(key, default_value)
 
 
 class FakeTimerService:
@@ -203,6 +203,7 @@ class OperatorHarness:
         self.current_key: Any = None
         self.now_ms = int(time.time() * 1000)
         self.watermark = MIN_WATERMARK
+        self.job_parameters: dict[str, str] = {}  # Flink's global job parameters, as the runtime sets them
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def open(self) -> OperatorHarness:

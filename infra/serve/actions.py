@@ -104,7 +104,7 @@ class DemoActions:
 
         with self._lock:
             if self._producer is None:
-                self._producer = EventProducer(self.kafka)
+                self._producer = EventProducer(self.kafka, account_ids=False)  # the page knows member ids
             for event in events:
                 self._producer.send(event)
             self._producer.flush(10.0)

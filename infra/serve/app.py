@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from connectors.limits import ID_CHARS
+from connectors.privacy import is_member_id
 from connectors.serving import ServingReads, ServingUnavailableError
 from infra.serve.cache import TtlCache
 from infra.serve.config import ServeConfig
@@ -145,8 +146,9 @@ class ServeApp:
                  actions: Actions | None = None, catalog_ok: Callable[[], bool] = lambda: True,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
                  on_startup: Callable[[], None] | None = None, on_shutdown: Callable[[], None] | None = None,
-                 experiments: Mapping[str, Experiment] | None = None) -> None:
+                 experiments: Mapping[str, Experiment] | None = None, member_ids_only: bool = False) -> None:
         self.config = config
+        self.member_ids_only = member_ids_only  # [privacy] pseudonymous_ids: an account id is refused, not looked up
         self.reads = reads
         self.catalog = catalog
         self.metrics = metrics
@@ -237,13 +239,13 @@ class ServeApp:
             return 200, _json_headers("no-store"), orjson.dumps(
                 {"member_ids": await self._read(self.reads.some_members(n))})
         if len(parts) == 4 and parts[:2] == ["v1", "members"] and parts[3] in ("homepage", "picks"):
-            member = _id("member_id", parts[2])
+            member = self._member(parts[2])
             if parts[3] == "homepage":
                 return await self._cached("homepage", scope, self._homepage_key(member, query), self._homepage)
             k = _int(query, "k", 10, 1, self.config.max_k)
             return await self._cached("picks", scope, ("picks", member, k), self._picks)
         if len(parts) == 4 and parts[:2] == ["v1", "members"] and parts[3] == "experiments":
-            return self._assignments(_id("member_id", parts[2]), query)
+            return self._assignments(self._member(parts[2]), query)
         if len(parts) == 2 and parts[0] == "experiments":
             return await self._report(_id("name", parts[1]))
         if len(parts) == 3 and parts[:2] == ["v1", "titles"]:
@@ -254,6 +256,13 @@ class ServeApp:
             k = _int(query, "k", 10, 1, self.config.max_k)
             return await self._cached("similar", scope, ("similar", title, k), self._similar)
         raise ApiError(404, "not_found", f"no route {path[:200]}")
+
+    def _member(self, raw: str) -> str:
+        member = _id("member_id", raw)
+        if self.member_ids_only and not is_member_id(member):
+            raise _invalid("member_id", "must be a member id (m- and 32 hex digits): ids are pseudonymous here "
+                                        "([privacy] pseudonymous_ids), so the API takes member ids only")
+        return member
 
     def _assignments(self, member: str, query: dict[str, str]) -> Reply:
         from infra.serve.experiments import assignments_body

@@ -21,6 +21,7 @@ from subprocess import Popen, TimeoutExpired
 
 from connectors.availability import CatalogReplica
 from connectors.config import REPO_ROOT, CassandraConfig, KafkaConfig
+from connectors.privacy import PrivacyConfig
 from connectors.serving import CassandraServingReads
 from infra.serve.app import ServeApp
 from infra.serve.config import ServeConfig
@@ -73,7 +74,8 @@ def create_app() -> ServeApp:
 
     return ServeApp(config, reads, catalog, ServeMetrics(), actions,
                     catalog_ok=lambda: catalog.loaded and catalog.following, on_startup=startup, on_shutdown=shutdown,
-                    experiments=experiments.experiments)
+                    experiments=experiments.experiments,
+                    member_ids_only=PrivacyConfig.load().pseudonymous_ids)
 
 
 def serve(config: ServeConfig | None = None, say: Callable[[str], None] | None = None) -> int:
