@@ -236,8 +236,9 @@ def running_jobs() -> list[tuple[str, str]]:
     return re.findall(r"([0-9a-f]{32}) : (\S+) \(RUNNING\)", result.stdout)
 
 
-def stop(job_id: str) -> str:
-    """Stop with a savepoint; returns its path."""
+def stop(job_id: str, env: dict[str, str] | None = None) -> str:
+    """Stop with a savepoint; returns its path, recording the execution mode the job was submitted in (from
+    ``env``, as given to :func:`submit`, over this process's environment)."""
     savepoints = (state_dir() / "flink" / "savepoints").resolve()
     result = flink_cli("stop", "--savepointPath", savepoints.as_uri(), job_id)
     match = re.search(r"Savepoint completed\. Path: (\S+)", result.stdout)
@@ -245,7 +246,8 @@ def stop(job_id: str) -> str:
         raise RuntimeError(f"flink stop failed:\n{(result.stdout + result.stderr)[-3000:]}")
     from jobs.runtime import FlinkConfig, record_execution_mode
 
-    record_execution_mode(Path(match.group(1).removeprefix("file:")), FlinkConfig.load().execution_mode)
+    record_execution_mode(Path(match.group(1).removeprefix("file:")),
+                          FlinkConfig.load({**os.environ, **(env or {})}).execution_mode)
     return match.group(1)
 
 
@@ -285,7 +287,7 @@ def upgrade(job: str, parallelism: int, env: dict[str, str] | None = None) -> tu
     if len(running) != 1:
         raise JobControlError(f"{len(running)} running jobs named {name}; upgrade needs exactly one "
                            "(nextwatch jobs list)")
-    savepoint = stop(running[0])
+    savepoint = stop(running[0], env)
     try:
         new_id = submit(job_file(job), parallelism, savepoint, env)
         wait_running(new_id)

@@ -143,24 +143,164 @@ def test_learning_job_on_the_standalone_cluster(kafka_config: Any, cassandra_con
             assert time.monotonic() < deadline, f"metrics never showed every event applied: {metrics}"
             time.sleep(1.0)
 
-        # `nextwatch jobs upgrade` to parallelism 4: each member's vector and the item vectors come along
-        before = {u: store.rows("get_user_vectors", u)[0] for u in users}
-        _, _, job_id = flink_cluster.upgrade("learning", 4, env=env)
-        assert set(flink_cluster.job_parallelism(job_id).values()) == {4}
+        # `nextwatch jobs upgrade` to parallelism 4, then 1: each member's vector and the item vectors come along
         last = max(e.event_time_ms for e in events)
-        more = [replace(e, event_id=f"{e.event_id}-again", event_time_ms=last + n * 60_000, stars=4.0)
-                for n, e in enumerate(e for e in events if e.event_id.endswith("-0"))]
-        with EventProducer(kafka) as producer:
-            for event in more:
-                producer.send(event)
+        for round_, parallelism in enumerate((4, 1), start=1):
+            before = {u: store.rows("get_user_vectors", u)[0] for u in users}
+            _, _, job_id = flink_cluster.upgrade("learning", parallelism, env=env)
+            assert set(flink_cluster.job_parallelism(job_id).values()) == {parallelism}
+            more = [replace(e, event_id=f"{e.event_id}-again-{round_}", stars=4.0,
+                            event_time_ms=last + (round_ * 100 + n) * 60_000)
+                    for n, e in enumerate(e for e in events if e.event_id.endswith("-0"))]
+            with EventProducer(kafka) as producer:
+                for event in more:
+                    producer.send(event)
+            deadline = time.monotonic() + 120
+            while not all((rows := store.rows("get_user_vectors", u)) and rows[0].version == 4 + round_
+                          for u in users):
+                assert time.monotonic() < deadline, f"after the upgrade to {parallelism}, members' vectors did " \
+                                                    f"not go on from version {3 + round_}"
+                time.sleep(0.5)
+            after = {u: store.rows("get_user_vectors", u)[0] for u in users}
+            # learned from the new rating on top of the restored vector, not from a fresh one
+            assert all(after[u].last_event_id.endswith(f"-again-{round_}")
+                       and after[u].rating_vector != before[u].rating_vector for u in users)
+    finally:
+        if job_id is not None:
+            flink_cluster.flink_cli("cancel", job_id)
+        flink_cluster.FlinkCluster().stop()
+        delete_topics(kafka, created)
+
+
+def test_rows_job_rescaled_on_the_standalone_cluster(kafka_config: Any, cassandra_config: Any,
+                                                     cassandra_session: Any, make_event: Any) -> None:
+    """The rows job at parallelism 2, upgraded to 4 and then to 1: each member's picks (job state, from the
+    learning job's updates) are still there after each move, when their next event rebuilds their page."""
+    from connectors.events import Availability, BrowseEvent, Context
+    from connectors.homepage_store import HomepageClient
+    from connectors.topics import TOPICS_BY_NAME
+    from jobs.context import context_bucket
+    from jobs.models.online import MODEL_VERSION
+
+    tag = uuid.uuid4().hex[:6]
+    kafka = replace(kafka_config, topic_prefix=f"rcluster-{tag}.")
+    created = ensure_topics(kafka)
+    day, now = 86_400_000, int(time.time() * 1000)
+    tv = Context("tv-1", "TV", "US", 0)
+    titles = [f"t{n}-{tag}" for n in range(10)]
+    members = [f"member-{n}-{tag}" for n in range(8)]
+    picks = {m: titles[n % 3:n % 3 + 5] for n, m in enumerate(members)}  # each member's own
+    env = {"NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+           "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra_config.keyspace,
+           "NEXTWATCH_ROWS_GROUP_ID": f"rcluster-{tag}", "NEXTWATCH_ROWS_FLUSH_MS": "100",
+           "NEXTWATCH_ROWS_EXPLORE_SHARE": "0", "NEXTWATCH_ROWS_ROW_ORDER_EPSILON": "0",
+           "NEXTWATCH_ROWS_ARTWORK_EPSILON": "0",
+           # the rows job runs faster in thread mode on this cluster (docs/operations.md)
+           "NEXTWATCH_FLINK_EXECUTION_MODE": "thread"}
+    client = HomepageClient(cassandra_session, cassandra_config.keyspace)
+    job_id = None
+
+    def browse_all(producer: EventProducer, round_: int) -> dict[str, str]:
+        sent = {}
+        for member in members:
+            event = BrowseEvent(member, int(time.time() * 1000), tv, "SCROLL", f"scroll-{round_}", "home",
+                                scroll_depth=round_)
+            producer.send(event)
+            sent[member] = event.event_id
+        producer.flush()
+        return sent
+
+    def pages_reflect(sent: dict[str, str]) -> None:
+        bucket = context_bucket(int(time.time() * 1000), 0, "TV")
         deadline = time.monotonic() + 120
-        while not all((rows := store.rows("get_user_vectors", u)) and rows[0].version == 5 for u in users):
-            assert time.monotonic() < deadline, "after the upgrade, members' vectors did not go on from version 4"
+        while True:
+            pages = {m: client.homepage(m, bucket) for m in members}
+            if all(p is not None and p.last_event_id == sent[m] for m, p in pages.items()):
+                break
+            assert time.monotonic() < deadline, "pages never reflected every member's newest event"
             time.sleep(0.5)
-        after = {u: store.rows("get_user_vectors", u)[0] for u in users}
-        # learned from the new rating on top of the restored vector, not from a fresh one
-        assert all(after[u].last_event_id.endswith("-again") and after[u].rating_vector != before[u].rating_vector
-                   for u in users)
+        for member, page in pages.items():
+            rows = {row.row_id: [item.title_id for item in row.items] for row in page.rows}  # type: ignore[union-attr]
+            assert set(picks[member]) <= set(rows.get("top_picks", [])), (member, rows)  # their state, restored
+
+    try:
+        with EventProducer(kafka) as producer:
+            for n, title_id in enumerate(titles):
+                producer.send(make_event("catalog", title_id=title_id, title=f"Title {n}", genres=["Drama"],
+                                         maturity_rating="ALL", updated_time_ms=now - day,
+                                         availability=Availability(now - 10 * day), artwork=[]))
+            for member in members:
+                producer.send_encoded(TOPICS_BY_NAME["user-updates"].full_name(kafka), member.encode(),
+                                      producer.codec.encode_record("user_update", {
+                                          "schema_version": 1, "event_id": f"{member}:1", "user_id": member,
+                                          "model_version": MODEL_VERSION, "version": 1, "last_event_id": "",
+                                          "updated_ms": now, "pick_ids": picks[member],
+                                          "pick_scores": [1.0 - k / 10 for k in range(5)],
+                                          "pick_reasons": ["item_cf"] * 5, "recent_titles": [],
+                                          "content_profile": [], "ingest_time_ms": now}))
+            producer.flush()
+            job_id = flink_cluster.submit(job_file("rows"), parallelism=2, env=env)
+            pages_reflect(browse_all(producer, 1))
+            for parallelism, round_ in ((4, 2), (1, 3)):
+                _, _, job_id = flink_cluster.upgrade("rows", parallelism, env=env)
+                assert set(flink_cluster.job_parallelism(job_id).values()) == {parallelism}
+                pages_reflect(browse_all(producer, round_))
+    finally:
+        if job_id is not None:
+            flink_cluster.flink_cli("cancel", job_id)
+        flink_cluster.FlinkCluster().stop()
+        delete_topics(kafka, created)
+
+
+def test_metrics_job_rescaled_on_the_standalone_cluster(kafka_config: Any, cassandra_config: Any,
+                                                        cassandra_session: Any) -> None:
+    """The metrics job at parallelism 2, upgraded to 4 and then to 1, with every event redelivered after each
+    move: the sums end where one run that saw each event once ends (member totals and the event-id hashes
+    that deduplicate them come along)."""
+    from tests.integration.test_metrics_restart import _events, _send, _sums
+
+    tag = uuid.uuid4().hex[:6]
+    kafka = replace(kafka_config, topic_prefix=f"mcluster-{tag}.")
+    created = ensure_topics(kafka)
+    experiment = f"exp-{tag}"
+    members = [f"m{n}-{tag}" for n in range(8)]
+    now = int(time.time() * 1000)
+    first, second = _events(experiment, members[:4], now), _events(experiment, members[4:], now)
+    env = {"NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+           "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra_config.keyspace,
+           "NEXTWATCH_METRICS_GROUP_ID": f"mcluster-{tag}", "NEXTWATCH_METRICS_FLUSH_MS": "200",
+           "NEXTWATCH_FLINK_EXECUTION_MODE": "thread"}
+    job_id = None
+
+    def settled(members_in: int, impressions: int) -> dict[tuple[str, str], tuple[float, ...]]:
+        deadline = time.monotonic() + 120
+        while True:
+            sums = _sums(cassandra_session, cassandra_config.keyspace, experiment)
+            ctr = [sums.get((v, "ctr")) for v in ("control", "treatment")]
+            if all(ctr) and sum(c[0] for c in ctr if c) == members_in and sum(c[2] for c in ctr if c) == impressions:
+                time.sleep(2.0)  # anything counted twice would show by now
+                return _sums(cassandra_session, cassandra_config.keyspace, experiment)
+            assert time.monotonic() < deadline, f"sums never reached {members_in} members: {sums}"
+            time.sleep(0.5)
+
+    try:
+        with EventProducer(kafka) as producer:
+            job_id = flink_cluster.submit(job_file("metrics"), parallelism=2, env=env)
+            _send(producer, kafka, first)
+            assert settled(4, 20)["control", "ctr"][:3] == (2.0, 4.0, 10.0)  # members, clicks, impressions
+            _, _, job_id = flink_cluster.upgrade("metrics", 4, env=env)
+            assert set(flink_cluster.job_parallelism(job_id).values()) == {4}
+            _send(producer, kafka, first)  # redelivered after the move: already counted
+            _send(producer, kafka, second)
+            after_four = settled(8, 40)
+            _, _, job_id = flink_cluster.upgrade("metrics", 1, env=env)
+            assert set(flink_cluster.job_parallelism(job_id).values()) == {1}
+            _send(producer, kafka, [*first, *second])  # all of it again
+            time.sleep(5.0)
+        final = _sums(cassandra_session, cassandra_config.keyspace, experiment)
+        assert final == after_four
+        assert final["control", "ctr"][:3] == (4.0, 8.0, 20.0) and final["treatment", "ctr"][:3] == (4.0, 8.0, 20.0)
+        assert final["control", "watch_minutes"][1] == 2 * (10.0 + 30.0)  # each play once
     finally:
         if job_id is not None:
             flink_cluster.flink_cli("cancel", job_id)
