@@ -26,7 +26,7 @@ from connectors.registry import register_schemas
 from jobs.flink import load_job
 from jobs.flink.features.config import FeatureJobConfig
 from jobs.runtime import FlinkConfig, start
-from tests.integration.feature_history import build_history
+from tests.integration.feature_history import FeatureRun, build_history
 from tests.registry_stub import registry_stub
 
 
@@ -55,17 +55,18 @@ def test_a_job_reads_both_formats_during_a_migration_and_writes_the_registrys(
         assert register_schemas(migrated)  # every contract under its topics' subjects
         history = build_history()
         split = len(history.events) // 2
-        client = None
+        client, new_app = None, EventProducer(migrated)
         try:
             with EventProducer(base) as old_app:  # not migrated yet: single-object
                 for item in history.catalog:
                     old_app.send(item)
                 for event in history.events[:split]:
                     old_app.send(event)
-            with EventProducer(migrated) as new_app:  # migrated: the registry's framing
-                for event in history.events[split:]:
-                    new_app.send(event)
-                new_app.send(history.clock)
+            # and the apps already migrated: the registry's framing
+            for event in history.events[split:]:
+                new_app.send(event)
+            new_app.send(history.clock)
+            new_app.flush()
             settings = FeatureJobConfig(group_id=f"wire-{uuid.uuid4().hex[:6]}", idleness_ms=2000)
             flink = FlinkConfig(checkpoint_interval_ms=2000, checkpoint_dir=str(tmp_path / "checkpoints"))
             client = start(load_job("features"), migrated, cassandra_config, settings=settings, flink=flink)
@@ -76,6 +77,8 @@ def test_a_job_reads_both_formats_during_a_migration_and_writes_the_registrys(
                 time.sleep(0.5)
             # nothing was dead-lettered: both formats were read
             assert _raw_values(base, f"{base.topic_prefix}dead-letter", 1, timeout_s=5) == []
+            ticks = FeatureRun(history, migrated, store, new_app)
+            ticks.wait_for("the member's two sessions", lambda: len(store.rows("get_sessions", history.user)) >= 2)
             # the job's own records: the registry's framing, read by the Kafka ecosystem's deserializer
             topic = f"{base.topic_prefix}session-features"
             values = _raw_values(base, topic, 2)
@@ -85,6 +88,7 @@ def test_a_job_reads_both_formats_during_a_migration_and_writes_the_registrys(
             assert {r["user_id"] for r in records} == {history.user}
             assert registry.requests > 0
         finally:
+            new_app.close()
             if client is not None:
                 client.cancel().result()
             delete_topics(base, created)
