@@ -21,8 +21,10 @@ import pytest
 from connectors.cassandra_store import apply_schema, connect
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.kafka_admin import delete_topics, ensure_topics
+from infra import flink_cluster
 from infra.flink_cluster import job_metrics
 from infra.process import free_port
+from jobs.flink import job_file
 from tests.integration.local_runs import run_locally
 from tests.integration.savepoint_scenarios import (
     FIXTURES,
@@ -67,7 +69,28 @@ def _run(scenario: Scenario, kafka: KafkaConfig, cassandra: CassandraConfig, bef
         job.cancel().result()
 
 
-def _decode_failures(job_id: str, rest_port: int) -> float:
+def _run_on_cluster(scenario: Scenario, kafka: KafkaConfig, cassandra: CassandraConfig, after: list[Message],
+                    restore: Path) -> tuple[dict[str, Any], float]:
+    """The job submitted to the standalone cluster from ``restore`` at parallelism 2 (thread mode, as the
+    fixtures were made), fed ``after``: the rows it wrote, and its state decode failures."""
+    settings = scenario.settings(f"sp-cluster-{uuid.uuid4().hex[:6]}")
+    env = {"NEXTWATCH_KAFKA_TOPIC_PREFIX": kafka.topic_prefix, "NEXTWATCH_CASSANDRA_KEYSPACE": cassandra.keyspace,
+           "NEXTWATCH_FLINK_EXECUTION_MODE": "thread", "NEXTWATCH_FLINK_CHECKPOINT_INTERVAL_MS": "1000",
+           **{f"NEXTWATCH_{scenario.job.upper()}_{key.upper()}": str(value).lower() if isinstance(value, bool)
+              else str(value) for key, value in settings.items()}}
+    job_id = flink_cluster.submit(job_file(scenario.job), parallelism=2, savepoint=str(restore), env=env)
+    session = connect(cassandra, cassandra.keyspace)
+    try:
+        flink_cluster.wait_running(job_id)
+        feed(scenario, kafka, session, cassandra.keyspace, after, after=True)
+        return scenario.rows(session, cassandra.keyspace), _decode_failures(job_id, None)
+    finally:
+        session.cluster.shutdown()
+        flink_cluster.flink_cli("cancel", job_id)
+        flink_cluster.FlinkCluster().stop()
+
+
+def _decode_failures(job_id: str, rest_port: int | None) -> float:
     """``state_decode_failures`` summed over the job's stateful operators, once every one reports it."""
     deadline = time.monotonic() + 20
     while True:
@@ -81,7 +104,7 @@ def _decode_failures(job_id: str, rest_port: int) -> float:
 @pytest.fixture(scope="module")
 def keyspaces(cassandra_config: CassandraConfig) -> dict[str, CassandraConfig]:
     """Fresh keyspaces for the runs (the scenarios' keys are fixed; the jobs' keys differ from each other)."""
-    runs = ("restored", "whole", "local")
+    runs = ("restored", "whole", "local", "cluster")
     return {run: _fresh_keyspace(cassandra_config, f"nextwatch_test_sp_{run}") for run in runs}
 
 
@@ -109,14 +132,22 @@ def test_a_savepoint_of_earlier_code_restores(job: str, kafka_config: KafkaConfi
         restored, failures = _run(scenario, kafka, keyspaces["restored"], [], after, tmp_path / "restored",
                                   restore=savepoint)
         whole, _ = _run(scenario, whole_kafka, keyspaces["whole"], before, after, tmp_path / "whole")
+        # the same savepoint on the standalone cluster, restored at parallelism 2: newer code and a rescale at once
+        delete_topics(kafka, created)
+        created = ensure_topics(kafka)
+        assert [(m.partition, m.offset) for m in produce(kafka, recorded)] == [
+            (m.partition, m.offset) for m in recorded]
+        on_cluster, cluster_failures = _run_on_cluster(scenario, kafka, keyspaces["cluster"], after, savepoint)
     finally:
         delete_topics(kafka, created)
         delete_topics(whole_kafka, whole_created)
 
-    assert failures == 0, f"{failures:g} state values of the savepoint could not be decoded"
-    assert all(restored.values()), f"the restored job wrote no rows to some tables: {restored}"
-    differences = scenario.compare(restored, whole)
-    assert not differences, "\n".join(differences)
+    assert failures == cluster_failures == 0, f"{failures:g} and {cluster_failures:g} state values of the " \
+                                              "savepoint could not be decoded"
+    for rows in (restored, on_cluster):
+        assert all(rows.values()), f"the restored job wrote no rows to some tables: {rows}"
+        differences = scenario.compare(rows, whole)
+        assert not differences, "\n".join(differences)
 
     # the same history through the operators in-process, on the fakes: the same rows again
     run_locally(job, [before, after], scenario.settings("local"), keyspaces["local"])
