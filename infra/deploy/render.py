@@ -178,12 +178,14 @@ def clients(sections: Mapping[str, Any]) -> tuple[KafkaConfig, CassandraConfig]:
 def check_components(sections: Mapping[str, Any]) -> None:
     """Load every component's section as the pods will (each job's settings, Flink's, the API's), so a bad
     value is refused now, in the component's own words, rather than by a pod that will not start."""
+    from connectors.privacy import PrivacyConfig
     from infra.serve.config import ServeConfig
     from jobs.flink import load_job
     from jobs.runtime import FlinkConfig
 
     FlinkConfig.load(env={}, file_data=sections)
     ServeConfig.load(env={}, file_data=sections)
+    PrivacyConfig.load(env={}, file_data=sections)  # refuses a member-id key in the file
     for job in sorted(JOB_MODULES):
         load_section(load_job(job).settings, job, {}, sections)
 

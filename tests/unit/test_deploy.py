@@ -222,6 +222,7 @@ def test_no_secret_reaches_a_manifest(tmp_path: Path, monkeypatch: pytest.Monkey
     ("deploy", "min_insync_replicas", 4, "exceeds \\[kafka\\] replication_factor"),
     ("kafka", "topic_prefix", "A.", None),  # valid: the resource name is lower-cased, the topic keeps its name
     ("rows", "diversity", 1.5, r"\[rows\] diversity and popularity_penalty must be in \[0, 1\]"),
+    ("privacy", "key", "a-member-id-key-of-thirty-two-bytes", r"\[privacy\] key is set in the config file"),
     ("learning", "no_such_setting", 1, r"\[learning\] unknown keys \['no_such_setting'\]"),
 ])
 def test_bad_deployment_settings_are_refused_by_name(section: str, key: str, value: Any, message: str | None) -> None:
