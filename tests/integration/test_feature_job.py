@@ -140,7 +140,9 @@ def test_bad_input_and_poison_go_to_the_dead_letter_topic_and_the_job_goes_on(ru
     assert [r["reason_code"] for r in rejected] == [
         "empty_value", "undecodable", "undecodable", "contract", "contract", "oversize", "oversize"]
     reasons = " | ".join(r["reason"] for r in rejected)
-    assert "marker" in reasons and "fingerprint" in reasons and "event_time_ms" in reasons
+    # b"\x00..." reads as the schema registry's framing, which a single-object job does not read
+    assert "wire_format = single-object does not read" in reasons and "fingerprint" in reasons
+    assert "event_time_ms" in reasons
     assert "SearchEvent.query: is 300 characters, over the limit of 256" in reasons
     originals = sorted(value or b"" for value in garbage)
     assert [r["original_length"] for r in rejected] == sorted(len(v) for v in originals)
