@@ -114,7 +114,12 @@ def test_two_diversity_variants_served_measured_and_reported(kafka_config: Any, 
                 picks(member)
                 producer.send(BrowseEvent(member, now, tv, "SCROLL", "start", "home", scroll_depth=0))
             producer.flush()
-            pages = {m: _wait(f"{m}'s homepage", lambda m=m: client.homepage(m, bucket), timeout_s=90)
+            # the picks and the scroll are on two topics too: a page built from the scroll alone has no rows yet,
+            # and the one built once the picks are in holds them
+            def page_with_picks(member: str) -> Any:
+                page = client.homepage(member, bucket)
+                return page if page is not None and any(row.row_id == "top_picks" for row in page.rows) else None
+            pages = {m: _wait(f"{m}'s homepage with their picks", lambda m=m: page_with_picks(m), timeout_s=90)
                      for m in members}
             # each page built under the member's variant, and every row's token says which
             for member, page in pages.items():
