@@ -32,6 +32,7 @@ NEXTWATCH_JAR = "nextwatch-flink.jar"  # built from JAVA_SOURCES
 CONNECTOR_JARS = (*EXTRACTED_JARS, NEXTWATCH_JAR)
 JAVA_SOURCES = Path(__file__).resolve().parent / "java"
 _patched = False
+_shared_with: Any = None  # the gateway whose serving threads got the connector class loader
 
 
 def connector_jar_dir() -> Path:
@@ -78,6 +79,40 @@ def build_nextwatch_jar(directory: Path | None = None) -> Path:
                 jar.write(compiled, compiled.relative_to(classes).as_posix())
         partial.replace(target)
     return target
+
+
+def share_connector_classes(jar_urls: list[str]) -> None:
+    """Let every thread serving the Python gateway load the connector jars' classes. Once per gateway.
+
+    py4j looks a class up in the context class loader of the Java thread serving the call, and its Python
+    side keeps a pool of connections, each served by a thread of its own. PyFlink adds ``pipeline.jars``
+    to the loader of one of them; a call that another Python thread's concurrent use pushed onto a new
+    connection finds no ``KafkaSource`` (it gets a ``JavaPackage``). A new connection's thread inherits
+    the loader of the server thread that accepted it, so one loader is set there and on the threads
+    serving already, before any connector class is loaded (two loaders would make two unrelated copies
+    of each class). PyFlink then finds the jars in the current loader and adds none of its own.
+    """
+    global _shared_with
+    from pyflink.java_gateway import get_gateway
+
+    gateway = get_gateway()
+    if _shared_with is gateway:
+        return
+    jvm = gateway.jvm
+    urls = gateway.new_array(jvm.java.net.URL, len(jar_urls))
+    for index, url in enumerate(jar_urls):
+        urls[index] = jvm.java.net.URL(url)
+    loader = jvm.java.net.URLClassLoader(urls, jvm.ClassLoader.getSystemClassLoader())
+    for thread in jvm.Thread.getAllStackTraces().keySet():
+        if _serves_gateway(thread.getStackTrace()):
+            thread.setContextClassLoader(loader)
+    _shared_with = gateway
+
+
+def _serves_gateway(trace: Any) -> bool:
+    """Whether a Java stack (a thread's, outermost frame last) is py4j's server or one of its connections."""
+    outer = [trace[index].getClassName() for index in range(max(0, len(trace) - 2), len(trace))]
+    return any(name.endswith(("py4j.GatewayServer", "py4j.GatewayConnection")) for name in outer)
 
 
 def patch_pyflink_kafka() -> None:

@@ -50,7 +50,7 @@ from connectors.cassandra_store import AsyncStore, connect
 from connectors.codec import EventCodec
 from connectors.config import CassandraConfig, KafkaConfig, load_section, state_dir
 from connectors.errors import ConfigError
-from connectors.flink_kafka import connector_jar_urls, kafka_source
+from connectors.flink_kafka import connector_jar_urls, kafka_source, share_connector_classes
 from connectors.limits import DEFAULT_LIMITS, Limits
 from connectors.privacy import PrivacyConfig, is_member_id
 from connectors.registry import wire_format
@@ -198,6 +198,7 @@ def stream_environment(config: FlinkConfig | None = None) -> Any:
     flink_conf = Configuration()
     for key, value in flink_settings(config).items():
         flink_conf.set_string(key, value)
+    share_connector_classes(connector_jar_urls())
     env = StreamExecutionEnvironment.get_execution_environment(flink_conf)
     if config.parallelism > 0:
         env.set_parallelism(config.parallelism)

@@ -45,3 +45,28 @@ def test_thread_mode_job_reads_decodes_and_dead_letters(isolated_kafka: Any, mak
     assert "wire_format = single-object does not read" in dead["undecodable"]
     assert dead["empty_value"].startswith("INVALID 0 ")
     assert dead["oversize"].startswith("OVERSIZE 70002 ") and "over the limit of 65536" in dead["oversize"]
+
+
+def test_connector_classes_load_on_every_gateway_connection(tmp_path: Any) -> None:
+    # Python threads using the gateway at once open connections of their own; a job built on any of them
+    # must find the connector classes (one that does not gets a JavaPackage and the job fails to build)
+    import threading
+
+    from pyflink.java_gateway import get_gateway
+
+    stream_environment(FlinkConfig(checkpoint_interval_ms=0, checkpoint_dir=str(tmp_path)))
+    start, kinds = threading.Barrier(6), []
+
+    def look_up() -> None:
+        start.wait()
+        for _ in range(10):
+            jvm = get_gateway().jvm
+            kinds.extend(type(found).__name__ for found in (
+                jvm.org.apache.flink.connector.kafka.source.KafkaSource, jvm.nextwatch.flink.NullAsEmptyBytes))
+
+    threads = [threading.Thread(target=look_up) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert kinds == ["JavaClass"] * 120
