@@ -195,12 +195,29 @@ CatalogItem.MIGRATIONS = {0: fields_from_dict(
      "sub_genres", "cast", "directors", "crew", "release_year", "tags", "synopsis", "artwork", "synthetic_fields",
      "event_id", "ingest_time_ms"), field_defaults(CatalogItem))}
 
+@dataclass(slots=True)
+class ErasureRequest:
+    """Forget one member: every job drops their state and rows and applies nothing of theirs again."""
+
+    SUBJECT: ClassVar[str] = "erasure_request"
+    user_id: str
+    event_time_ms: int
+    reason: str = ""
+    event_id: str = ""  # erase:<user_id>: one request per member
+    ingest_time_ms: int = 0
+
+    def __post_init__(self) -> None:
+        self.event_id = self.event_id or f"erase:{self.user_id}"
+
+
 UserEvent = PlayEvent | SearchEvent | BrowseEvent | RatingEvent
 Event = PlayEvent | SearchEvent | BrowseEvent | RatingEvent | CatalogItem
 EVENT_TYPES: dict[str, type[Any]] = {
-    cls.SUBJECT: cls for cls in (PlayEvent, SearchEvent, BrowseEvent, RatingEvent, CatalogItem)
+    cls.SUBJECT: cls for cls in (PlayEvent, SearchEvent, BrowseEvent, RatingEvent, CatalogItem, ErasureRequest)
 }
 USER_EVENT_SUBJECTS = frozenset(cls.SUBJECT for cls in (PlayEvent, SearchEvent, BrowseEvent, RatingEvent))
+# what the jobs' member-keyed path reads: the user events and the erasure requests
+MEMBER_SUBJECTS = USER_EVENT_SUBJECTS | {ErasureRequest.SUBJECT}
 # Subjects without a typed class (session_features, user_features, rejected_event) are records
 # that jobs derive and write as dicts through EventCodec.encode_record.
 
@@ -436,12 +453,23 @@ def _check_catalog(item: CatalogItem, now_ms: int, limits: Limits) -> None:
         _fail(item, "artwork", "artwork_id values must be unique within a title")
 
 
+def _check_erasure(request: ErasureRequest, now_ms: int, limits: Limits) -> None:
+    if _is_id(request.user_id) and _time_ok(request.event_time_ms, now_ms) and _fits(request.reason, 200) \
+            and request.event_id == f"erase:{request.user_id}":
+        return
+    _explain_id(request, "user_id", request.user_id)
+    _explain_time(request, "event_time_ms", request.event_time_ms, now_ms)
+    _explain_text(request, "reason", request.reason, 200)
+    _fail(request, "event_id", f"must be 'erase:' and the user_id, got {_shown(request.event_id)}")
+
+
 _CHECKS: dict[type[Any], Any] = {
     PlayEvent: _check_play,
     SearchEvent: _check_search,
     BrowseEvent: _check_browse,
     RatingEvent: _check_rating,
     CatalogItem: _check_catalog,
+    ErasureRequest: _check_erasure,
 }
 
 

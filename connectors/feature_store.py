@@ -72,6 +72,10 @@ INSERT INTO {keyspace}.item_stats (title_id, artwork_id, impressions, clicks, pl
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 SELECT_PROFILE = "SELECT * FROM {keyspace}.user_profile WHERE user_id = ?"
+# a member's rows in every feature table keyed by member (erasure)
+ERASE_PROFILE = "DELETE FROM {keyspace}.user_profile WHERE user_id = ?"
+ERASE_CONTINUE_WATCHING = "DELETE FROM {keyspace}.continue_watching WHERE user_id = ?"
+ERASE_SESSIONS = "DELETE FROM {keyspace}.sessions WHERE user_id = ?"
 SELECT_CONTINUE_WATCHING = "SELECT * FROM {keyspace}.continue_watching WHERE user_id = ?"
 SELECT_SESSIONS = "SELECT * FROM {keyspace}.sessions WHERE user_id = ?"
 SELECT_TRENDING = "SELECT * FROM {keyspace}.trending WHERE scope = ?"
@@ -86,7 +90,14 @@ class FeatureStore(AsyncStore):
         "session": INSERT_SESSION, "trending": UPSERT_TRENDING, "item_stats": UPSERT_ITEM_STATS,
         "get_profile": SELECT_PROFILE, "get_cw": SELECT_CONTINUE_WATCHING, "get_sessions": SELECT_SESSIONS,
         "get_trending": SELECT_TRENDING, "get_item_stats": SELECT_ITEM_STATS,
+        "erase_profile": ERASE_PROFILE, "erase_cw": ERASE_CONTINUE_WATCHING, "erase_sessions": ERASE_SESSIONS,
     }
+    MEMBER_TABLES = ("user_profile", "continue_watching", "sessions")
+
+    def erase_member(self, user_id: str) -> None:
+        """Delete the member's profile, continue-watching and session rows (queued like every write)."""
+        for statement in ("erase_profile", "erase_cw", "erase_sessions"):
+            self.write(statement, (user_id,))
 
     def write_user_features(self, user_id: str, profile: ProfileFields, last_event_id: str,
                             continue_watching: Mapping[str, InProgressFields | None], written_ms: int) -> None:

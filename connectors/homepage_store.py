@@ -30,6 +30,8 @@ PAGE_FORMAT = 1  # the version of the page JSON (infra/cql/011_homepage_page.cql
 UPSERT_PROFILE_SETTINGS = ("INSERT INTO {keyspace}.profile_settings (user_id, maturity_limit, updated_time) "
                            "VALUES (?, ?, ?)")
 SELECT_PROFILE_SETTINGS = "SELECT * FROM {keyspace}.profile_settings WHERE user_id = ?"
+ERASE_HOMEPAGE = "DELETE FROM {keyspace}.homepage WHERE user_id = ?"
+ERASE_PROFILE_SETTINGS = "DELETE FROM {keyspace}.profile_settings WHERE user_id = ?"
 
 MAX_ROWS = 12  # a homepage has at most this many rows
 
@@ -70,7 +72,16 @@ class HomepageStore(AsyncStore):
     """Writes of whole homepages (the rows job) and reads of them."""
 
     STATEMENTS = {"homepage": UPSERT_HOMEPAGE, "get_homepages": SELECT_HOMEPAGES,
-                  "profile_settings": UPSERT_PROFILE_SETTINGS, "get_profile_settings": SELECT_PROFILE_SETTINGS}
+                  "profile_settings": UPSERT_PROFILE_SETTINGS, "get_profile_settings": SELECT_PROFILE_SETTINGS,
+                  "erase_homepage": ERASE_HOMEPAGE, "erase_profile_settings": ERASE_PROFILE_SETTINGS}
+    MEMBER_TABLES = ("homepage", "profile_settings")
+
+    def erase_member(self, user_id: str, settings: bool = False) -> None:
+        """Delete the member's pages, and with ``settings`` their profile settings (the account service's rows:
+        the rows job only reads them)."""
+        self.write("erase_homepage", (user_id,))
+        if settings:
+            self.write("erase_profile_settings", (user_id,))
 
     def maturity_limit(self, user_id: str, default: str = "EIGHTEEN_PLUS") -> str:
         """The profile's maturity level (``profile_settings``), ``default`` when none is set."""

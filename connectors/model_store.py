@@ -90,6 +90,8 @@ SELECT_ITEM_VECTORS = "SELECT * FROM {keyspace}.item_vectors WHERE title_id = ?"
 SELECT_ALL_ITEM_VECTORS = "SELECT * FROM {keyspace}.item_vectors"
 SELECT_SIMILAR_TITLES = "SELECT * FROM {keyspace}.similar_titles WHERE title_id = ?"
 SELECT_TOP_PICKS = "SELECT * FROM {keyspace}.top_picks WHERE user_id = ?"
+ERASE_USER_VECTORS = "DELETE FROM {keyspace}.user_vectors WHERE user_id = ?"
+ERASE_TOP_PICKS = "DELETE FROM {keyspace}.top_picks WHERE user_id = ?"
 # a sample of users (token order) to seed user-user CF's peer pool in a new job
 SELECT_SOME_USER_VECTORS = "SELECT user_id, model_version, recent_titles FROM {keyspace}.user_vectors LIMIT ?"
 
@@ -103,7 +105,14 @@ class ModelStore(AsyncStore):
         "get_item_vectors": SELECT_ITEM_VECTORS, "get_all_item_vectors": SELECT_ALL_ITEM_VECTORS,
         "get_similar_titles": SELECT_SIMILAR_TITLES, "top_picks": UPSERT_TOP_PICKS, "get_top_picks": SELECT_TOP_PICKS,
         "get_some_user_vectors": SELECT_SOME_USER_VECTORS,
+        "erase_user_vectors": ERASE_USER_VECTORS, "erase_top_picks": ERASE_TOP_PICKS,
     }
+    MEMBER_TABLES = ("user_vectors", "top_picks")
+
+    def erase_member(self, user_id: str) -> None:
+        """Delete the member's vectors (their ratings, recent events, content profile, searches) and top picks."""
+        for statement in ("erase_user_vectors", "erase_top_picks"):
+            self.write(statement, (user_id,))
 
     def write_user(self, user_id: str, user: UserVectorFields, picks: Sequence[PickFields], blend: str,
                    model_version: str, written_ms: int) -> None:

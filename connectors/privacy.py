@@ -34,6 +34,23 @@ MEMBER_ID = re.compile(r"^m-[0-9a-f]{32}$")
 MIN_KEY_BYTES = 32
 
 
+ERASURE_DIGEST_TAG = b"nextwatch-erased-member:"
+
+
+def erasure_digest(member_id: str) -> str:
+    """What the erasure ledger and the jobs keep of an erased member: SHA-256 of the id under a fixed tag.
+
+    Unkeyed, so that every job and service can compute it without the member-id key; one-way, so that
+    nothing kept holds the id. Whoever has a member id can test whether it was erased, nothing more.
+
+    >>> erasure_digest("m-1") == erasure_digest("m-1") != erasure_digest("m-2")
+    True
+    >>> "m-1" in erasure_digest("m-1"), len(erasure_digest("m-1"))
+    (False, 64)
+    """
+    return hashlib.sha256(ERASURE_DIGEST_TAG + member_id.encode()).hexdigest()
+
+
 def is_member_id(text: str) -> bool:
     return MEMBER_ID.match(text) is not None
 

@@ -32,6 +32,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from connectors.codec import EventCodec
 from connectors.config import KafkaConfig
 from connectors.errors import BrokerUnavailableError, DeliveryError
+from connectors.events import ErasureRequest
 from connectors.kafka_admin import wait_for_broker
 from connectors.limits import Limits
 from connectors.privacy import PrivacyConfig
@@ -127,6 +128,8 @@ class EventProducer:
     def _pseudonymous(self, event: Any) -> Any:
         if self._member_ids is None or not hasattr(event, "user_id"):
             return event
+        if isinstance(event, ErasureRequest):  # its event id is made of the member id
+            return replace(event, user_id=self._member_ids.member_id(event.user_id), event_id="")
         return replace(event, user_id=self._member_ids.member_id(event.user_id))
 
     def send(self, event: Any) -> None:

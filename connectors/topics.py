@@ -70,9 +70,14 @@ TOPICS: tuple[TopicSpec, ...] = (
                   "user_id (off-policy evaluation)"),
     TopicSpec("experiments", "experiment", "name", partitions=1, config={"cleanup.policy": "compact"},
               doc="Experiment: each A/B experiment's definition, absolute and versioned, keyed by name; compacted"),
+    TopicSpec("erasures", "erasure_request", "user_id", config={"cleanup.policy": "compact", "retention.ms": "-1"},
+              doc="ErasureRequest: one per forgotten member, keyed by user_id; compacted and kept forever, so that a "
+                  "job rebuilding from the topics forgets them again"),
 )
 
 USER_EVENT_TOPICS = ("play", "search", "browse", "rating")
+# what each job's event source reads: the events and the erasure requests, on one keyed path
+MEMBER_TOPICS = (*USER_EVENT_TOPICS, "erasures")
 
 # the topic a producer sends each subject to (rejections choose dead-letter or late-events themselves)
 TOPICS_BY_SUBJECT: dict[str, TopicSpec] = {t.subject: t for t in TOPICS if t.subject and t.subject != "rejected_event"}

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from connectors.codec import EventCodec
 from connectors.errors import DecodeError, InvalidEventError, UnknownSchemaError
-from connectors.events import EVENT_TYPES, USER_EVENT_SUBJECTS, check_semantics, from_record
+from connectors.events import EVENT_TYPES, MEMBER_SUBJECTS, check_semantics, from_record
 from connectors.limits import DEFAULT_LIMITS, Limits
 from jobs.records.rejected_event import REASON_CHARS
 
@@ -47,8 +47,8 @@ def decode_message(codec: EventCodec, value: bytes | None, now: int,
         decoded = codec.decode(value)
     except (DecodeError, UnknownSchemaError) as exc:
         return None, Rejection("undecodable", str(exc))
-    if decoded.subject not in USER_EVENT_SUBJECTS:
-        return None, Rejection("undecodable", f"{decoded.subject} is not a user event")
+    if decoded.subject not in MEMBER_SUBJECTS:
+        return None, Rejection("undecodable", f"{decoded.subject} is not a user event or an erasure request")
     cls = EVENT_TYPES[decoded.subject]
     try:
         event = from_record(cls, decoded.record)
