@@ -49,10 +49,11 @@ from pyflink.datastream import OutputTag, ProcessFunction
 from connectors.cassandra_store import AsyncStore, connect
 from connectors.codec import EventCodec
 from connectors.config import CassandraConfig, KafkaConfig, load_section, state_dir
+from connectors.erasure_store import ErasureStore
 from connectors.errors import ConfigError
 from connectors.flink_kafka import connector_jar_urls, kafka_source, share_connector_classes
 from connectors.limits import DEFAULT_LIMITS, Limits
-from connectors.privacy import PrivacyConfig, is_member_id
+from connectors.privacy import PrivacyConfig, erasure_digest, is_member_id
 from connectors.registry import wire_format
 from connectors.state import DECODE_ERRORS, StateDecodeError
 from connectors.topics import TOPICS_BY_NAME
@@ -614,8 +615,44 @@ class KeyedState:
             if len(self._cache) > self.cache_keys:
                 self._cache.popitem(last=False)
 
+    def clear(self, key: Any = None) -> None:
+        """Drop the key's state (an erased member's)."""
+        self.state.clear()
+        if key is not None:
+            self._cache.pop(key, None)
+
 
 STATE_CACHE_KEYS = 4096  # per operator instance: members or titles whose newest state is kept as objects
+
+
+class ErasedMembers:
+    """The members a member-keyed operator applies nothing of: the ledger's at ``open`` and those whose erasure
+    request this instance handled since (a member's events and requests reach one subtask; a rescale or a
+    restart opens new instances, which read the ledger). Digests only: neither memory nor state holds the id.
+
+    Events of a listed member are counted as ``not_applied_erased_member``.
+    """
+
+    def __init__(self, stores: Stores | None, metrics: Any) -> None:
+        self.digests: set[str] = set()
+        if stores is not None:
+            (ledger,) = stores.open(ErasureStore)
+            try:
+                self.digests = set(ledger.digests() or ())
+            finally:
+                stores.close(ledger)
+        self.dropped = EventCount(metrics, "not_applied_erased_member")
+        metrics.gauge("erased_members_known", lambda: len(self.digests))
+
+    def holds(self, user_id: str) -> bool:
+        """Whether ``user_id`` is erased (counting the event that asked as not applied)."""
+        if erasure_digest(user_id) in self.digests:
+            self.dropped.inc()
+            return True
+        return False
+
+    def add(self, user_id: str) -> None:
+        self.digests.add(erasure_digest(user_id))
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])

@@ -263,6 +263,10 @@ class OperatorHarness:
     def pending_timers(self) -> list[tuple[int, Any]]:
         return sorted(self.timers)
 
+    def keys_with_state(self) -> set[Any]:
+        """The keys any keyed state holds a value for."""
+        return {key for per_key in self.keyed_state.values() for key, values in per_key.items() if values}
+
     @staticmethod
     def _collect(produced: Any) -> Output:
         out = Output()

@@ -178,6 +178,20 @@ class MemberMetrics(Versioned):
                           for metric in METRICS)
         return deltas
 
+    def withdrawn(self, at_ms: int) -> list[Delta]:
+        """What takes this member out of every variant's sums (an erasure): each entry's contribution, negated.
+
+        >>> member = MemberMetrics()
+        >>> entered = member.exposure("e1", ["div:more"], at_ms=3 * DAY_MS)
+        >>> sums = VariantSums()
+        >>> sums.add(entered)
+        >>> sums.add(member.withdrawn(4 * DAY_MS))
+        >>> {totals.n for totals in sums.totals.values()}
+        {0}
+        """
+        return [Delta(label, metric, _minus(Totals(), _totals(*entry.contribution(metric))), at_ms, entry.segment)
+                for label, entry in self.entries.items() for metric in METRICS]
+
     def _move_entry(self, entry: Entry, at_ms: int) -> None:
         previous, entry.entered_ms = entry.entered_ms, at_ms
         for seen_at, impressions, clicks, plays, watch_ms, active in self.recent:

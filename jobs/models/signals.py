@@ -288,6 +288,10 @@ class PeerPool:
     def __len__(self) -> int:
         return len(self.histories)
 
+    def forget(self, user_id: str) -> None:
+        """Drop ``user_id`` from the pool (an erased member)."""
+        self._forget(user_id)
+
     def _forget(self, user_id: str) -> None:
         for title in self.histories.pop(user_id, ()):
             watchers = self.watchers.get(title)

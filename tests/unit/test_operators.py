@@ -18,7 +18,8 @@ import pytest
 from pyflink.datastream.functions import Function
 
 from connectors.codec import EventCodec
-from connectors.events import Availability, BrowseEvent, Context, PlayEvent, RatingEvent, ShownItem
+from connectors.events import Availability, BrowseEvent, Context, ErasureRequest, PlayEvent, RatingEvent, ShownItem
+from connectors.privacy import erasure_digest
 from jobs.dedupe import content_fingerprint
 from jobs.features.sessions import SessionAggregates
 from jobs.features.user_state import TitleInfo
@@ -256,7 +257,8 @@ def user_learner() -> None:
                              key=lambda value: value[0]).open()
     out = unheld.process_all(_ratings("u1", ["t1", "t2"]))
     assert len(out.side["item-steps"]) == 2 and unheld.advance(settings.flush_ms).side == {}
-    assert stores.log == []  # no warm start: Cassandra is never asked
+    # no warm start: Cassandra is asked for the erasure ledger only
+    assert [call for call in stores.log if call[0] != "ErasureStore"] == []
     # a restored instance refills its item table from broadcast state on its first timer or element
     harness.process_broadcast(PublishedBlend("new", 3, {"popularity": 1.0}))  # the blend learner moved it
     harness.process(_ratings("u1", ["t3"])[0])
@@ -483,7 +485,7 @@ def homepage_builder() -> None:
     [page] = [v for v in harness.advance(settings.flush_ms).main if v[0] == rows.PAGE]
     assert any(r.row_id.startswith("genre:") for r in page[3])
     harness.close()
-    assert stores.closed == 1
+    assert stores.closed == 3  # the erasure ledger after each of two opens, then the stores
 
 
 def policy_learner() -> None:
@@ -594,6 +596,129 @@ def write_metrics() -> None:
     assert stores.calls("write_sums") == [("div", 20_000, "more", "all", "ctr", sums, 5)]
 
 
+def _erase(user: str) -> ErasureRequest:
+    return ErasureRequest(user, _old(0))
+
+
+def _ledger(*members: str) -> FakeStores:
+    """Stores whose erasure ledger lists ``members`` (as digests)."""
+    return FakeStores({"digests": lambda: {erasure_digest(member) for member in members},
+                       "erased": lambda member: member in members})
+
+
+def user_features_erasure() -> None:
+    settings = FeatureJobConfig(flush_ms=100)
+    harness = OperatorHarness(features.UserFeatures(settings, None, lambda kafka: {}, stores=_ledger("u9")),  # type: ignore[arg-type]
+                              key=lambda event: event.user_id).open()
+    harness.process_all(_arrived(factories.make_play(user_id=user, event_time_ms=_old(10))) for user in ("u1", "u2"))
+    assert harness.process(_erase("u1")).main == [("u1", None, "erase:u1", None)]
+    assert "u1" not in harness.keys_with_state() and "u2" in harness.keys_with_state()
+    # nothing of theirs again: not their replayed events, not even to late-events; a member in the ledger neither
+    harness.watermark = _old(5)
+    for user in ("u1", "u9"):
+        assert harness.process(_arrived(factories.make_play(user_id=user, event_time_ms=_old(8)))).side == {}
+    assert harness.metrics["not_applied_erased_member"] == 2 and harness.metrics["events_late"] == 0
+    flushed = harness.advance(settings.flush_ms).main  # u1's flush timer finds nothing
+    assert [user for user, *_ in flushed] == ["u2"]
+
+
+def write_user_features_erasure() -> None:
+    stores = FakeStores()
+    harness = OperatorHarness(features.WriteUserFeatures(stores)).open()
+    assert harness.process(("u1", None, "erase:u1", None)).main == []
+    assert stores.calls("erase_member") == [("u1",)] and stores.calls("write_user_features") == []
+
+
+def write_sessions_erasure() -> None:
+    stores = _ledger("u1")
+    harness = OperatorHarness(features.WriteSessions(stores)).open()
+    start = _old(60)
+
+    def session(user: str) -> tuple[Any, ...]:
+        aggregates = SessionAggregates(user, start, start + MIN, 1, 0, 0, MIN, 0, 0, 0, 1, "", "TV", 0)
+        return tuple(aggregates.__dict__.values())
+
+    assert harness.process(session("u1")).main == [] and harness.metrics["not_applied_erased_member"] == 1
+    assert len(harness.process(session("u2")).main) == 1
+    assert [s.user_id for (s,) in stores.calls("write_session")] == ["u2"]
+
+
+def user_learner_erasure() -> None:
+    settings = LearningJobConfig(warm_start=False, flush_ms=100)
+    harness = OperatorHarness(learning.UserLearner(settings, _ledger("u9")), key=lambda value: value[0]).open()
+    for title in ("t1", "t2", "t3"):
+        harness.process_broadcast(ItemVectors.initial(title, LearningConfig()))
+    harness.process_all([*_ratings("u1", ["t1", "t2"]), *_ratings("u2", ["t1"]), *_ratings("u9", ["t1"])])
+    erase = _erase("u1")
+    assert harness.process(("u1", erase.event_id, erase)).main == [("u1", None, [], "")]
+    assert harness.process_all(_ratings("u1", ["t3"], minutes_ago=5)).main == []
+    assert harness.metrics["not_applied_erased_member"] == 2  # u9, in the ledger, and u1 since
+    assert [user for user, *_ in harness.advance(settings.flush_ms).main] == ["u2"]
+    assert harness.keys_with_state() == {"u2"} and "u1" not in harness.operator.peers.histories
+
+
+def encode_user_update_erasure() -> None:
+    harness = OperatorHarness(learning.EncodeUserUpdate()).open()
+    assert harness.process(("u1", None, [], "")).main == []
+
+
+def write_user_vectors_erasure() -> None:
+    stores = FakeStores()
+    harness = OperatorHarness(learning.WriteUserVectors(stores)).open()
+    harness.process(("u1", None, [], ""))
+    assert stores.calls("erase_member") == [("u1",)] and stores.calls("write_user") == []
+
+
+def homepage_builder_erasure() -> None:
+    settings = RowsJobConfig(flush_ms=100, shared_refresh_ms=1, reward_window_ms=60_000)
+    stores = _ledger("u9")
+    stores.answers["maturity_limit"] = lambda user: "EIGHTEEN_PLUS"
+    harness = OperatorHarness(rows.HomepageBuilder(settings, stores), key=lambda value: value[0]).open()
+    for item in _catalog(6):
+        harness.process_broadcast(item)
+    for user in ("u1", "u2"):
+        shown = BrowseEvent(user_id=user, event_time_ms=_old(1), context=CTX, action="IMPRESSION",
+                            impression_id=f"imp-{user}", page="home", row_id="genre:Comedy",
+                            items=[ShownItem("t2", 0, "t1-art0")], event_id=f"e-{user}")
+        harness.process(("u1" if user == "u1" else "u2", "event", shown))
+    assert {key for _, key in harness.pending_timers()} == {"u1", "u2"}
+    assert harness.process(("u1", "event", _erase("u1"))).main == [(rows.ERASE, "u1")]
+    assert "u1" not in harness.keys_with_state()
+    play = PlayEvent("u1", _old(0), CTX, "t3", "START", "pb", 0, 3_600_000, event_id="e-late")
+    assert harness.process_all([("u1", "event", play), ("u9", "event", play)]).main == []
+    assert harness.metrics["not_applied_erased_member"] == 2
+    out = harness.advance(settings.reward_window_ms * 2)  # every timer of u1 fires or was deleted: nothing
+    assert {value[1] for value in out.main if value[0] in (rows.PAGE, rows.OUTCOME)} == {"u2", b"u2"}
+
+
+def write_homepage_erasure() -> None:
+    stores = FakeStores()
+    harness = OperatorHarness(rows.WriteHomepage(stores)).open()
+    harness.process((rows.ERASE, "u1"))
+    assert stores.calls("erase_member") == [("u1",)] and stores.calls("write_homepage") == []
+
+
+def member_metrics_erasure() -> None:
+    from jobs.experiments.metrics import VariantSums
+    from jobs.flink.metrics import operators as metrics
+
+    harness = OperatorHarness(metrics.MemberMetricsFunction(_ledger("u9")), key=lambda value: value[0]).open()
+    sums = VariantSums()
+    for user in ("u1", "u2"):
+        for _, deltas in harness.process((user, "event", _exposure(user, f"e-{user}", ("div:more",), 30))).main:
+            sums.add(deltas)
+    for _, deltas in harness.process(("u1", "outcome", ("imp-e-u1:0", True, True, _old(29)))).main:
+        sums.add(deltas)
+    [(label, withdrawn)] = harness.process(("u1", "event", _erase("u1"))).main
+    sums.add(withdrawn)
+    assert label == "div:more" and {totals.n for totals in sums.totals.values()} == {1}  # only u2 counted
+    assert {totals.sum_x for (_, metric), totals in sums.totals.items() if metric == "ctr"} == {0.0}
+    assert harness.keys_with_state() == {"u2"}
+    again = _exposure("u1", "e-again", ("div:more",), 5)
+    assert harness.process_all([("u1", "event", again), ("u9", "event", again)]).main == []
+    assert harness.metrics["not_applied_erased_member"] == 2
+
+
 SCENARIOS: dict[str, Callable[[], None]] = {
     "jobs.flink.metrics.operators.DecodeOutcomes": decode_outcomes,
     "jobs.flink.metrics.operators.MemberMetricsFunction": member_metrics,
@@ -620,6 +745,15 @@ SCENARIOS: dict[str, Callable[[], None]] = {
     "jobs.flink.rows.operators.HomepageBuilder": homepage_builder,
     "jobs.flink.rows.operators.PolicyLearner": policy_learner,
     "jobs.flink.rows.operators.WriteHomepage": write_homepage,
+    "jobs.flink.features.operators.UserFeatures (erasure)": user_features_erasure,
+    "jobs.flink.features.operators.WriteUserFeatures (erasure)": write_user_features_erasure,
+    "jobs.flink.features.operators.WriteSessions (erasure)": write_sessions_erasure,
+    "jobs.flink.learning.operators.UserLearner (erasure)": user_learner_erasure,
+    "jobs.flink.learning.operators.EncodeUserUpdate (erasure)": encode_user_update_erasure,
+    "jobs.flink.learning.operators.WriteUserVectors (erasure)": write_user_vectors_erasure,
+    "jobs.flink.rows.operators.HomepageBuilder (erasure)": homepage_builder_erasure,
+    "jobs.flink.rows.operators.WriteHomepage (erasure)": write_homepage_erasure,
+    "jobs.flink.metrics.operators.MemberMetricsFunction (erasure)": member_metrics_erasure,
 }
 
 

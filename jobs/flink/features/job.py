@@ -19,7 +19,7 @@ from pyflink.table import ChangelogMode, Schema, StreamTableEnvironment
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.flink_kafka import handed_off, write_to_topics
 from connectors.limits import Limits
-from connectors.topics import USER_EVENT_TOPICS
+from connectors.topics import MEMBER_TOPICS
 from jobs.flink.features import operators as op
 from jobs.flink.features.config import JOB_NAME, FeatureJobConfig
 from jobs.flink.features.sql import queries
@@ -54,7 +54,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
 
     watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_millis(settings.out_of_orderness_ms)).with_idleness(idleness)
-    decoded = read_events(env, kafka, USER_EVENT_TOPICS, settings.group_id,
+    decoded = read_events(env, kafka, MEMBER_TOPICS, settings.group_id,
                           Step("feature-source", "user event topics (Kafka)"),
                           Step("decode-validate", "decode + validate"),
                           DecodeEvents(JOB_NAME, dead_letters=True, check_timestamps=True, limits=limits),
@@ -67,7 +67,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
 
     features = named(decoded.events.key_by(lambda event: event.user_id, key_type=Types.STRING())
                      .connect(catalog.broadcast(op.TITLES))
-                     .process(op.UserFeatures(settings, kafka, limits=limits), output_type=PICKLED),
+                     .process(op.UserFeatures(settings, kafka, limits=limits, stores=stores), output_type=PICKLED),
                      Step("user-features", "user features (profile, continue watching)"))
     enriched = features.get_side_output(op.ENRICHED_TAG)
     enriched = handed_off(enriched) if settings.sql_in_own_tasks else enriched
@@ -83,7 +83,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Fe
     t_env.create_temporary_view("trend_input", t_env.sql_query(sql["trend_input"]))
 
     sessions = named(t_env.to_data_stream(t_env.sql_query(sql["sessions"]))
-                     .map(op.WriteSessions(stores), output_type=KAFKA_ROW_TYPE()),
+                     .flat_map(op.WriteSessions(stores), output_type=KAFKA_ROW_TYPE()),
                      Step("write-sessions", "write sessions"))
     trending = named(t_env.to_data_stream(t_env.sql_query(sql["trending"]))
                      .map(lambda r: (r[0], r[1], r[2], r[3], r[4]), output_type=PICKLED),

@@ -10,6 +10,7 @@ from typing import Any
 from pyflink.common import Row, Types
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import (
+    FlatMapFunction,
     KeyedBroadcastProcessFunction,
     KeyedProcessFunction,
     MapFunction,
@@ -20,8 +21,9 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.catalog_store import read_catalog_topic
 from connectors.config import KafkaConfig
+from connectors.erasure_store import ErasureStore
 from connectors.errors import DecodeError, UnknownSchemaError
-from connectors.events import CatalogItem, from_record
+from connectors.events import CatalogItem, ErasureRequest, from_record
 from connectors.feature_store import FeatureStore
 from connectors.limits import DEFAULT_LIMITS, Limits
 from jobs.context import context_bucket, now_ms
@@ -37,6 +39,7 @@ from jobs.runtime import (
     KAFKA_ROW_TYPE,
     STATE_CACHE_KEYS,
     CassandraWriter,
+    ErasedMembers,
     EventCount,
     KeyedState,
     RecordBound,
@@ -149,8 +152,9 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
 
     def __init__(self, settings: FeatureJobConfig, kafka: KafkaConfig,
                  catalog: Callable[[KafkaConfig], dict[str, TitleInfo]] = catalog_snapshot,
-                 limits: Limits = DEFAULT_LIMITS) -> None:
+                 limits: Limits = DEFAULT_LIMITS, stores: Stores | None = None) -> None:
         self.settings, self.kafka, self.catalog, self.limits = settings, kafka, catalog, limits
+        self.stores = stores  # where the erasure ledger is read (None: only the requests this instance handles)
 
     def open(self, runtime_context: Any) -> None:
         metrics = runtime_context.get_metrics_group()
@@ -158,6 +162,7 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.state = KeyedState(runtime_context, "user", self.decode_failures, STATE_CACHE_KEYS)
         self.codec = job_codec(runtime_context, self.limits)  # re-encodes what the decoder let through
         self.titles: dict[str, TitleInfo] = self.catalog(self.kafka)
+        self.erased = ErasedMembers(self.stores, metrics)
         self.duplicates = EventCount(metrics, "events_duplicate")
         self.conflicts = EventCount(metrics, "event_id_conflicts")
         self.late = EventCount(metrics, "events_late")
@@ -181,6 +186,13 @@ class UserFeatures(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     @skips_unreadable_state
     def process_element(self, event: Any, ctx: Any) -> Iterator[Any]:
         settings = self.settings
+        if isinstance(event, ErasureRequest):  # before lateness: a request is never late
+            self.erased.add(event.user_id)
+            self.state.clear(event.user_id)
+            yield event.user_id, None, event.event_id, None  # the writer deletes the member's rows
+            return
+        if self.erased.holds(event.user_id):  # nothing of theirs again, not even to late-events
+            return
         now = now_ms()
         self.lag_ms = now - event.event_time_ms
         self.pacing.observe(now, event.event_time_ms)
@@ -254,6 +266,9 @@ class WriteUserFeatures(CassandraWriter, ProcessFunction):  # type: ignore[misc]
 
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
         user_id, profile, last_event_id, cw = value
+        if profile is None:  # an erased member: their rows go, after any write of theirs queued before
+            self.store.erase_member(user_id)
+            return
         # acknowledged asynchronously (at most FeatureStore.MAX_IN_FLIGHT outstanding)
         self.store.write_user_features(user_id, profile, last_event_id, cw, now_ms())
         record = profile_record(user_id, profile, last_event_id)
@@ -262,20 +277,33 @@ class WriteUserFeatures(CassandraWriter, ProcessFunction):  # type: ignore[misc]
             yield row
 
 
-class WriteSessions(CassandraWriter, MapFunction):  # type: ignore[misc]
-    """A closed session window's aggregates -> its features, to Cassandra and on to Kafka."""
+class WriteSessions(CassandraWriter, FlatMapFunction):  # type: ignore[misc]
+    """A closed session window's aggregates -> its features, to Cassandra and on to Kafka.
+
+    A session window of a member erased while it was open closes after the erasure: each session's member
+    is looked up in the erasure ledger (one read by key), and an erased member's session is dropped.
+    """
 
     store_type = FeatureStore
 
     def open(self, runtime_context: Any) -> None:
-        self.open_store()
+        self.store, self.ledger = self.stores.open(FeatureStore, ErasureStore)
         self.codec = job_codec(runtime_context)
+        self.erased = EventCount(runtime_context.get_metrics_group(), "not_applied_erased_member")
 
-    def map(self, row: Any) -> Any:
+    def close(self) -> None:
+        if self.store is not None:
+            self.stores.close(self.store, self.ledger)
+            self.store = None
+
+    def flat_map(self, row: Any) -> Iterator[Any]:
         features = session_features(SessionAggregates(*row))
+        if self.ledger.erased(features.user_id):
+            self.erased.inc()
+            return
         self.store.write_session(features)
-        return kafka_row(features.user_id.encode(),
-                         self.codec.encode_record("session_features", session_record(features)))
+        yield kafka_row(features.user_id.encode(),
+                        self.codec.encode_record("session_features", session_record(features)))
 
 
 class CoalesceTrending(CassandraWriter, KeyedProcessFunction):  # type: ignore[misc]

@@ -10,7 +10,7 @@ from jobs.models.blend import SEGMENTS, SegmentBlends, Tenure
 from jobs.models.signals import DEFAULT_BLENDS, DEFAULT_NEURAL_BLENDS, EVALUATE_SHARE, parse_blend, segment_blends
 
 JOB_NAME = "nextwatch-learning"
-LEARNING_TOPICS = ("play", "browse", "rating", "search")
+LEARNING_TOPICS = ("play", "browse", "rating", "search", "erasures")  # erasures: each member's on their key
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Le
                            output_type=PICKLED),
                   Step("user-learner", "user learner (user vectors)"))
     named(users.process(op.WriteUserVectors(stores)), Step("write-user-vectors", "write user vectors (Cassandra)"))
-    user_updates = named(users.map(op.EncodeUserUpdate(), output_type=KAFKA_ROW_TYPE()),
+    user_updates = named(users.flat_map(op.EncodeUserUpdate(), output_type=KAFKA_ROW_TYPE()),
                          Step("encode-user-updates", "encode user updates"))
     steps = named(users.get_side_output(op.STEPS_TAG).flat_map(op.SplitSteps(), output_type=PICKLED),
                   Step("item-steps-split", "item steps by title"))

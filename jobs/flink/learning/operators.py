@@ -22,7 +22,7 @@ from pyflink.datastream import (
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.errors import DecodeError, UnknownSchemaError
-from connectors.events import CatalogItem, from_record
+from connectors.events import CatalogItem, ErasureRequest, from_record
 from connectors.model_store import ModelStore
 from jobs.context import now_ms
 from jobs.experiments.assignment import assign, settings_for
@@ -72,6 +72,7 @@ from jobs.runtime import (
     STATE_CACHE_KEYS,
     BroadcastRestore,
     CassandraWriter,
+    ErasedMembers,
     EventCount,
     KeyedState,
     Stores,
@@ -99,7 +100,10 @@ MAX_HELD_STEPS = 2_000
 
 
 def feedback(event: Any) -> Iterable[tuple[str, str, Any]]:
-    """An event the models learn from -> (user, event id, feedback or search); nothing for the others."""
+    """An event the models learn from -> (user, event id, feedback or search); nothing for the others. An
+    erasure request goes on as itself."""
+    if isinstance(event, ErasureRequest):
+        return ((event.user_id, event.event_id, event),)
     signal = feedback_from_event(event) or search_from_event(event)
     return () if signal is None else ((event.user_id, event.event_id, signal),)
 
@@ -162,6 +166,7 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         for vectors in self._snapshot():
             self._hold(vectors)
         self.peers = PeerPool(settings.peers)
+        self.erased = ErasedMembers(self.stores, metrics)
         self.blends = settings.blends()  # serving the configured blends until the learner publishes newer ones
         self._seed_peers()
         loaders: list[tuple[Any, Any]] = [(ITEMS, self._hold), (CATALOG, self.table.describe)]
@@ -234,6 +239,15 @@ class UserLearner(KeyedBroadcastProcessFunction):  # type: ignore[misc]
     def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
         self.restore.ensure(ctx)
         user_id, event_id, signal = value
+        if isinstance(signal, ErasureRequest):  # their state, their held steps, their place among peers
+            self.erased.add(user_id)
+            self.state.clear(user_id)
+            self.held.clear(user_id)
+            self.peers.forget(user_id)
+            yield user_id, None, [], ""  # the writer deletes their rows; no user update goes out
+            return
+        if self.erased.holds(user_id):
+            return
         now = now_ms()
         self.lag_ms = now - signal.time_ms
         self.pacing.observe(now, signal.time_ms)
@@ -531,16 +545,18 @@ class SplitSteps(FlatMapFunction):  # type: ignore[misc]
         yield from value
 
 
-class EncodeUserUpdate(MapFunction):  # type: ignore[misc]
-    """A user's flush -> a user-updates record (the rows job's input)."""
+class EncodeUserUpdate(FlatMapFunction):  # type: ignore[misc]
+    """A user's flush -> a user-updates record (the rows job's input); nothing for an erased member."""
 
     def open(self, runtime_context: Any) -> None:
         self.codec = job_codec(runtime_context)
 
-    def map(self, value: tuple[str, UserModel, list[Pick], str]) -> Any:
+    def flat_map(self, value: tuple[str, UserModel | None, list[Pick], str]) -> Iterator[Any]:
         user_id, user, picks, _ = value
+        if user is None:
+            return
         record = user_update_record(user_id, user, picks, now_ms())
-        return kafka_row(user_id.encode(), self.codec.encode_record("user_update", record))
+        yield kafka_row(user_id.encode(), self.codec.encode_record("user_update", record))
 
 
 class WriteUserVectors(CassandraWriter, ProcessFunction):  # type: ignore[misc]
@@ -551,8 +567,11 @@ class WriteUserVectors(CassandraWriter, ProcessFunction):  # type: ignore[misc]
     def open(self, runtime_context: Any) -> None:
         self.open_store()
 
-    def process_element(self, value: tuple[str, UserModel, list[Pick], str], ctx: Any) -> None:
+    def process_element(self, value: tuple[str, UserModel | None, list[Pick], str], ctx: Any) -> None:
         user_id, user, picks, blend = value
+        if user is None:  # an erased member: after any write of theirs queued before
+            self.store.erase_member(user_id)
+            return
         self.store.write_user(user_id, user, picks, blend, MODEL_VERSION, now_ms())
 
 

@@ -24,7 +24,7 @@ from pyflink.common import Types
 
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.limits import Limits
-from connectors.topics import USER_EVENT_TOPICS
+from connectors.topics import MEMBER_TOPICS
 from jobs.flink.metrics import operators as op
 from jobs.flink.metrics.config import JOB_NAME, MetricsJobConfig
 from jobs.runtime import PICKLED, DecodeEvents, JobSpec, Step, Stores, main, named, read_events, read_topic
@@ -33,7 +33,7 @@ from jobs.runtime import PICKLED, DecodeEvents, JobSpec, Step, Stores, main, nam
 def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: MetricsJobConfig) -> Any:
     """Wire the whole job onto ``env``."""
     group = settings.group_id
-    events = read_events(env, kafka, USER_EVENT_TOPICS, group,
+    events = read_events(env, kafka, MEMBER_TOPICS, group,
                          Step("metrics-events-source", "play, search, browse, rating (Kafka)"),
                          Step("metrics-decode", "decode events"),
                          DecodeEvents(JOB_NAME, op.keyed_event, limits=Limits.load())).events
@@ -43,7 +43,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Me
                            Step("metrics-decode-outcomes", "decode impression outcomes"))
                      .filter(lambda value: value is not None), Step("metrics-known-outcomes", "readable outcomes"))
     deltas = named(events.union(outcomes).key_by(lambda value: value[0], key_type=Types.STRING())
-                   .process(op.MemberMetricsFunction(), output_type=PICKLED),
+                   .process(op.MemberMetricsFunction(Stores(cassandra)), output_type=PICKLED),
                    Step("member-metrics", "member metrics (per member)"))
     rows = named(deltas.key_by(lambda value: value[0], key_type=Types.STRING())
                  .process(op.VariantSumsFunction(settings), output_type=PICKLED),

@@ -10,7 +10,7 @@ from typing import Any
 from pyflink.datastream import KeyedProcessFunction, MapFunction, ProcessFunction
 
 from connectors.errors import DecodeError, UnknownSchemaError
-from connectors.events import BrowseEvent, PlayEvent
+from connectors.events import BrowseEvent, ErasureRequest, PlayEvent
 from connectors.experiment_store import ExperimentMetricsStore
 from jobs.context import now_ms
 from jobs.experiments.metrics import Delta, MemberMetrics, VariantSums
@@ -19,8 +19,10 @@ from jobs.flink.metrics.config import MetricsJobConfig
 from jobs.runtime import (
     STATE_CACHE_KEYS,
     CassandraWriter,
+    ErasedMembers,
     EventCount,
     KeyedState,
+    Stores,
     arm_timer,
     job_codec,
     skips_unreadable_state,
@@ -54,10 +56,15 @@ class DecodeOutcomes(MapFunction):  # type: ignore[misc]
 
 class MemberMetricsFunction(KeyedProcessFunction):  # type: ignore[misc]
     """Keyed by member: their activity by day and their experiments' totals (:class:`MemberMetrics`); emits,
-    for each experiment:variant whose sums a change moves, ``(label, deltas)``."""
+    for each experiment:variant whose sums a change moves, ``(label, deltas)``. An erased member's totals
+    are taken out of their variants' sums, and their state dropped."""
+
+    def __init__(self, stores: Stores | None = None) -> None:
+        self.stores = stores  # where the erasure ledger is read
 
     def open(self, runtime_context: Any) -> None:
         metrics = runtime_context.get_metrics_group()
+        self.erased = ErasedMembers(self.stores, metrics)
         self.decode_failures = EventCount(metrics, "state_decode_failures")
         self.state = KeyedState(runtime_context, "member-metrics", self.decode_failures, STATE_CACHE_KEYS)
         self.applied = EventCount(metrics, "events_applied")
@@ -69,16 +76,24 @@ class MemberMetricsFunction(KeyedProcessFunction):  # type: ignore[misc]
     @skips_unreadable_state
     def process_element(self, value: Any, ctx: Any) -> Iterator[tuple[str, list[Delta]]]:
         user_id, kind, payload = value
-        member: MemberMetrics = self.state.value(user_id) or MemberMetrics()
-        if member.applied(payload[0] if kind == "outcome" else payload.event_id):
-            self.duplicates.inc()  # a redelivery: nothing changes, nothing is written
+        if isinstance(payload, ErasureRequest):
+            self.erased.add(user_id)
+            erased: MemberMetrics | None = self.state.value(user_id)
+            deltas = erased.withdrawn(payload.event_time_ms) if erased is not None else []
+            self.state.clear(user_id)
+        elif self.erased.holds(user_id):
             return
-        refused, entered = member.refused, len(member.entries)
-        deltas = self.apply(member, kind, payload)
-        self.applied.inc()
-        self.refused.inc(member.refused - refused)
-        self.exposures.inc(len(member.entries) - entered)
-        self.state.update(member, user_id)
+        else:
+            member: MemberMetrics = self.state.value(user_id) or MemberMetrics()
+            if member.applied(payload[0] if kind == "outcome" else payload.event_id):
+                self.duplicates.inc()  # a redelivery: nothing changes, nothing is written
+                return
+            refused, entered = member.refused, len(member.entries)
+            deltas = self.apply(member, kind, payload)
+            self.applied.inc()
+            self.refused.inc(member.refused - refused)
+            self.exposures.inc(len(member.entries) - entered)
+            self.state.update(member, user_id)
         by_label: dict[str, list[Delta]] = {}
         for delta in deltas:
             by_label.setdefault(delta.label, []).append(delta)

@@ -35,7 +35,7 @@ from pyflink.table import StreamTableEnvironment
 from connectors.config import CassandraConfig, KafkaConfig
 from connectors.flink_kafka import write_to_topics
 from connectors.limits import Limits
-from connectors.topics import USER_EVENT_TOPICS
+from connectors.topics import MEMBER_TOPICS
 from jobs.exploration.presentation import POLICY_SET
 from jobs.flink.rows import operators as op
 from jobs.flink.rows.config import JOB_NAME, RowsJobConfig
@@ -63,7 +63,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
         return named(read_topic(env, kafka, [topics] if isinstance(topics, str) else topics, group + suffix, source)
                      .map(op.DecodeRecords(), output_type=PICKLED), decode)
 
-    events = read_events(env, kafka, USER_EVENT_TOPICS, group,
+    events = read_events(env, kafka, MEMBER_TOPICS, group,
                          Step("rows-events-source", "play, search, browse, rating (Kafka)"),
                          Step("rows-decode", "decode events"),
                          DecodeEvents(JOB_NAME, op.keyed_event, limits=Limits.load())).events
@@ -84,7 +84,7 @@ def build(env: Any, kafka: KafkaConfig, cassandra: CassandraConfig, settings: Ro
                   .connect(catalog.union(items, policies).broadcast(op.CATALOG, op.ITEMS, op.POLICIES, op.EXPERIMENTS))
                   .process(op.HomepageBuilder(settings, stores), output_type=PICKLED),
                   Step("homepage-builder", "homepage builder (per user)"))
-    named(named(pages.filter(lambda value: value[0] == op.PAGE), Step("rows-pages", "pages"))
+    named(named(pages.filter(lambda value: value[0] in (op.PAGE, op.ERASE)), Step("rows-pages", "pages"))
           .process(op.WriteHomepage(stores)), Step("write-homepage", "write homepage (Cassandra)"))
     outcomes = named(named(pages.filter(lambda value: value[0] == op.OUTCOME), Step("rows-outcomes", "outcomes"))
                      .flat_map(lambda value: (kafka_row(value[1], record) for record in value[2]),

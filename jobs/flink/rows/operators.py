@@ -13,7 +13,7 @@ from pyflink.datastream import KeyedBroadcastProcessFunction, KeyedProcessFuncti
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.errors import DecodeError, UnknownSchemaError
-from connectors.events import CatalogItem, from_record
+from connectors.events import CatalogItem, ErasureRequest, from_record
 from connectors.feature_store import FeatureStore
 from connectors.homepage_store import HomepageStore
 from jobs.context import next_daypart_ms, now_ms, weekday
@@ -48,6 +48,7 @@ from jobs.runtime import (
     STATE_CACHE_KEYS,
     BroadcastRestore,
     CassandraWriter,
+    ErasedMembers,
     EventCount,
     KeyedState,
     Stores,
@@ -65,6 +66,7 @@ POLICIES = MapStateDescriptor("rows-policies", Types.STRING(), Types.PICKLED_BYT
 EXPERIMENTS = MapStateDescriptor("rows-experiments", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 # what the homepage builder emits: pages to write, outcomes to log, lessons for the policy learner
 PAGE, OUTCOME, LESSONS = "page", "outcome", "lessons"
+ERASE = "erase"  # an erased member: the homepage writer deletes their pages (it takes PAGE and ERASE)
 ACTIVE_MS = 7 * 86_400_000  # a user's homepage follows dayparts for a week after their last event
 
 
@@ -116,6 +118,7 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         self.decode_failures = EventCount(metrics, "state_decode_failures")
         self.state = KeyedState(runtime_context, "rows-user", self.decode_failures, STATE_CACHE_KEYS)
         self.homepages, self.features = self.stores.open(HomepageStore, FeatureStore)
+        self.erased = ErasedMembers(self.stores, metrics)
         self.shared = SharedCache(LearningConfig().content_dimensions, settings.trending_refresh_ms,
                                   settings.shared_refresh_ms)
         self.policies = new_policies(settings)
@@ -144,10 +147,15 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
             self.stores.close(self.homepages, self.features)
 
     @skips_unreadable_state
-    def process_element(self, value: Any, ctx: Any) -> None:
+    def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
         self.restore.ensure(ctx)
         settings = self.settings
         user_id, kind, payload = value
+        if isinstance(payload, ErasureRequest):
+            yield from self.erase(user_id, ctx)
+            return
+        if self.erased.holds(user_id):
+            return
         user: RowsUser = self.state.value(user_id) or RowsUser()
         if user.impressions is None:
             user.impressions = ImpressionJoin(settings.reward_window_ms)
@@ -174,6 +182,17 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         if wake_at is not None:
             ctx.timer_service().register_processing_time_timer(wake_at)
         self.state.update(user, user_id)
+
+    def erase(self, user_id: str, ctx: Any) -> Iterator[Any]:
+        """Forget the member: their state and the timers it names go (a flush timer finds no state), their held
+        impressions are never logged, and the writer deletes their pages."""
+        self.erased.add(user_id)
+        user: RowsUser | None = self.state.value(user_id)
+        if user is not None:
+            for timer in {user.bucket_timer_ms, user.reward_timer_ms} - {0}:
+                ctx.timer_service().delete_processing_time_timer(timer)
+            self.state.clear(user_id)
+        yield ERASE, user_id
 
     def process_broadcast_element(self, value: Any, ctx: Any) -> None:
         # the newest per title in broadcast state (what a restore rebuilds the cache from), then the cache
@@ -309,5 +328,8 @@ class WriteHomepage(CassandraWriter, ProcessFunction):  # type: ignore[misc]
         self.open_store()
 
     def process_element(self, value: Any, ctx: Any) -> None:
+        if value[0] == ERASE:  # after any page of theirs queued before
+            self.store.erase_member(value[1])
+            return
         _, user_id, bucket, rows, versions, last_event_id, generated_ms = value
         self.store.write_homepage(user_id, bucket, rows, versions, generated_ms, last_event_id)
