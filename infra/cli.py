@@ -283,6 +283,17 @@ def _experiments(args: argparse.Namespace) -> int:
     return 0
 
 
+def _members(args: argparse.Namespace) -> int:
+    from infra import members
+
+    member_id = members.member_to_erase(args.id, account=args.account)
+    done = members.erase(member_id, reason=args.reason)
+    print(f"erased {done.member_id}: ledger digest {done.digest[:16]}..., request on {done.topic}, rows deleted "
+          f"from {', '.join(done.tables)}; each job drops their state and deletes their rows again when it reads "
+          "the request")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     if args.write_openapi:
         from pathlib import Path
@@ -391,6 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
                                help="report: write the page here (default .nextwatch/reports/experiment-NAME.html)")
     p_experiments.add_argument("--confidence", type=float, default=0.95, help="report: interval level")
     p_experiments.set_defaults(func=_experiments)
+
+    p_members = sub.add_parser("members", help="forget a member: their state, rows and cached answers everywhere")
+    p_members.add_argument("action", choices=["erase"])
+    p_members.add_argument("id", help="the member id (with --account: the account id, turned into its member id)")
+    p_members.add_argument("--account", action="store_true",
+                           help="ID is an account id ([privacy] pseudonymous_ids and its key are needed)")
+    p_members.add_argument("--reason", default="", help="for the audit trail, no personal data (200 characters)")
+    p_members.set_defaults(func=_members)
 
     p_deploy = sub.add_parser("deploy", help="Kubernetes manifests (Flink Kubernetes Operator, Strimzi topics, the "
                                              "schema Job, the API) from a deployment's config file")

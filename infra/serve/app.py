@@ -16,6 +16,7 @@ import re
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from connectors.limits import ID_CHARS
-from connectors.privacy import is_member_id
+from connectors.privacy import erasure_digest, is_member_id
 from connectors.serving import ServingReads, ServingUnavailableError
 from infra.serve.cache import TtlCache
 from infra.serve.config import ServeConfig
@@ -146,7 +147,8 @@ class ServeApp:
                  actions: Actions | None = None, catalog_ok: Callable[[], bool] = lambda: True,
                  now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
                  on_startup: Callable[[], None] | None = None, on_shutdown: Callable[[], None] | None = None,
-                 experiments: Mapping[str, Experiment] | None = None, member_ids_only: bool = False) -> None:
+                 experiments: Mapping[str, Experiment] | None = None, member_ids_only: bool = False,
+                 erased: AbstractSet[str] | None = None) -> None:
         self.config = config
         self.member_ids_only = member_ids_only  # [privacy] pseudonymous_ids: an account id is refused, not looked up
         self.reads = reads
@@ -154,6 +156,8 @@ class ServeApp:
         self.metrics = metrics
         self.actions = actions  # infra.serve.actions.DemoActions when [serve] demo_actions, else None
         self.experiments = {} if experiments is None else experiments  # the experiments topic, followed
+        self.erased = set() if erased is None else erased  # digests of erased members (the erasures topic, followed)
+        self._purged = 0  # how many erasures the cache has been purged for
         self.catalog_ok = catalog_ok
         self.now_ms = now_ms
         self.cache = TtlCache(config.cache_ttl_ms, config.cache_entries)
@@ -262,7 +266,21 @@ class ServeApp:
         if self.member_ids_only and not is_member_id(member):
             raise _invalid("member_id", "must be a member id (m- and 32 hex digits): ids are pseudonymous here "
                                         "([privacy] pseudonymous_ids), so the API takes member ids only")
+        self._purge_erased()
+        if erasure_digest(member) in self.erased:  # as an unknown member: that they were erased is not told
+            raise ApiError(404, "not_found", "no such member")
         return member
+
+    def _purge_erased(self) -> None:
+        """Drop every cached answer of a member erased since the last purge (from the serving thread only)."""
+        if len(self.erased) == self._purged:
+            return
+        self._purged = len(self.erased)
+        self.cache.drop(self._of_erased_member)
+
+    def _of_erased_member(self, key: Any) -> bool:
+        """Whether a cache key is a member's answer (("homepage" or "picks", member, ...)) and they are erased."""
+        return key[0] in ("homepage", "picks") and erasure_digest(key[1]) in self.erased
 
     def _assignments(self, member: str, query: dict[str, str]) -> Reply:
         from infra.serve.experiments import assignments_body

@@ -47,5 +47,15 @@ class TtlCache:
         while len(self._data) > self.entries:
             self._data.popitem(last=False)
 
+    def drop(self, matches: Callable[[Hashable], bool]) -> int:
+        """Remove every entry whose key ``matches``; how many."""
+        gone = [key for key in self._data if matches(key)]
+        for key in gone:
+            del self._data[key]
+        return len(gone)
+
+    def held_keys(self) -> list[Hashable]:
+        return list(self._data)
+
     def __len__(self) -> int:
         return len(self._data)

@@ -25,6 +25,7 @@ from connectors.privacy import PrivacyConfig
 from connectors.serving import CassandraServingReads
 from infra.serve.app import ServeApp
 from infra.serve.config import ServeConfig
+from infra.serve.erasures import ErasedMembersReplica
 from infra.serve.experiments import ExperimentsReplica
 from infra.serve.metrics import ServeMetrics
 
@@ -38,6 +39,7 @@ def create_app() -> ServeApp:
     reads = CassandraServingReads(cassandra, read_timeout_s=config.read_timeout_s, retry_after_s=config.retry_after_s)
     catalog = CatalogReplica(kafka)
     experiments = ExperimentsReplica(kafka)
+    erasures = ErasedMembersReplica(kafka)
     actions = None
     if config.demo_actions:
         from infra.serve.actions import DemoActions
@@ -59,14 +61,23 @@ def create_app() -> ServeApp:
         except Exception as exc:  # a broker without the topic yet: no experiments are served, the rest is
             LOG.warning("experiments topic not readable (%s): no member is in an experiment here", str(exc)[:200])
 
+    def follow_erasures() -> None:
+        try:
+            erasures.start(idle_s=config.catalog_idle_s)
+        except Exception as exc:  # the members' rows are deleted by the command and the jobs in any case
+            LOG.warning("erasures topic not readable (%s): cached answers of members erased now live out their "
+                        "cache_ttl_ms", str(exc)[:200])
+
     def startup() -> None:
         reads.start()
         follow_catalog()
         follow_experiments()
+        follow_erasures()
         reads.wait_open(timeout_s=10.0)
 
     def shutdown() -> None:
         experiments.close()
+        erasures.close()
         catalog.close()
         reads.close()
         if actions is not None:
@@ -75,7 +86,7 @@ def create_app() -> ServeApp:
     return ServeApp(config, reads, catalog, ServeMetrics(), actions,
                     catalog_ok=lambda: catalog.loaded and catalog.following, on_startup=startup, on_shutdown=shutdown,
                     experiments=experiments.experiments,
-                    member_ids_only=PrivacyConfig.load().pseudonymous_ids)
+                    member_ids_only=PrivacyConfig.load().pseudonymous_ids, erased=erasures.digests)
 
 
 def serve(config: ServeConfig | None = None, say: Callable[[str], None] | None = None) -> int:
@@ -115,12 +126,13 @@ def serve_process(environment: Mapping[str, str], timeout_s: float = 60.0) -> It
             time.sleep(0.2)
         yield port, process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process.poll() is None:  # one that failed to start has exited already
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def _healthy(port: int) -> bool:

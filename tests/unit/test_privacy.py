@@ -4,6 +4,7 @@ ids only."""
 from __future__ import annotations
 
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,46 @@ def test_the_api_takes_member_ids_only_when_ids_are_pseudonymous() -> None:
     member = MemberIds(KEY.encode()).member_id("account-9")
     assert call(app(True), f"/v1/members/{member}/homepage")[0] in (200, 404)  # looked up
     assert call(app(False), "/v1/members/account-9/homepage")[0] in (200, 404)
+
+
+def test_an_erasure_request_is_a_contract_the_jobs_read_and_the_sdk_sends_for_the_member() -> None:
+    from connectors.codec import EventCodec
+    from connectors.errors import InvalidEventError
+    from connectors.events import ErasureRequest, check_semantics
+    from connectors.topics import TOPICS_BY_NAME
+
+    now = int(time.time() * 1000)
+    request = ErasureRequest("m-1", now, reason="asked by the member")
+    assert request.event_id == "erase:m-1"  # one request per member: a compacted topic keeps the newest
+    [decoded] = _decoder(False).process(EventCodec().encode(request)).main  # on the jobs' event path
+    assert (type(decoded), decoded.user_id, decoded.event_id, decoded.reason) == (
+        ErasureRequest, "m-1", "erase:m-1", "asked by the member")
+    for bad, field in ((ErasureRequest("", now), "user_id"),
+                       (ErasureRequest("m-1", now, reason="x" * 201), "reason"),
+                       (ErasureRequest("m-1", now, event_id="erase:m-2"), "event_id")):
+        with pytest.raises(InvalidEventError, match=field):
+            check_semantics(bad, now_ms=now)
+    spec = TOPICS_BY_NAME["erasures"]
+    assert spec.config == {"cleanup.policy": "compact", "retention.ms": "-1"} and spec.key_field == "user_id"
+    # an app holding account ids asks for the member id's erasure; the account id never leaves the SDK
+    producer = EventProducer(KafkaConfig(), check_broker=False, privacy=PrivacyConfig(pseudonymous_ids=True, key=KEY))
+    sent = _sent(producer)
+    producer.send(ErasureRequest("account-7", now))
+    member = MemberIds(KEY.encode()).member_id("account-7")
+    assert sent[0][1] == member.encode() and b"account-7" not in sent[0][2]
+    assert producer.codec.decode_event(sent[0][2]).event_id == f"erase:{member}"
+
+
+def test_the_erase_command_takes_member_ids_or_with_account_an_account_id() -> None:
+    from connectors.errors import NextwatchError
+    from infra.members import member_to_erase
+
+    on = PrivacyConfig(pseudonymous_ids=True, key=KEY)
+    member = MemberIds(KEY.encode()).member_id("account-7")
+    assert member_to_erase("account-7", account=True, privacy=on) == member
+    assert member_to_erase(member, privacy=on) == member
+    with pytest.raises(NextwatchError, match="no member id"):
+        member_to_erase("account-7", privacy=on)
+    assert member_to_erase("u1", privacy=PrivacyConfig()) == "u1"  # ids are not pseudonymous: any id
+    with pytest.raises(NextwatchError, match="--account needs"):
+        member_to_erase("account-7", account=True, privacy=PrivacyConfig())

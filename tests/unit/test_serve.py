@@ -249,6 +249,28 @@ def test_the_cache_reads_once_per_ttl(reads: FakeReads, catalog: CatalogReplica)
     assert reads.reads == 2
 
 
+def test_an_erased_member_is_answered_as_unknown_and_their_cached_answers_go(reads: FakeReads,
+                                                                              catalog: CatalogReplica) -> None:
+    from connectors.config import KafkaConfig
+    from infra.serve.erasures import ErasedMembersReplica
+
+    erasures = ErasedMembersReplica(KafkaConfig())  # not started: what it applies, without a broker
+    app = ServeApp(ServeConfig(cache_ttl_ms=60_000), reads, catalog, ServeMetrics(), now_ms=lambda: NOW,
+                   erased=erasures.digests)
+    for member in ("u1", "u2"):
+        reads.pages[member] = {_bucket(): _page(member, _bucket(), ["t1"])}
+        assert call(app, f"/v1/members/{member}/homepage")[0] == 200
+        assert call(app, f"/v1/members/{member}/picks")[0] in (200, 404)
+    assert {key[1] for key in app.cache.held_keys()} == {"u1", "u2"}
+    assert erasures.add("u1") and not erasures.add("u1")
+    status, _, body = call(app, "/v1/members/u2/homepage")  # any member's request purges the erased one's answers
+    assert status == 200 and {key[1] for key in app.cache.held_keys()} == {"u2"}
+    for route in ("homepage", "picks", "experiments"):
+        status, _, body = call(app, f"/v1/members/u1/{route}")
+        assert status == 404 and json.loads(body)["error"]["message"] == "no such member"  # as if never known
+    assert all(b"u1" not in repr(key).encode() for key in app.cache.held_keys())
+
+
 def test_a_withdrawn_title_leaves_a_cached_page_at_once(make_app: Any, reads: FakeReads,
                                                         catalog: CatalogReplica) -> None:
     app = make_app(cache_ttl_ms=60_000)
