@@ -267,9 +267,10 @@ class ServeApp:
             raise _invalid("member_id", "must be a member id (m- and 32 hex digits): ids are pseudonymous here "
                                         "([privacy] pseudonymous_ids), so the API takes member ids only")
         self._purge_erased()
-        if erasure_digest(member) in self.erased:  # as an unknown member: that they were erased is not told
-            raise ApiError(404, "not_found", "no such member")
         return member
+
+    def _is_erased(self, member: str) -> bool:
+        return erasure_digest(member) in self.erased
 
     def _purge_erased(self) -> None:
         """Drop every cached answer of a member erased since the last purge (from the serving thread only)."""
@@ -318,6 +319,8 @@ class ServeApp:
         self.metrics.cache(route, answer is not None)
         if answer is None:
             answer = await self._read_once(route, key, read)
+            if route in ("homepage", "picks") and self._is_erased(key[1]):
+                self.cache.drop(lambda held: held == key)  # erased during the read, or answered as unknown
         elif answer.catalog_version != self.catalog.version:  # a title's window changed since: filter again
             answer = self._render(route, key, answer.source)
             self.cache.put(key, answer)
@@ -385,7 +388,9 @@ class ServeApp:
 
     async def _homepage(self, key: tuple[Any, ...]) -> Any:
         _, member, bucket, fallback = key
-        page = pick_page(await self._read(self.reads.homepages(member)), bucket)
+        # an erased member is answered as one never known (their rows are deleted too; this covers the time
+        # until the rows job has handled the request)
+        page = None if self._is_erased(member) else pick_page(await self._read(self.reads.homepages(member)), bucket)
         if page is not None:
             return page, None
         if fallback != "trending":
@@ -394,7 +399,7 @@ class ServeApp:
         return cold_start_page(bucket, await self._read(self.reads.trending()), self.now_ms()), "trending"
 
     async def _picks(self, key: tuple[Any, ...]) -> Any:
-        picks = await self._read(self.reads.top_picks(key[1]))
+        picks = None if self._is_erased(key[1]) else await self._read(self.reads.top_picks(key[1]))
         return picks if picks is not None else ApiError(404, "unknown_member", f"no top picks for member {key[1]}")
 
     async def _similar(self, key: tuple[Any, ...]) -> Any:
