@@ -49,7 +49,10 @@ def test_two_events_under_one_id_are_both_applied_and_their_retries_skipped() ->
 
 def test_the_memory_of_ids_is_bounded() -> None:
     state = UserState()
-    for n in range(10 * DEDUPE_MAX_IDS):
-        state.apply(factories.make_rating(event_id=f"e{n}"))
+    events = [factories.make_rating(event_id=f"e{n}") for n in range(10 * DEDUPE_MAX_IDS)]
+    for event in events:
+        state.apply(event)
     assert len(state.seen_ids) <= DEDUPE_MAX_IDS
-    assert not state.apply(factories.make_rating(event_id=f"e{10 * DEDUPE_MAX_IDS - 1}")).applied
+    # the newest is remembered; the same event again (a factory's event made a millisecond later would
+    # differ in its event time, a conflict, and be applied)
+    assert not state.apply(events[-1]).applied
