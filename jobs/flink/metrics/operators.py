@@ -23,6 +23,7 @@ from jobs.runtime import (
     EventCount,
     KeyedState,
     Stores,
+    UnreadableState,
     arm_timer,
     job_codec,
     skips_unreadable_state,
@@ -78,7 +79,10 @@ class MemberMetricsFunction(KeyedProcessFunction):  # type: ignore[misc]
         user_id, kind, payload = value
         if isinstance(payload, ErasureRequest):
             self.erased.add(user_id)
-            erased: MemberMetrics | None = self.state.value(user_id)
+            try:
+                erased: MemberMetrics | None = self.state.value(user_id)
+            except UnreadableState:  # dropped all the same: their totals cannot be taken out of the sums
+                erased = None
             deltas = erased.withdrawn(payload.event_time_ms) if erased is not None else []
             self.state.clear(user_id)
         elif self.erased.holds(user_id):

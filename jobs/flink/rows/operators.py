@@ -52,6 +52,7 @@ from jobs.runtime import (
     EventCount,
     KeyedState,
     Stores,
+    UnreadableState,
     arm_timer,
     flush_due,
     job_codec,
@@ -187,11 +188,14 @@ class HomepageBuilder(KeyedBroadcastProcessFunction):  # type: ignore[misc]
         """Forget the member: their state and the timers it names go (a flush timer finds no state), their held
         impressions are never logged, and the writer deletes their pages."""
         self.erased.add(user_id)
-        user: RowsUser | None = self.state.value(user_id)
+        try:
+            user: RowsUser | None = self.state.value(user_id)
+        except UnreadableState:  # dropped all the same; its timers fire and find nothing
+            user = None
         if user is not None:
             for timer in {user.bucket_timer_ms, user.reward_timer_ms} - {0}:
                 ctx.timer_service().delete_processing_time_timer(timer)
-            self.state.clear(user_id)
+        self.state.clear(user_id)
         yield ERASE, user_id
 
     def process_broadcast_element(self, value: Any, ctx: Any) -> None:
