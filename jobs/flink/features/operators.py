@@ -284,8 +284,6 @@ class WriteSessions(CassandraWriter, FlatMapFunction):  # type: ignore[misc]
     is looked up in the erasure ledger (one read by key), and an erased member's session is dropped.
     """
 
-    store_type = FeatureStore
-
     def open(self, runtime_context: Any) -> None:
         self.store, self.ledger = self.stores.open(FeatureStore, ErasureStore)
         self.codec = job_codec(runtime_context)
